@@ -1,0 +1,128 @@
+"""``pvconsole`` entry point: the console (default), ``--headless``, ``ctl``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+
+log = logging.getLogger("pvconsole")
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pvconsole",
+        description="Host pcaspy IOC plugins and serve every PV over Channel Access and PVAccess.",
+        epilog="Subcommands: 'pvconsole ctl --help' talks to a running console. Server settings "
+               "default to the EPICS_CAS_* / EPICS_PVAS_* environment variables.")
+    p.add_argument("--version", action="version", version=f"pvconsole {__version__}")
+    p.add_argument("--plugin", dest="plugins", action="append", metavar="PATH_OR_MODULE",
+                   help="IOC plugin to load (repeatable): file, module, module:attr or ep:NAME")
+    p.add_argument("--plugins-dir", type=Path, metavar="DIR",
+                   help="load every *.py plugin in DIR (default: ./ioc_plugins when present)")
+    p.add_argument("--headless", action="store_true", help="run without the console (systemd, procServ)")
+    p.add_argument("--config", type=Path, metavar="TOML", help="configuration file (default: ./pvconsole.toml)")
+    p.add_argument("--state-dir", type=Path, metavar="DIR",
+                   help="exposure choices and put log (default: $XDG_STATE_HOME/pvconsole)")
+    p.add_argument("--acf", type=Path, metavar="FILE", help="access security file (.acf) for CA and PVA")
+    p.add_argument("--control-prefix", metavar="PREFIX", help="prefix of the console's own status PVs")
+    g = p.add_argument_group("servers (override EPICS_CAS_* / EPICS_PVAS_*)")
+    g.add_argument("--ca-intf", metavar="ADDRS", help="EPICS_CAS_INTF_ADDR_LIST")
+    g.add_argument("--ca-port", type=int, metavar="PORT", help="EPICS_CAS_SERVER_PORT")
+    g.add_argument("--ca-beacon-addr", metavar="ADDRS", help="EPICS_CAS_BEACON_ADDR_LIST")
+    g.add_argument("--ca-beacon-port", type=int, metavar="PORT", help="EPICS_CAS_BEACON_PORT")
+    g.add_argument("--pva-intf", metavar="ADDRS", help="EPICS_PVAS_INTF_ADDR_LIST")
+    g.add_argument("--pva-port", type=int, metavar="PORT", help="EPICS_PVAS_SERVER_PORT")
+    g.add_argument("--pva-broadcast-port", type=int, metavar="PORT", help="EPICS_PVAS_BROADCAST_PORT")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    return p
+
+
+def make_config(args: argparse.Namespace):
+    from .config import build
+    cli = {
+        "plugins": args.plugins, "plugins_dir": args.plugins_dir, "state_dir": args.state_dir,
+        "acf": args.acf, "control_prefix": args.control_prefix, "ca_intf": args.ca_intf,
+        "ca_port": args.ca_port, "ca_beacon_addr": args.ca_beacon_addr,
+        "ca_beacon_port": args.ca_beacon_port, "pva_intf": args.pva_intf,
+        "pva_port": args.pva_port, "pva_broadcast_port": args.pva_broadcast_port,
+    }
+    cfg = build(cli, args.config)
+    if not cfg.plugins and cfg.plugins_dir is None and Path("ioc_plugins").is_dir():
+        cfg.plugins_dir = Path("ioc_plugins")
+    return cfg
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "ctl":
+        from .ctl import main as ctl_main
+        return ctl_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    from .config import ConfigError
+    try:
+        cfg = make_config(args)
+    except ConfigError as e:
+        print(f"pvconsole: error: {e}", file=sys.stderr)
+        return 2
+    if args.headless:
+        return run_headless(cfg, args.verbose)
+    from .tui.app import run_console
+    return run_console(cfg, args.verbose)
+
+
+def setup_logging(stream, verbose: int) -> None:
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.getLogger("pcaspy").setLevel(logging.DEBUG if verbose > 0 else logging.WARNING)
+
+
+def run_headless(cfg, verbose: int = 0) -> int:
+    """Run the engine until SIGINT/SIGTERM; exit 0 after a clean stop."""
+    from .engine import Engine, StartupError
+    from .fdcapture import capture
+
+    fds = capture()
+    setup_logging(fds.stderr, verbose)
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    engine = Engine(cfg)
+    try:
+        engine.start()
+    except StartupError as e:
+        log.error("%s", e)
+        fds.restore()
+        print(f"pvconsole: error: {e}", file=sys.stderr)
+        return 2
+    for p in engine.plugins:
+        if p.error:
+            log.warning("plugin %s not loaded: %s", p.name, p.error)
+    print(f"pvconsole: serving {len(engine.entries)} PVs (CA {engine.ca_address()}, "
+          f"PVA {engine.pva_address()})", file=fds.stderr, flush=True)
+    while not stop.wait(0.5):
+        pass
+    engine.stop()
+    log.info("stopped")
+    logging.shutdown()
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Configuration: CLI flags > ``pvconsole.toml`` > EPICS environment variables > defaults.
+
+The server settings are the standard EPICS ones (``EPICS_CAS_*`` for the CA server,
+``EPICS_PVAS_*`` for the PVA server), so an IOC host's existing environment just works.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+
+class ConfigError(Exception):
+    """A configuration that cannot work; the message is one line for the operator."""
+
+
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/pvconsole`` (``~/.local/state/pvconsole``)."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "pvconsole"
+
+
+def default_control_prefix() -> str:
+    host = socket.gethostname().split(".")[0].upper() or "LOCALHOST"
+    return f"PVCONSOLE:{host}:"
+
+
+@dataclass
+class Config:
+    """Everything the engine needs to run.
+
+    Attributes:
+        plugins: Plugin specs (paths, modules, ``module:attr``, ``ep:name``).
+        plugins_dir: Directory scanned when no plugin is named.
+        ca_intf: ``EPICS_CAS_INTF_ADDR_LIST``: CA server interfaces (empty: all).
+        ca_port: ``EPICS_CAS_SERVER_PORT``.
+        ca_beacon_addr: ``EPICS_CAS_BEACON_ADDR_LIST``.
+        ca_beacon_port: ``EPICS_CAS_BEACON_PORT``.
+        ca_auto_beacon: ``EPICS_CAS_AUTO_BEACON_ADDR_LIST``.
+        pva_intf: ``EPICS_PVAS_INTF_ADDR_LIST``: PVA server interfaces (empty: all).
+        pva_port: ``EPICS_PVAS_SERVER_PORT``.
+        pva_broadcast_port: ``EPICS_PVAS_BROADCAST_PORT``.
+        state_dir: Where exposure choices and the put log live.
+        acf: Access security file for both protocols.
+        control_prefix: Prefix of the console's own status/control PVs ('' to disable).
+        asyn_timeout: Seconds a PVA put to an ``asyn`` PV waits for ``callbackPV``.
+    """
+
+    plugins: list[str] = field(default_factory=list)
+    plugins_dir: Path | None = None
+    ca_intf: str = ""
+    ca_port: int = 5064
+    ca_beacon_addr: str = ""
+    ca_beacon_port: int = 5065
+    ca_auto_beacon: str = "YES"
+    pva_intf: str = ""
+    pva_port: int = 5075
+    pva_broadcast_port: int = 5076
+    state_dir: Path = field(default_factory=default_state_dir)
+    acf: Path | None = None
+    control_prefix: str = ""
+    asyn_timeout: float = 10.0
+
+    def ca_env(self) -> dict[str, str]:
+        """The environment the CA server library (pcaspy's CAS) reads when it starts."""
+        env = {
+            "EPICS_CAS_SERVER_PORT": str(self.ca_port),
+            "EPICS_CAS_BEACON_PORT": str(self.ca_beacon_port),
+            "EPICS_CAS_AUTO_BEACON_ADDR_LIST": self.ca_auto_beacon,
+            "EPICS_CAS_INTF_ADDR_LIST": self.ca_intf,
+            "EPICS_CAS_BEACON_ADDR_LIST": self.ca_beacon_addr,
+        }
+        return env
+
+    def pva_conf(self) -> dict[str, str]:
+        """Configuration for p4p's ``Server(conf=..., useenv=False)``."""
+        conf = {
+            "EPICS_PVAS_SERVER_PORT": str(self.pva_port),
+            "EPICS_PVAS_BROADCAST_PORT": str(self.pva_broadcast_port),
+            "EPICS_PVAS_AUTO_BEACON_ADDR_LIST": os.environ.get("EPICS_PVAS_AUTO_BEACON_ADDR_LIST", "YES"),
+        }
+        if self.pva_intf:
+            conf["EPICS_PVAS_INTF_ADDR_LIST"] = self.pva_intf
+        beacons = os.environ.get("EPICS_PVAS_BEACON_ADDR_LIST")
+        if beacons:
+            conf["EPICS_PVAS_BEACON_ADDR_LIST"] = beacons
+        return conf
+
+
+# config attribute <- EPICS variable (with the client-side fallback EPICS documents)
+_ENV = {
+    "ca_intf": ("EPICS_CAS_INTF_ADDR_LIST",),
+    "ca_port": ("EPICS_CAS_SERVER_PORT", "EPICS_CA_SERVER_PORT"),
+    "ca_beacon_addr": ("EPICS_CAS_BEACON_ADDR_LIST",),
+    "ca_beacon_port": ("EPICS_CAS_BEACON_PORT", "EPICS_CA_REPEATER_PORT"),
+    "ca_auto_beacon": ("EPICS_CAS_AUTO_BEACON_ADDR_LIST",),
+    "pva_intf": ("EPICS_PVAS_INTF_ADDR_LIST",),
+    "pva_port": ("EPICS_PVAS_SERVER_PORT", "EPICS_PVA_SERVER_PORT"),
+    "pva_broadcast_port": ("EPICS_PVAS_BROADCAST_PORT", "EPICS_PVA_BROADCAST_PORT"),
+}
+
+
+def build(cli: Mapping[str, Any], toml_path: Path | None = None,
+          environ: Mapping[str, str] | None = None) -> Config:
+    """Merge the layers. ``cli`` holds only the flags the user gave (None = not given)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for attr, names in _ENV.items():
+        for name in names:
+            if environ.get(name):
+                values[attr] = environ[name]
+                break
+    if toml_path is None and Path("pvconsole.toml").is_file():
+        toml_path = Path("pvconsole.toml")
+    if toml_path is not None:
+        values.update(_read_toml(toml_path))
+    values.update({k: v for k, v in cli.items() if v is not None and v != []})
+    return _coerce(values)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path}: {e}") from None
+    known = {f.name for f in fields(Config)}
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):  # [ca] port = ... -> ca_port
+            for sub, v in value.items():
+                flat[f"{key}_{sub}"] = v
+        else:
+            flat[key] = value
+    unknown = set(flat) - known
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown keys {', '.join(sorted(unknown))}")
+    return flat
+
+
+def _coerce(values: dict[str, Any]) -> Config:
+    cfg = Config()
+    for f in fields(Config):
+        if f.name not in values:
+            continue
+        v = values[f.name]
+        try:
+            if f.name in ("ca_port", "ca_beacon_port", "pva_port", "pva_broadcast_port"):
+                v = int(v)
+                if not 0 <= v <= 65535:
+                    raise ValueError
+            elif f.name in ("state_dir", "plugins_dir", "acf"):
+                v = Path(v).expanduser() if v else None
+            elif f.name == "asyn_timeout":
+                v = float(v)
+            elif f.name == "plugins":
+                v = [v] if isinstance(v, str) else list(v)
+            else:
+                v = str(v)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{f.name}: invalid value {values[f.name]!r}") from None
+        setattr(cfg, f.name, v)
+    if cfg.state_dir is None:
+        cfg.state_dir = default_state_dir()
+    return cfg
+
+
+def check_port_free(kind: str, addrs: str, port: int) -> None:
+    """Fail fast when the TCP port is taken: the CA and PVA libraries would otherwise
+    quietly fall back to a random port and clients would never find the server."""
+    if port == 0:
+        return
+    for addr in (addrs.split() or ["0.0.0.0"]):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # like the servers: TIME_WAIT is fine
+        try:
+            s.bind((addr, port))
+        except OSError as e:
+            raise ConfigError(f"{kind} port {port} on {addr} is not usable: {e.strerror or e}") from None
+        finally:
+            s.close()

@@ -1,0 +1,407 @@
+"""The engine: one process, CA and PVA faces of one parameter database.
+
+Owns the servers' lifecycles and threads:
+
+* ``cas`` thread: runs pcaspy's ``process()`` loop and is the *driver thread*: CA requests
+  reach the drivers there, and PVA puts are queued to it, so plugins need no locks;
+* pvxs workers (inside p4p): receive PVA requests, validate puts, queue them;
+* plugin threads: call ``setParam``/``updatePVs`` as pcaspy IOCs always have; the mirror
+  posts to PVA from those threads under a per-PV lock.
+
+UIs read :meth:`Engine.snapshot` and drain a :class:`Subscription` at their own pace.
+The engine imports no Textual.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from p4p.server import Server
+from pcaspy import SimpleServer, cas
+from pcaspy.driver import PVInfo, manager
+
+from . import plugins as plugin_loader
+from . import typemap
+from .config import Config, ConfigError, check_port_free
+from .exposure import ExposureStore, match
+from .mirror import Entry, Exposure, MirroredPV, PVState, PvaMirror
+from .putlog import PutLog
+
+log = logging.getLogger(__name__)
+
+#: Longest wait of the CA loop (s): bounds the latency of PVA puts queued to the driver
+#: thread when CA is idle. 5 ms costs ~200 wake-ups/s, a fraction of a percent of a core.
+CAS_POLL = float(os.environ.get("PVCONSOLE_CAS_POLL", "0.005"))
+
+
+class StartupError(Exception):
+    """The engine could not start; the message is one line for the operator."""
+
+
+@dataclass
+class PluginStatus:
+    """A plugin as the engine sees it.
+
+    Attributes:
+        name: Plugin name.
+        source: File or module it came from.
+        pvs: Number of PVs it serves (0 when it failed).
+        error: Why it was skipped, or ''.
+        driver: Driver class name.
+    """
+
+    name: str
+    source: str
+    pvs: int = 0
+    error: str = ""
+    driver: str = ""
+
+
+@dataclass
+class EngineStats:
+    """Counters for status displays (rates are computed by the reader from deltas).
+
+    Attributes:
+        pvs: PVs served over CA.
+        exposed: PVs served over PVA.
+        updates: Driver updates seen by the mirror.
+        ca_posts: Updates posted to CA monitors.
+        pva_posts: Updates posted to PVA.
+        worst_post_ms: Longest single PVA post since the last read.
+        errors: Mirror errors (bad driver values) since start.
+        puts: Puts logged since start.
+        ca: CA server ``host:port`` list.
+        pva: PVA server addresses.
+        uptime: Seconds since start.
+    """
+
+    pvs: int
+    exposed: int
+    updates: int
+    ca_posts: int
+    pva_posts: int
+    worst_post_ms: float
+    errors: int
+    puts: int
+    ca: str
+    pva: str
+    uptime: float
+
+
+class Subscription:
+    """A UI's view of the change stream: newest state per changed PV, drained on demand."""
+
+    def __init__(self, engine: "Engine") -> None:
+        self._engine = engine
+        self._dirty = engine.mirror.subscribe()
+
+    def drain(self) -> list[PVState]:
+        """States of the PVs that changed since the last drain (newest wins)."""
+        return [e.state() for e in self._engine.mirror.drain(self._dirty)]
+
+
+class DriverThread(threading.Thread):
+    """pcaspy's server loop, plus the queue of work that must run where drivers run."""
+
+    def __init__(self, mirror: PvaMirror, poll: float = CAS_POLL) -> None:
+        super().__init__(name="cas", daemon=True)
+        self.jobs: deque[Callable[[], None]] = deque()
+        self.poll = poll
+        self.mirror = mirror
+        self._running = True
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self.jobs.append(job)
+
+    def run(self) -> None:
+        jobs = self.jobs
+        while self._running:
+            try:
+                cas.process(self.poll)
+            except Exception:
+                log.exception("CA server loop")
+            while jobs:
+                job = jobs.popleft()
+                try:
+                    job()
+                except Exception:
+                    log.exception("driver-thread job failed")
+            self.mirror.expire_async(time.monotonic())
+
+    def stop(self) -> None:
+        self._running = False
+
+
+class Engine:
+    """Hosts pcaspy plugins and serves them over CA and PVA."""
+
+    _active: "Engine | None" = None  # pcaspy keeps one CA server per process
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.entries: dict[str, Entry] = {}
+        self.plugins: list[PluginStatus] = []
+        self.drivers: dict[str, Any] = {}
+        self.putlog: PutLog | None = None
+        self.exposure: ExposureStore | None = None
+        self.mirror: PvaMirror = PvaMirror(self._submit, putlog=None, asyn_timeout=config.asyn_timeout)
+        self.ca_server: SimpleServer | None = None
+        self.pva_server: Server | None = None
+        self.thread: DriverThread | None = None
+        self.started = 0.0
+        self._ports: set[str] = set()
+        self._defaults: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start both servers and load the plugins.
+
+        Raises:
+            StartupError: a port is taken, an address is unusable, the state dir is not
+                writable. Plugin failures do not raise: see :attr:`plugins`.
+        """
+        if Engine._active is not None:
+            raise StartupError("an engine is already running in this process (pcaspy allows one CA server)")
+        cfg = self.config
+        try:
+            check_port_free("CA", cfg.ca_intf, cfg.ca_port)
+            check_port_free("PVA", cfg.pva_intf, cfg.pva_port)
+        except ConfigError as e:
+            raise StartupError(str(e)) from None
+        try:
+            cfg.state_dir.mkdir(parents=True, exist_ok=True)
+            self.putlog = PutLog(cfg.state_dir / "putlog.jsonl")
+        except OSError as e:
+            raise StartupError(f"state directory {cfg.state_dir}: {e.strerror or e}") from None
+        self.mirror.putlog = self.putlog
+        self.exposure = ExposureStore(cfg.state_dir / "exposure.json")
+        os.environ.update(cfg.ca_env())
+        Engine._active = self
+        try:
+            self.ca_server = SimpleServer()
+            self.thread = DriverThread(self.mirror)
+            for spec in plugin_loader.discover(cfg.plugins, cfg.plugins_dir):
+                self._load_plugin(spec)
+            try:
+                self.pva_server = Server(providers=[self.mirror.provider], conf=cfg.pva_conf(), useenv=False)
+            except Exception as e:
+                raise StartupError(f"PVA server: {e}") from None
+            for entry in self.entries.values():
+                mode = self.exposure.get(entry.name, self._defaults[entry.name])
+                self.mirror.expose(entry, mode) if mode != Exposure.OFF else setattr(entry, "exposure", mode)
+            self.started = time.time()
+            self.thread.start()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("serving %d PVs from %d plugin(s): CA %s, PVA %s", len(self.entries),
+                 sum(1 for p in self.plugins if not p.error), self.ca_address(), self.pva_address())
+
+    def stop(self) -> None:
+        """Stop serving: PVA clients disconnect, CA server closed, files flushed."""
+        if self.thread is not None:
+            self.thread.stop()
+            if self.thread.is_alive():
+                self.thread.join(timeout=2)
+            self.thread = None
+        self.mirror.close_all(list(self.entries.values()))
+        if self.pva_server is not None:
+            self.pva_server.stop()
+            self.pva_server = None
+        for port in list(self._ports):
+            self._unregister_port(port)
+        self.ca_server = None  # pcaspy's server is torn down when collected
+        if self.putlog is not None:
+            self.putlog.close()
+        if Engine._active is self:
+            Engine._active = None
+
+    def __enter__(self) -> "Engine":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ plugins
+
+    def _load_plugin(self, spec: str) -> None:
+        name = _plugin_name(spec)
+        if any(p.name == name and not p.error for p in self.plugins):
+            log.error("plugin skipped: %s: a plugin named %r is already loaded", spec, name)
+            self.plugins.append(PluginStatus(name=name, source=spec,
+                                             error=f"a plugin named {name!r} is already loaded"))
+            return
+        try:
+            plugin = plugin_loader.load(spec, self._register)
+            if not plugin.registered:
+                for prefix, pvdb in plugin.databases:
+                    self._register(prefix, pvdb, plugin_loader.driver_port(plugin.name))
+            try:
+                driver = plugin_loader.instantiate(plugin)
+            except Exception as e:
+                log.debug("driver init", exc_info=True)
+                raise plugin_loader.PluginError(f"{spec}: driver {plugin.driver_cls.__name__}() "
+                                                f"raised {type(e).__name__}: {e}") from None
+        except (plugin_loader.PluginError, typemap.MappingError) as e:
+            self._unregister_port(plugin_loader.driver_port(name))
+            log.error("plugin skipped: %s", e)
+            self.plugins.append(PluginStatus(name=name, source=spec, error=str(e)))
+            return
+        port = plugin_loader.driver_port(plugin.name)
+        manager.driver[port] = driver
+        self.drivers[plugin.name] = driver
+        count = 0
+        for entry in self.entries.values():
+            if entry.plugin == plugin.name:
+                entry.driver = driver
+                count += 1
+        self.plugins.append(PluginStatus(name=plugin.name, source=plugin.source, pvs=count,
+                                         driver=type(driver).__name__))
+        log.info("plugin %s: %d PVs, driver %s", plugin.name, count, type(driver).__name__)
+
+    def _register(self, prefix: str, pvdb: dict, port: str) -> None:
+        """Serve one pcaspy database on CA (and prepare its PVA side)."""
+        plugin = port.split(":", 1)[1]
+        if not isinstance(prefix, str) or not isinstance(pvdb, dict):
+            raise plugin_loader.PluginError(f"{plugin}: prefix must be a str and pvdb a dict")
+        specs = [typemap.spec_from_pvdb(prefix, reason, info) for reason, info in pvdb.items()]
+        clashes = [s.name for s in specs if s.name in self.entries or s.name in manager.pvf]
+        if clashes:
+            owners = {self.entries[n].plugin for n in clashes if n in self.entries}
+            raise plugin_loader.PluginError(
+                f"{plugin}: PV name clash: {', '.join(clashes[:5])}"
+                f"{' …' if len(clashes) > 5 else ''} already served"
+                f"{' by plugin ' + ', '.join(sorted(owners)) if owners else ''}")
+        self._ports.add(port)
+        table = manager.pvs.setdefault(port, {})
+        for spec in specs:
+            info = dict(pvdb[spec.reason])
+            info.pop("pva", None)
+            info["port"] = port
+            if info.get("type") == "str":
+                info["type"] = "string"
+            pvinfo = PVInfo(info)
+            pvinfo.reason = spec.reason
+            pvinfo.name = spec.name
+            entry = Entry(spec, plugin)
+            pv = MirroredPV(spec.name, pvinfo, entry, self.mirror)
+            manager.pvf[spec.name] = pv
+            table[spec.reason] = pv
+            self.entries[spec.name] = entry
+            self._defaults[spec.name] = (Exposure.OFF if not spec.expose else
+                                         Exposure.READONLY if spec.readonly else Exposure.ON)
+            entry.exposure = self._defaults[spec.name]
+
+    def _unregister_port(self, port: str) -> None:
+        for reason, pv in manager.pvs.pop(port, {}).items():
+            manager.pvf.pop(pv.name, None)
+            entry = self.entries.pop(pv.name, None)
+            if entry is not None:
+                self._defaults.pop(entry.name, None)
+        manager.driver.pop(port, None)
+        self._ports.discard(port)
+
+    def _submit(self, job: Callable[[], None]) -> None:
+        if self.thread is None:
+            raise RuntimeError("engine not running")
+        self.thread.submit(job)
+
+    # ------------------------------------------------------------------ API for UIs
+
+    def snapshot(self) -> list[PVState]:
+        """The state of every PV, sorted by name."""
+        return [self.entries[n].state() for n in sorted(self.entries)]
+
+    def subscribe(self) -> Subscription:
+        """A new change stream (each consumer gets its own)."""
+        return Subscription(self)
+
+    def set_exposure(self, pattern: str, mode: str) -> list[str]:
+        """Turn PVA on/off/read-only for one PV or a glob pattern; persisted.
+
+        Returns:
+            Names of the PVs whose mode changed.
+
+        Raises:
+            ValueError: unknown mode or no PV matches.
+        """
+        if mode not in Exposure.ALL:
+            raise ValueError(f"exposure must be one of {', '.join(Exposure.ALL)}, not {mode!r}")
+        names = match(pattern, self.entries)
+        if not names:
+            raise ValueError(f"no PV matches {pattern!r}")
+        changed = [n for n in names if self.entries[n].exposure != mode]
+        for name in changed:
+            self.mirror.expose(self.entries[name], mode)
+        if self.exposure is not None and changed:
+            self.exposure.set({n: mode for n in changed}, self._defaults)
+        if changed:
+            log.info("PVA exposure %s: %s", mode, _names(changed))
+        return changed
+
+    def entry(self, name: str) -> Entry:
+        return self.entries[name]
+
+    def pva_structure(self, name: str) -> Any:
+        """The PVA value currently served for ``name`` (a fresh copy), or None if off."""
+        entry = self.entries[name]
+        with entry.lock:
+            pv = entry.pva_pv
+        return pv.current() if pv is not None else None
+
+    def stats(self) -> EngineStats:
+        m = self.mirror
+        worst, m.worst_post = m.worst_post, 0.0
+        return EngineStats(
+            pvs=len(self.entries),
+            exposed=sum(1 for e in self.entries.values() if e.pva_pv is not None),
+            updates=sum(e.updates for e in self.entries.values()),
+            ca_posts=m.ca_posts, pva_posts=m.pva_posts, worst_post_ms=worst * 1000,
+            errors=m.errors, puts=self.putlog.seq if self.putlog else 0,
+            ca=self.ca_address(), pva=self.pva_address(),
+            uptime=time.time() - self.started if self.started else 0.0,
+        )
+
+    def ca_address(self) -> str:
+        return " ".join(f"{a}:{self.config.ca_port}" for a in (self.config.ca_intf.split() or ["0.0.0.0"]))
+
+    def pva_address(self) -> str:
+        if self.pva_server is None:
+            return ""
+        conf = self.pva_server.conf()
+        port = conf.get("EPICS_PVAS_SERVER_PORT", "")
+        addrs = conf.get("EPICS_PVAS_INTF_ADDR_LIST", "0.0.0.0").split()
+        return " ".join(a if ":" in a else f"{a}:{port}" for a in addrs)
+
+    def pva_client_conf(self) -> dict[str, str]:
+        """A p4p client configuration that reaches this engine's PVA server directly."""
+        assert self.pva_server is not None
+        conf = self.pva_server.conf()
+        intf = (self.config.pva_intf.split() or ["127.0.0.1"])[0]
+        if intf == "0.0.0.0":
+            intf = "127.0.0.1"
+        return {"EPICS_PVA_NAME_SERVERS": f"{intf}:{conf['EPICS_PVAS_SERVER_PORT']}",
+                "EPICS_PVA_ADDR_LIST": "", "EPICS_PVA_AUTO_ADDR_LIST": "NO"}
+
+
+def _plugin_name(spec: str) -> str:
+    if spec.startswith("ep:"):
+        return spec[3:]
+    if spec.endswith(".py") or os.path.sep in spec:
+        return Path(spec).stem
+    module, _, attr = spec.partition(":")
+    return (attr or module).rsplit(".", 1)[-1]
+
+
+def _names(names: list[str], limit: int = 5) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more

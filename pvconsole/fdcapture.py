@@ -1,0 +1,59 @@
+"""Route what EPICS C libraries print to fd 1/2 into the log.
+
+The CA server library prints beacon errors and warnings with ``errlogPrintf``/``printf``
+straight to the process's file descriptors, below Python. Left alone, that text lands on
+the TUI's screen or interleaves with the headless log. :func:`capture` points fds 1 and 2
+at a pipe read by a thread that logs each line on the ``epics`` logger, and hands back the
+original terminal for the real output (Textual and the headless log handler).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from typing import TextIO
+
+log = logging.getLogger("epics")
+
+
+class FdCapture:
+    """Active capture; :meth:`restore` puts the original descriptors back."""
+
+    def __init__(self) -> None:
+        self.saved_out = os.dup(1)
+        self.saved_err = os.dup(2)
+        #: Python streams on the original descriptors (the terminal or the service log).
+        self.stdout: TextIO = os.fdopen(os.dup(self.saved_out), "w", buffering=1)
+        self.stderr: TextIO = os.fdopen(os.dup(self.saved_err), "w", buffering=1)
+        r, w = os.pipe()
+        self._read_fd = r
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(w, 1)
+        os.dup2(w, 2)
+        os.close(w)
+        self._saved_py = (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+        sys.stdout = sys.__stdout__ = self.stdout
+        sys.stderr = sys.__stderr__ = self.stderr
+        self._thread = threading.Thread(target=self._pump, name="fd-capture", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        with os.fdopen(self._read_fd, "rb") as pipe:
+            for raw in pipe:
+                line = raw.decode("utf-8", "replace").rstrip()
+                if line:
+                    log.warning("%s", line)
+
+    def restore(self) -> None:
+        """Give fds 1/2 back (the pump ends once every writer of the pipe is gone)."""
+        os.dup2(self.saved_out, 1)
+        os.dup2(self.saved_err, 2)
+        sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__ = self._saved_py
+
+
+def capture() -> FdCapture:
+    """Start capturing fds 1 and 2 (call once, early, before the servers start)."""
+    return FdCapture()

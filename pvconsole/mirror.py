@@ -1,0 +1,485 @@
+"""The mirror: every change a pcaspy driver makes reaches PVA, and PVA puts reach the driver.
+
+pcaspy funnels every value, alarm and metadata change through ``SimplePV.updateValue``
+(from ``updatePV(s)``, scan threads and ``callbackPV`` flows), but returns early there when
+no CA client monitors the PV. :class:`MirroredPV` overrides it to post into a p4p
+``SharedPV`` first, on the calling thread, with a per-PV lock: posting is a few
+microseconds (a persistent ``Value`` whose changed fields are rewritten, then unmarked),
+cheaper than a thread hand-off and without the GIL-switch latency one would add.
+
+PVA puts are validated on the pvxs worker (pure :mod:`typemap` checks), then queued to the
+driver thread, which is the only thread that calls ``Driver.write``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from p4p._p4p import SharedPV as _RawSharedPV
+from p4p.server import StaticProvider
+from p4p.server.raw import SharedPV
+from pcaspy import cas
+from pcaspy.alarm import Alarm, Severity
+from pcaspy.driver import SimplePV
+
+from . import typemap
+from .putlog import PutRecord, PutResult
+from .typemap import Meta, PVSpec
+
+log = logging.getLogger(__name__)
+
+
+class Exposure:
+    """PVA exposure modes of a PV."""
+
+    ON = "on"
+    OFF = "off"
+    READONLY = "ro"
+    ALL = (ON, OFF, READONLY)
+
+
+@dataclass(frozen=True)
+class PVState:
+    """A consistent view of one PV for UIs (engine snapshot and change stream).
+
+    Attributes:
+        name: Full PV name.
+        plugin: Plugin that serves it.
+        ca_type: pcaspy type name.
+        pva_type: PVA type, e.g. 'NTScalar double'.
+        value: Driver value (as ``getParam`` returns it).
+        text: ``value`` formatted with precision, units, enum choice.
+        severity: CA/PVA alarm severity 0..3.
+        condition: CA alarm condition code (pcaspy ``Alarm``).
+        timestamp: POSIX seconds of the last update.
+        exposure: 'on', 'off' or 'ro'.
+        ca_monitored: A CA client monitors it.
+        pva_clients: PVA channels open on it.
+        updates: Updates posted since start.
+        puts: Puts received since start (both protocols).
+    """
+
+    name: str
+    plugin: str
+    ca_type: str
+    pva_type: str
+    value: Any
+    text: str
+    severity: int
+    condition: int
+    timestamp: float
+    exposure: str
+    ca_monitored: bool
+    pva_clients: int
+    updates: int
+    puts: int
+
+
+class Entry:
+    """Everything the engine knows about one PV; shared by the CA and PVA sides."""
+
+    __slots__ = ("spec", "plugin", "meta", "driver", "ca_pv", "pva_pv", "value", "lock",
+                 "exposure", "update", "data", "updates", "puts", "pva_clients",
+                 "ca_monitored", "pending", "last_post", "pva_type_name", "put_busy")
+
+    def __init__(self, spec: PVSpec, plugin: str) -> None:
+        self.spec = spec
+        self.plugin = plugin
+        self.meta: Meta = spec.meta
+        self.driver: Any = None
+        self.ca_pv: MirroredPV | None = None
+        self.pva_pv: SharedPV | None = None
+        self.value: Any = None  # the persistent PVA Value while exposed
+        self.lock = threading.Lock()
+        self.exposure = Exposure.ON
+        self.update = typemap.updater(spec)
+        #: newest (value, condition, severity, sec, nsec) from the driver
+        self.data: tuple = (spec.initial, Alarm.UDF_ALARM, Severity.INVALID_ALARM, 0, 0)
+        self.updates = 0
+        self.puts = 0
+        self.pva_clients = 0
+        self.ca_monitored = False
+        self.pending: list[tuple[Any, float, PutRecord]] = []  # asyn PVA puts awaiting callbackPV
+        self.last_post = 0.0
+        self.pva_type_name = typemap.pva_type_name(spec)
+        self.put_busy = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def state(self) -> PVState:
+        value, condition, severity, sec, nsec = self.data
+        return PVState(
+            name=self.spec.name, plugin=self.plugin, ca_type=self.spec.ca_type,
+            pva_type=self.pva_type_name, value=value,
+            text=typemap.format_value(self.spec, self.meta, value),
+            severity=int(severity), condition=int(condition),
+            timestamp=(sec + typemap.POSIX_TIME_AT_EPICS_EPOCH + nsec * 1e-9) if sec else 0.0,
+            exposure=self.exposure, ca_monitored=self.ca_monitored,
+            pva_clients=self.pva_clients, updates=self.updates, puts=self.puts,
+        )
+
+
+class MirroredPV(SimplePV):
+    """pcaspy's PV with the mirror hooked into the paths every change takes."""
+
+    def __init__(self, name: str, info: Any, entry: Entry, mirror: "PvaMirror") -> None:
+        self.entry = entry
+        self.mirror = mirror
+        entry.ca_pv = self
+        super().__init__(name, info)
+
+    def updateValue(self, dbValue: Any) -> None:
+        self.mirror.publish(self.entry, dbValue)
+        if self.interest:
+            try:
+                super().updateValue(dbValue)
+            except Exception:
+                self.mirror.report_error(self.entry, "CA post failed")
+            else:
+                self.mirror.ca_posts += 1
+
+    def interestRegister(self) -> int:
+        self.entry.ca_monitored = True
+        self.mirror.touch(self.entry)
+        return super().interestRegister()
+
+    def interestDelete(self) -> None:
+        self.entry.ca_monitored = False
+        self.mirror.touch(self.entry)
+        super().interestDelete()
+
+    def writeValue(self, client: Any, gddValue: Any) -> Any:
+        """A CA put: the driver call pcaspy makes, plus the put log and error containment."""
+        requested = gddValue.get()
+        host = getattr(client, "host", "") or ""
+        user = getattr(client, "user", "") or ""
+        record = self.mirror.begin_put(self.entry, "ca", f"{user}@{host}", requested)
+        try:
+            ok = super().writeValue(client, gddValue)
+        except Exception as e:  # a plugin that raises must not take the server down
+            log.exception("%s: driver write raised", self.entry.name)
+            self.mirror.end_put(record, PutResult.DRIVER_ERROR, f"{type(e).__name__}: {e}")
+            return False
+        self.mirror.end_put(record, PutResult.REFUSED_DRIVER if ok is False else PutResult.ACCEPTED,
+                            "driver returned False" if ok is False else "")
+        return ok
+
+    def endAsyncWrite(self, status: int) -> Any:
+        """``Driver.callbackPV`` lands here: complete pending PVA puts, then CA's."""
+        self.mirror.complete_async(self.entry)
+        if self.hasAsyncWrite():
+            return super().endAsyncWrite(status)
+        return None
+
+
+class _InlineSharedPV(SharedPV):
+    """Handlers run on the pvxs worker that received the request: ours never block (puts
+    are queued to the driver thread), so p4p's extra thread pool would only add latency."""
+
+    def _exec(self, op: Any, M: Callable, *args: Any) -> None:
+        try:
+            M(*args)
+        except Exception as e:
+            if op is not None:
+                op.done(error=str(e))
+            log.exception("PVA handler failed")
+
+
+class _Handler:
+    """Per-PV PVA handler: puts and connection counting."""
+
+    __slots__ = ("entry", "mirror")
+
+    def __init__(self, entry: Entry, mirror: "PvaMirror") -> None:
+        self.entry = entry
+        self.mirror = mirror
+
+    def put(self, pv: SharedPV, op: Any) -> None:
+        self.mirror.on_put(self.entry, op)
+
+    def onFirstConnect(self, pv: SharedPV) -> None:
+        self.entry.pva_clients = 1
+        self.mirror.touch(self.entry)
+
+    def onLastDisconnect(self, pv: SharedPV) -> None:
+        self.entry.pva_clients = 0
+        self.mirror.touch(self.entry)
+
+
+#: How long a PVA put to an ``asyn`` PV waits for ``callbackPV`` before failing (seconds).
+ASYN_PUT_TIMEOUT = 10.0
+
+
+class PvaMirror:
+    """Owns the PVA side: one ``SharedPV`` per exposed PV in one ``StaticProvider``."""
+
+    def __init__(self, submit: Callable[[Callable[[], None]], None],
+                 access: Callable[[Entry, str, str], str | None] | None = None,
+                 putlog: Any = None, asyn_timeout: float = ASYN_PUT_TIMEOUT) -> None:
+        """
+        Args:
+            submit: Queues a callable to the driver thread.
+            access: ``access(entry, account, host)`` -> refusal message or None.
+            putlog: Receives :class:`PutRecord` s.
+            asyn_timeout: Seconds a PVA put to an asyn PV waits for ``callbackPV``.
+        """
+        self.provider = StaticProvider("pvconsole")
+        self.submit = submit
+        self.access = access
+        self.putlog = putlog
+        self.asyn_timeout = asyn_timeout
+        self.subscribers: list[set] = []
+        self.sub_lock = threading.Lock()
+        self.pva_posts = 0
+        self.ca_posts = 0
+        self.errors = 0
+        self.worst_post = 0.0
+        self._error_once: set[str] = set()
+        self._pending_lock = threading.Lock()
+        self._pending: set[Entry] = set()
+
+    # ------------------------------------------------------------------ publishing
+
+    def publish(self, entry: Entry, data: Any) -> None:
+        """Called from whichever thread made the change (driver, plugin or scan thread)."""
+        try:
+            t = data.time
+            snap = (data.value, data.alarm, data.severity, t.secPastEpoch, t.nsec)
+            entry.data = snap
+            entry.updates += 1
+            if entry.pva_pv is not None:
+                t0 = time.perf_counter()
+                with entry.lock:
+                    V = entry.value
+                    if V is not None:
+                        if data.mask & cas.DBE_PROPERTY:
+                            self._refresh_meta(entry, V)
+                        entry.update(V, *snap)
+                        _RawSharedPV.post(entry.pva_pv, V)
+                        V.unmark()
+                dt = time.perf_counter() - t0
+                if dt > self.worst_post:
+                    self.worst_post = dt
+                self.pva_posts += 1
+            elif data.mask & cas.DBE_PROPERTY:
+                entry.meta = typemap.meta_from_info(entry.ca_pv.info)
+        except Exception:
+            self.report_error(entry, "PVA post failed")
+        self.touch(entry)
+
+    def touch(self, entry: Entry) -> None:
+        """Mark a PV changed for every subscriber (UI, control PVs)."""
+        with self.sub_lock:
+            for dirty in self.subscribers:
+                dirty.add(entry)
+
+    def subscribe(self) -> set:
+        dirty: set = set()
+        with self.sub_lock:
+            self.subscribers.append(dirty)
+        return dirty
+
+    def drain(self, dirty: set) -> list[Entry]:
+        with self.sub_lock:
+            items = list(dirty)
+            dirty.clear()
+        return items
+
+    def _refresh_meta(self, entry: Entry, V: Any) -> None:
+        entry.meta = typemap.meta_from_info(entry.ca_pv.info)
+        typemap.apply_meta(V, entry.spec, entry.meta)
+        entry.update.reset()
+
+    def report_error(self, entry: Entry, what: str) -> None:
+        """Log a failure once per PV and kind (a bad driver value would flood the log)."""
+        self.errors += 1
+        key = f"{entry.name}:{what}"
+        if key not in self._error_once:
+            self._error_once.add(key)
+            log.exception("%s: %s (value %r); further errors of this kind are counted, "
+                          "not logged", entry.name, what, entry.data[0])
+
+    # ------------------------------------------------------------------ exposure
+
+    def expose(self, entry: Entry, mode: str) -> None:
+        """Apply an exposure mode: off removes the PV from PVA (clients disconnect)."""
+        with entry.lock:
+            was_on = entry.pva_pv is not None
+            entry.exposure = mode
+            if mode == Exposure.OFF:
+                if was_on:
+                    pv = entry.pva_pv
+                    entry.pva_pv = None
+                    entry.value = None
+                    self.provider.remove(entry.name)
+                    pv.close()
+                    entry.pva_clients = 0
+                self._fail_pending(entry, "PV removed from PVA")
+            elif not was_on:
+                entry.meta = typemap.meta_from_info(entry.ca_pv.info) if entry.ca_pv else entry.meta
+                V = typemap.initial_value(entry.spec, entry.meta, *self._current(entry))
+                entry.update.reset()
+                pv = _InlineSharedPV(handler=_Handler(entry, self))
+                SharedPV.open(pv, V)
+                V.unmark()
+                entry.value = V
+                entry.pva_pv = pv
+                self.provider.add(entry.name, pv)
+        self.touch(entry)
+
+    def _current(self, entry: Entry) -> tuple:
+        value, condition, severity, sec, nsec = entry.data
+        driver = entry.driver
+        if driver is not None:  # the parameter database is the truth
+            d = driver.pvDB.get(entry.spec.reason)
+            if d is not None:
+                value, condition, severity, sec, nsec = (d.value, d.alarm, d.severity,
+                                                         d.time.secPastEpoch, d.time.nsec)
+        return value, condition, severity, sec, nsec
+
+    def close_all(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            with entry.lock:
+                if entry.pva_pv is not None:
+                    self.provider.remove(entry.name)
+                    entry.pva_pv.close()
+                    entry.pva_pv = None
+                    entry.value = None
+            self._fail_pending(entry, "server shutting down")
+
+    # ------------------------------------------------------------------ puts
+
+    def begin_put(self, entry: Entry, protocol: str, client: str, requested: Any) -> PutRecord:
+        entry.puts += 1
+        driver = entry.driver
+        old = None
+        if driver is not None:
+            try:
+                old = driver.getParam(entry.spec.reason)
+            except Exception:
+                old = None
+        return PutRecord.start(entry.name, protocol, client, old, requested)
+
+    def end_put(self, record: PutRecord, result: str, reason: str = "") -> None:
+        record.finish(result, reason)
+        if self.putlog is not None:
+            self.putlog.append(record)
+
+    def on_put(self, entry: Entry, op: Any) -> None:
+        """A PVA put (pvxs worker thread): check it, then queue it to the driver thread."""
+        account, peer = op.account(), op.peer()
+        host = peer.rsplit(":", 1)[0]
+        client = f"{account}@{peer}"
+        try:
+            raw = op.value()
+        except Exception as e:
+            op.done(error=f"{entry.name}: unreadable put: {e}")
+            return
+        if entry.exposure == Exposure.READONLY:
+            self._refuse(entry, op, client, None, PutResult.REFUSED_ACCESS,
+                         f"{entry.name}: write access denied (read-only over PVA)")
+            return
+        if self.access is not None:
+            why = self.access(entry, account, host)
+            if why:
+                self._refuse(entry, op, client, None, PutResult.REFUSED_ACCESS,
+                             f"{entry.name}: write access denied ({why})")
+                return
+        try:
+            value = typemap.put_to_driver(entry.spec, entry.meta, raw)
+        except (typemap.PutRejected, TypeError, ValueError, OverflowError) as e:
+            self._refuse(entry, op, client, _describe(raw), PutResult.REFUSED_TYPE, str(e))
+            return
+        if entry.spec.asyn and entry.pending:
+            self._refuse(entry, op, client, value, PutResult.REFUSED_DRIVER,
+                         f"{entry.name}: an asynchronous put is still in progress")
+            return
+        self.submit(lambda: self._write(entry, value, op, client))
+
+    def _refuse(self, entry: Entry, op: Any, client: str, requested: Any, result: str,
+                message: str) -> None:
+        record = self.begin_put(entry, "pva", client, requested)
+        self.end_put(record, result, message)
+        op.done(error=message)
+
+    def _write(self, entry: Entry, value: Any, op: Any, client: str) -> None:
+        """Driver thread: the same call sequence pcaspy makes for a CA put."""
+        record = self.begin_put(entry, "pva", client, value)
+        driver = entry.driver
+        reason = entry.spec.reason
+        if driver is None:
+            self.end_put(record, PutResult.DRIVER_ERROR, "no driver")
+            op.done(error=f"{entry.name}: plugin has no driver")
+            return
+        try:
+            ok = driver.write(reason, value)
+        except Exception as e:
+            log.exception("%s: driver write raised", entry.name)
+            msg = f"{entry.name}: driver error: {type(e).__name__}: {e}"
+            self.end_put(record, PutResult.DRIVER_ERROR, msg)
+            op.done(error=msg)
+            return
+        try:
+            if ok is False:  # pcaspy flags a refused CA write with WRITE/INVALID: same here
+                driver.setParamStatus(reason, Alarm.WRITE_ALARM, Severity.INVALID_ALARM)
+            driver.updatePV(reason)
+        except Exception:
+            log.exception("%s: update after put failed", entry.name)
+        if ok is False:
+            msg = f"{entry.name}: driver refused value {value!r}"
+            self.end_put(record, PutResult.REFUSED_DRIVER, msg)
+            op.done(error=msg)
+        elif entry.spec.asyn and ok:
+            with self._pending_lock:
+                entry.pending.append((op, time.monotonic() + self.asyn_timeout, record))
+                self._pending.add(entry)
+        else:
+            self.end_put(record, PutResult.ACCEPTED)
+            op.done()
+
+    def complete_async(self, entry: Entry) -> None:
+        with self._pending_lock:
+            pending, entry.pending = entry.pending, []
+            self._pending.discard(entry)
+        for op, _, record in pending:
+            self.end_put(record, PutResult.ACCEPTED)
+            op.done()
+
+    def expire_async(self, now: float) -> None:
+        """Driver thread, each loop: fail asyn PVA puts whose callback never came."""
+        if not self._pending:
+            return
+        with self._pending_lock:
+            expired = []
+            for entry in list(self._pending):
+                keep = [p for p in entry.pending if p[1] > now]
+                expired += [p for p in entry.pending if p[1] <= now]
+                entry.pending = keep
+                if not keep:
+                    self._pending.discard(entry)
+        for op, _, record in expired:
+            msg = (f"{record.pv}: asynchronous put timed out after {self.asyn_timeout:g} s "
+                   "(the driver did not call callbackPV)")
+            self.end_put(record, PutResult.DRIVER_ERROR, msg)
+            op.done(error=msg)
+
+    def _fail_pending(self, entry: Entry, why: str) -> None:
+        with self._pending_lock:
+            pending, entry.pending = entry.pending, []
+            self._pending.discard(entry)
+        for op, _, record in pending:
+            self.end_put(record, PutResult.DRIVER_ERROR, why)
+            op.done(error=f"{entry.name}: {why}")
+
+
+def _describe(raw: Any) -> Any:
+    try:
+        return raw.todict().get("value")
+    except Exception:
+        return None

@@ -1,0 +1,300 @@
+"""Find and load IOC plugins: what pcaspy already knows, a prefix, a pvdb and a Driver.
+
+A plugin is any of:
+
+* a Python file (``ioc_plugins/psu.py``) or an importable module (``mypkg.psu``) that
+  defines ``prefix``, ``pvdb`` and one ``pcaspy.Driver`` subclass at module level (if it
+  defines several, ``driver = TheClass`` picks one; if none, pcaspy's echo ``Driver``);
+* ``module:attr`` where ``attr`` is an object or dict with those three names;
+* an entry point in the group ``pvconsole.plugins`` (``pvconsole --plugin ep:NAME``);
+* an unmodified pcaspy IOC script: its ``SimpleServer.createPV`` calls and its Driver are
+  captured when it runs, and its ``process()`` loop is taken over by pvconsole.
+
+Loading never starts servers: :class:`PluginDef` is only a description, the engine
+registers it with CA and PVA.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.metadata
+import importlib.util
+import logging
+import runpy
+import sys
+import threading
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pcaspy
+import pcaspy.driver
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "pvconsole.plugins"
+
+#: ``register(prefix, pvdb, port)``: the engine's way to serve a database; raises on clash.
+Register = Callable[[str, dict, str], None]
+
+
+class PluginError(Exception):
+    """A plugin that cannot be loaded; the message says which and why."""
+
+
+@dataclass
+class PluginDef:
+    """A loaded plugin, ready to be served.
+
+    Attributes:
+        name: Short unique name (file stem or module name).
+        source: Where it came from, for messages.
+        databases: ``(prefix, pvdb)`` pairs; a script may call ``createPV`` several times.
+        registered: True when a script's ``createPV`` already registered the databases.
+        driver_cls: The Driver class the engine instantiates (None when ``driver`` is set).
+        driver: A driver instance a script created itself (script plugins only).
+    """
+
+    name: str
+    source: str
+    databases: list[tuple[str, dict]] = field(default_factory=list)
+    registered: bool = False
+    driver_cls: type | None = None
+    driver: Any = None
+
+
+@dataclass
+class LoadFailure:
+    """A plugin that was reported and skipped."""
+
+    source: str
+    error: str
+
+
+class _ScriptHandOver(BaseException):
+    """Raised from the captured ``SimpleServer.process`` to leave a script's server loop.
+    A BaseException so that a script's ``except Exception`` does not swallow it."""
+
+
+class _Capture:
+    """Stands in for ``pcaspy.SimpleServer`` while a plugin module runs."""
+
+    def __init__(self, port: str, register: Register) -> None:
+        self.port = port
+        self.register = register
+        self.databases: list[tuple[str, dict]] = []
+        self.acf: tuple[str, dict] | None = None
+
+    def server_class(self) -> type:
+        capture = self
+
+        class CapturedServer:
+            """Records what a script asks of its server; its loop hands over to pvconsole."""
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                pass
+
+            @staticmethod
+            def createPV(prefix: str, pvdb: dict) -> None:
+                # registered at once: the script's Driver() reads pcaspy's PV table next
+                capture.register(prefix, pvdb, capture.port)
+                capture.databases.append((prefix, pvdb))
+
+            @staticmethod
+            def initAccessSecurityFile(filename: str, **subst: Any) -> None:
+                capture.acf = (filename, subst)
+
+            @staticmethod
+            def process(delay: float) -> None:
+                raise _ScriptHandOver()
+
+            def setDebugLevel(self, level: int) -> None:
+                pass
+
+        return CapturedServer
+
+
+_load_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _captured_pcaspy(capture: _Capture, driver_port: str, argv0: str) -> Iterator[None]:
+    """Swap pcaspy's server for the capture while plugin code runs; give any Driver it
+    creates its own pcaspy port, so that plugins never share a parameter database."""
+    saved = (pcaspy.SimpleServer, pcaspy.driver.SimpleServer, pcaspy.Driver.port, sys.argv)
+    fake = capture.server_class()
+    pcaspy.SimpleServer = pcaspy.driver.SimpleServer = fake  # type: ignore[misc]
+    pcaspy.Driver.port = driver_port
+    sys.argv = [argv0]
+    try:
+        yield
+    finally:
+        pcaspy.SimpleServer, pcaspy.driver.SimpleServer, pcaspy.Driver.port, sys.argv = saved
+
+
+def driver_port(name: str) -> str:
+    """pcaspy port name of a plugin: drivers are kept per port, so each plugin gets one."""
+    return f"pvconsole:{name}"
+
+
+def discover(specs: list[str], plugins_dir: Path | None) -> list[str]:
+    """The plugin specs to load: explicit ``--plugin`` ones, else every ``*.py`` in the dir."""
+    if specs:
+        return list(specs)
+    if plugins_dir and plugins_dir.is_dir():
+        return [str(p) for p in sorted(plugins_dir.glob("*.py")) if not p.name.startswith("_")]
+    return []
+
+
+def load(spec: str, register: Register) -> PluginDef:
+    """Load one plugin spec (path, module, ``module:attr``, ``ep:name``).
+
+    Module-level code runs under the pcaspy capture; a script's ``createPV`` calls go to
+    ``register`` as they happen (contract plugins are registered by the caller).
+
+    Raises:
+        PluginError: with a one-line reason (the traceback goes to the debug log).
+    """
+    with _load_lock:
+        try:
+            return _load(spec, register)
+        except PluginError:
+            raise
+        except SystemExit as e:
+            raise PluginError(f"{spec}: exited during import (SystemExit {e.code})") from None
+        except Exception as e:
+            log.debug("plugin %s failed:\n%s", spec, traceback.format_exc())
+            raise PluginError(f"{spec}: {type(e).__name__}: {e}") from None
+
+
+def _load(spec: str, register: Register) -> PluginDef:
+    if spec.startswith("ep:"):
+        return _load_entry_point(spec[3:], register)
+    path = Path(spec)
+    if spec.endswith(".py") or path.is_file():
+        if not path.is_file():
+            raise PluginError(f"{spec}: no such file")
+        return _load_file(path, register)
+    module_name, _, attr = spec.partition(":")
+    name = (attr or module_name).rsplit(".", 1)[-1]
+    capture = _Capture(driver_port(name), register)
+    with _captured_pcaspy(capture, driver_port(name), module_name):
+        try:
+            module = importlib.import_module(module_name)
+        except _ScriptHandOver:
+            module = sys.modules.get(module_name)
+    if attr:
+        obj = getattr(module, attr)
+        return _from_namespace(name, spec, _as_namespace(obj), capture)
+    return _from_namespace(name, spec, vars(module), capture)
+
+
+def _load_entry_point(ep_name: str, register: Register) -> PluginDef:
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == ep_name:
+            return _load(ep.value, register)
+    raise PluginError(f"ep:{ep_name}: no entry point of that name in group {ENTRY_POINT_GROUP}")
+
+
+def _load_file(path: Path, register: Register) -> PluginDef:
+    name = path.stem
+    module_name = f"pvconsole_plugin_{name}"
+    capture = _Capture(driver_port(name), register)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"{path}: not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    sys.path.insert(0, str(path.parent.resolve()))
+    try:
+        with _captured_pcaspy(capture, driver_port(name), str(path)):
+            try:
+                spec.loader.exec_module(module)
+            except _ScriptHandOver:
+                pass
+            namespace = vars(module)
+            if not capture.databases and not _has_contract(namespace) and _has_main_guard(path):
+                # a classic pcaspy script: everything happens under `if __name__ == '__main__'`
+                try:
+                    namespace = runpy.run_path(str(path), run_name="__main__")
+                except _ScriptHandOver:
+                    namespace = {}
+        return _from_namespace(name, str(path), namespace, capture)
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(str(path.parent.resolve()))
+
+
+def _has_contract(ns: dict) -> bool:
+    return isinstance(ns.get("pvdb"), dict) and isinstance(ns.get("prefix"), str)
+
+
+def _has_main_guard(path: Path) -> bool:
+    text = path.read_text(errors="replace")
+    return "__name__" in text and "__main__" in text
+
+
+def _as_namespace(obj: Any) -> dict:
+    if isinstance(obj, dict):
+        return obj
+    return {k: getattr(obj, k) for k in ("prefix", "pvdb", "driver") if hasattr(obj, k)}
+
+
+def _from_namespace(name: str, source: str, ns: dict, capture: _Capture) -> PluginDef:
+    port = driver_port(name)
+    created = pcaspy.driver.manager.driver.get(port)
+    if capture.databases:
+        # a script: it made its own server calls and (usually) its own driver instance
+        plugin = PluginDef(name=name, source=source, databases=list(capture.databases),
+                           registered=True)
+        if created is not None:
+            created.port = port
+            plugin.driver = created
+        else:
+            plugin.driver_cls = _pick_driver(name, ns)
+        return plugin
+    if not _has_contract(ns):
+        raise PluginError(f"{source}: defines no module-level 'prefix' (str) and 'pvdb' (dict), "
+                          "and calls no SimpleServer.createPV")
+    if created is not None:
+        # the module instantiated a driver at import time without a server: not supported
+        pcaspy.driver.manager.driver.pop(port, None)
+    return PluginDef(name=name, source=source, databases=[(ns["prefix"], ns["pvdb"])],
+                     driver_cls=_pick_driver(name, ns))
+
+
+def _pick_driver(name: str, ns: dict) -> type:
+    chosen = ns.get("driver")
+    if isinstance(chosen, type) and issubclass(chosen, pcaspy.Driver):
+        return chosen
+    if chosen is not None and not isinstance(chosen, type):
+        raise PluginError(f"{name}: 'driver' must be a pcaspy.Driver subclass, not {chosen!r}")
+    module_name = ns.get("__name__")
+    candidates = [v for v in ns.values()
+                  if isinstance(v, type) and issubclass(v, pcaspy.Driver) and v is not pcaspy.Driver
+                  and (module_name is None or v.__module__ == module_name)]
+    if not candidates:  # imported classes count when the module defines none itself
+        candidates = [v for v in ns.values()
+                      if isinstance(v, type) and issubclass(v, pcaspy.Driver) and v is not pcaspy.Driver]
+    if len(candidates) > 1:
+        names = ", ".join(sorted(c.__name__ for c in candidates))
+        raise PluginError(f"{name}: several Driver subclasses ({names}); set `driver = TheClass`")
+    return candidates[0] if candidates else pcaspy.Driver
+
+
+def instantiate(plugin: PluginDef) -> Any:
+    """Create the plugin's driver on its own pcaspy port (the PVs must be registered)."""
+    if plugin.driver is not None:
+        return plugin.driver
+    port = driver_port(plugin.name)
+    with _load_lock:
+        saved = pcaspy.Driver.port
+        pcaspy.Driver.port = port
+        try:
+            driver = plugin.driver_cls()
+        finally:
+            pcaspy.Driver.port = saved
+    driver.port = port
+    return driver

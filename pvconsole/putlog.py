@@ -1,0 +1,176 @@
+"""Every put from either protocol: who, what, old -> new, accepted or why not.
+
+Kept in a bounded in-memory ring for the UIs and appended to a JSON-lines file in the
+state directory as it happens (one ``write`` per line, flushed at once, so a ``kill -9``
+loses nothing the kernel already has). The file rotates by size; a torn last line (power
+cut) is skipped when the history is read back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+log = logging.getLogger(__name__)
+
+#: Entries kept in memory for the console (older ones stay in the file).
+MEMORY_ENTRIES = int(os.environ.get("PVCONSOLE_PUTLOG_MEMORY", "5000"))
+#: Rotate the file past this size (bytes); one previous generation is kept.
+ROTATE_BYTES = int(os.environ.get("PVCONSOLE_PUTLOG_ROTATE", str(10 * 1024 * 1024)))
+
+
+class PutResult:
+    """Outcomes of a put."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REFUSED_ACCESS = "refused: access"
+    REFUSED_TYPE = "refused: type"
+    REFUSED_DRIVER = "refused: driver"
+    DRIVER_ERROR = "driver error"
+
+
+@dataclass
+class PutRecord:
+    """One put.
+
+    Attributes:
+        time: UTC ISO-8601 time the put arrived.
+        pv: Full PV name.
+        protocol: 'ca' or 'pva'.
+        client: CA ``user@host``; PVA ``account@peer``.
+        old: Driver value before the put.
+        requested: Value the client asked for (after type conversion, when it got that far).
+        result: A :class:`PutResult` value.
+        reason: Why it was refused, or the driver's error.
+        duration_ms: Time spent in the driver (and waiting for ``callbackPV``).
+    """
+
+    time: str
+    pv: str
+    protocol: str
+    client: str
+    old: Any
+    requested: Any
+    result: str = PutResult.PENDING
+    reason: str = ""
+    duration_ms: float = 0.0
+    seq: int = 0
+    _t0: float = field(default=0.0, repr=False, compare=False)
+
+    @classmethod
+    def start(cls, pv: str, protocol: str, client: str, old: Any, requested: Any) -> "PutRecord":
+        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        return cls(now, pv, protocol, client, _plain(old), _plain(requested), _t0=time.perf_counter())
+
+    def finish(self, result: str, reason: str = "") -> None:
+        self.result = result
+        self.reason = reason
+        self.duration_ms = round((time.perf_counter() - self._t0) * 1000, 3)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d.pop("_t0")
+        return json.dumps(d, default=repr)
+
+
+def _plain(v: Any) -> Any:
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    if isinstance(v, (list, tuple)):
+        return list(v)
+    return v
+
+
+class PutLog:
+    """The put log: ring in memory, JSON lines on disk."""
+
+    def __init__(self, path: Path | None, memory: int = MEMORY_ENTRIES,
+                 rotate_bytes: int = ROTATE_BYTES) -> None:
+        self.path = path
+        self.rotate_bytes = rotate_bytes
+        self.entries: deque[PutRecord] = deque(maxlen=memory)
+        self.lock = threading.Lock()
+        self.seq = 0
+        self._file = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._load_tail(path, memory)
+            self._file = open(path, "a", encoding="utf-8")
+
+    def _load_tail(self, path: Path, memory: int) -> None:
+        if not path.exists():
+            return
+        kept = 0
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = deque(f, maxlen=memory)
+        for line in lines:
+            try:
+                d = json.loads(line)
+                rec = PutRecord(**{k: d[k] for k in ("time", "pv", "protocol", "client", "old",
+                                                      "requested", "result", "reason", "duration_ms")})
+            except (ValueError, KeyError, TypeError):
+                kept += 1
+                continue
+            self.seq += 1
+            rec.seq = self.seq
+            self.entries.append(rec)
+        if kept:
+            log.warning("put log %s: skipped %d unreadable line(s)", path, kept)
+
+    def append(self, record: PutRecord) -> None:
+        with self.lock:
+            self.seq += 1
+            record.seq = self.seq
+            self.entries.append(record)
+            if self._file is not None:
+                try:
+                    self._file.write(record.to_json() + "\n")
+                    self._file.flush()
+                    if self._file.tell() > self.rotate_bytes:
+                        self._rotate()
+                except OSError:
+                    log.exception("put log: write failed")
+
+    def _rotate(self) -> None:
+        assert self.path is not None and self._file is not None
+        self._file.close()
+        os.replace(self.path, self.path.with_suffix(self.path.suffix + ".1"))
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def since(self, seq: int) -> list[PutRecord]:
+        """Entries newer than ``seq`` (for UIs that pull)."""
+        with self.lock:
+            return [r for r in self.entries if r.seq > seq]
+
+    def tail(self, n: int) -> list[PutRecord]:
+        with self.lock:
+            return list(self.entries)[-n:] if n > 0 else []
+
+    def for_pv(self, name: str, n: int = 20) -> list[PutRecord]:
+        with self.lock:
+            return [r for r in self.entries if r.pv == name][-n:]
+
+    def close(self) -> None:
+        with self.lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+def read_file(path: Path) -> Iterable[dict]:
+    """Read a put-log file, skipping torn lines."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                yield json.loads(line)
+            except ValueError:
+                continue

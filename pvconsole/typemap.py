@@ -1,0 +1,576 @@
+"""The CA -> PVA mapping, as pure functions.
+
+pcaspy describes a PV with a ``pvdb`` entry (type, count, enums, limits, ...) and holds
+its state in a ``Data`` (value, alarm, severity, EPICS-epoch timestamp). This module turns
+both into what an EPICS IOC with QSRV2 would serve for the equivalent record, and turns a
+PVA put back into the Python value a pcaspy ``Driver.write`` receives from a CA client.
+It imports neither pcaspy nor Textual: everything here is testable without a server.
+See ``docs/type-mapping.md`` for the table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from p4p import Type, Value
+
+#: Seconds between the POSIX epoch (1970) and the EPICS epoch (1990).
+POSIX_TIME_AT_EPICS_EPOCH = 631152000
+
+#: CA's fixed string size (MAX_STRING_SIZE) includes the terminating NUL.
+MAX_STRING_SIZE = 40
+#: CA's enum limits (MAX_ENUM_STATES, MAX_ENUM_STRING_SIZE incl. NUL).
+MAX_ENUM_STATES = 16
+MAX_ENUM_STRING_SIZE = 26
+
+#: pcaspy's alarm condition names (alarmString.h), indexed by pcaspy's ``Alarm`` codes.
+ALARM_CONDITIONS: tuple[str, ...] = (
+    "NO_ALARM", "READ", "WRITE", "HIHI", "HIGH", "LOLO", "LOW", "STATE", "COS", "COMM",
+    "TIMEOUT", "HWLIMIT", "CALC", "SCAN", "LINK", "SOFT", "BAD_SUB", "UDF", "DISABLE",
+    "SIMM", "READ_ACCESS", "WRITE_ACCESS",
+)
+SEVERITY_NAMES: tuple[str, ...] = ("NO_ALARM", "MINOR", "MAJOR", "INVALID")
+
+# PVA alarm_t.status codes (normative types): NONE, DEVICE, DRIVER, RECORD, DB, CONF,
+# UNDEFINED, CLIENT. QSRV sorts the CA conditions into these classes.
+_PVA_STATUS_BY_CONDITION: dict[int, int] = {
+    0: 0,                                       # NO_ALARM
+    1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1, 8: 1, 11: 1,  # READ..COS, HWLIMIT: device
+    9: 2, 10: 2, 17: 2,                         # COMM, TIMEOUT, UDF: driver (QSRV puts UDF here)
+    12: 3, 13: 3, 14: 3, 15: 3, 16: 3,          # CALC, SCAN, LINK, SOFT, BAD_SUB: record
+    18: 4, 19: 4, 20: 4, 21: 4,                 # DISABLE, SIMM, *_ACCESS: database
+}
+
+FORM_CHOICES = ["Default", "String", "Binary", "Decimal", "Hex", "Exponential", "Engineering"]
+
+ALARM_T = ("S", "alarm_t", [("severity", "i"), ("status", "i"), ("message", "s")])
+TIME_T = ("S", "time_t", [("secondsPastEpoch", "l"), ("nanoseconds", "i"), ("userTag", "i")])
+ENUM_T = ("S", "enum_t", [("index", "i"), ("choices", "as")])
+
+NTSCALAR = "epics:nt/NTScalar:1.0"
+NTSCALARARRAY = "epics:nt/NTScalarArray:1.0"
+NTENUM = "epics:nt/NTEnum:1.0"
+
+#: pcaspy type name -> (PVA scalar code, human name). 'str' is pcaspy's synonym of 'string'.
+CA_TYPES: dict[str, tuple[str, str]] = {
+    "float": ("d", "double"),
+    "int": ("i", "int32"),
+    "short": ("h", "int16"),
+    "char": ("B", "ubyte"),
+    "string": ("s", "string"),
+    "str": ("s", "string"),
+    "enum": ("i", "enum"),
+}
+_INT_RANGE = {"i": (-(2**31), 2**31 - 1), "h": (-(2**15), 2**15 - 1), "B": (0, 255)}
+
+#: The pvdb keys pcaspy knows; anything else is a pvconsole extension or a typo.
+PCASPY_KEYS = frozenset({
+    "type", "count", "enums", "states", "prec", "unit", "lolim", "hilim", "low", "high",
+    "lolo", "hihi", "adel", "mdel", "scan", "asyn", "asg", "value", "port",
+})
+#: Keys of the optional ``'pva'`` dict in a pvdb entry (pcaspy ignores it).
+PVA_KEYS = frozenset({"expose", "readonly", "description", "longstring"})
+
+
+class MappingError(ValueError):
+    """A pvdb entry pvconsole cannot serve; the message names the PV and the field."""
+
+
+class PutRejected(ValueError):
+    """A PVA put refused before it reaches the driver; the message goes to the client."""
+
+
+@dataclass(frozen=True)
+class Meta:
+    """The metadata of one PV, as pcaspy's ``PVInfo`` holds it (it may change at runtime
+    through ``setParamInfo``/``setParamEnums``)."""
+
+    prec: int = 0
+    unit: str = ""
+    lolim: float = 0.0
+    hilim: float = 0.0
+    low: float = 0.0
+    high: float = 0.0
+    lolo: float = 0.0
+    hihi: float = 0.0
+    enums: tuple[str, ...] = ()
+    states: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class PVSpec:
+    """What a PV is: its pcaspy definition plus pvconsole's PVA options.
+
+    Attributes:
+        name: Full PV name (prefix + reason).
+        reason: pcaspy's base name, the key the driver sees.
+        ca_type: pcaspy type name, normalised ('str' becomes 'string').
+        count: Element count; > 1 means an array.
+        scan: pcaspy scan period (0 = passive).
+        asyn: Whether puts complete only when the driver calls ``callbackPV``.
+        asg: Access security group name.
+        description: ``display.description`` over PVA.
+        expose: Served over PVA at start-up unless the operator changed it.
+        readonly: PVA puts refused (CA unaffected).
+        longstring: A ``char`` array served over PVA as a string.
+        meta: Initial metadata.
+        initial: pvdb ``value``, if given.
+    """
+
+    name: str
+    reason: str
+    ca_type: str
+    count: int = 1
+    scan: float = 0
+    asyn: bool = False
+    asg: str = ""
+    description: str = ""
+    expose: bool = True
+    readonly: bool = False
+    longstring: bool = False
+    meta: Meta = field(default_factory=Meta)
+    initial: Any = None
+
+    @property
+    def code(self) -> str:
+        """The PVA scalar type code of the value (or of its elements)."""
+        return CA_TYPES[self.ca_type][0]
+
+    @property
+    def kind(self) -> str:
+        """One of 'enum', 'string', 'scalar', 'array'."""
+        if self.ca_type == "enum" and self.count == 1:
+            return "enum"
+        if self.ca_type == "string" and self.count == 1:
+            return "string"
+        if self.ca_type == "char" and self.count > 1 and self.longstring:
+            return "string"
+        return "array" if self.count > 1 else "scalar"
+
+    @property
+    def max_string_bytes(self) -> int:
+        """Longest string (UTF-8 bytes, no NUL) a put may carry."""
+        return (self.count if self.ca_type == "char" else MAX_STRING_SIZE) - 1
+
+
+def spec_from_pvdb(prefix: str, reason: str, info: Mapping[str, Any]) -> PVSpec:
+    """Normalise one pcaspy ``pvdb`` entry, with the checks pcaspy itself does not make."""
+    name = prefix + reason
+    if not isinstance(info, Mapping):
+        raise MappingError(f"{name}: pvdb entry must be a dict, not {type(info).__name__}")
+    ca_type = info.get("type", "float")
+    if ca_type not in CA_TYPES:
+        raise MappingError(f"{name}: unknown type {ca_type!r} (pcaspy knows "
+                           f"{', '.join(sorted(CA_TYPES))})")
+    ca_type = "string" if ca_type == "str" else ca_type
+    try:
+        count = int(info.get("count", 1))
+    except (TypeError, ValueError):
+        raise MappingError(f"{name}: count must be an integer, not {info.get('count')!r}")
+    if count < 1:
+        raise MappingError(f"{name}: count must be >= 1, not {count}")
+    pva = info.get("pva", {}) or {}
+    if not isinstance(pva, Mapping):
+        raise MappingError(f"{name}: 'pva' must be a dict of {sorted(PVA_KEYS)}")
+    unknown = set(pva) - PVA_KEYS
+    if unknown:
+        raise MappingError(f"{name}: unknown 'pva' keys {sorted(unknown)} "
+                           f"(known: {sorted(PVA_KEYS)})")
+    return PVSpec(
+        name=name,
+        reason=reason,
+        ca_type=ca_type,
+        count=count,
+        scan=float(info.get("scan", 0) or 0),
+        asyn=bool(info.get("asyn", False)),
+        asg=str(info.get("asg", "") or ""),
+        description=str(pva.get("description", "")),
+        expose=bool(pva.get("expose", True)),
+        readonly=bool(pva.get("readonly", False)),
+        longstring=bool(pva.get("longstring", ca_type == "char" and count > 1)),
+        meta=meta_from_info(info),
+        initial=info.get("value"),
+    )
+
+
+def meta_from_info(info: Any) -> Meta:
+    """Read metadata from a pvdb dict or from pcaspy's ``PVInfo`` (attribute access)."""
+    get = info.get if isinstance(info, Mapping) else (lambda k, d: getattr(info, k, d))
+    enums = tuple(str(e)[: MAX_ENUM_STRING_SIZE - 1] for e in (get("enums", ()) or ())[:MAX_ENUM_STATES])
+    states = tuple(int(s) for s in (get("states", ()) or ()))
+    return Meta(
+        prec=_int(get("prec", 0)),
+        unit=str(get("unit", "") or ""),
+        lolim=_float(get("lolim", 0.0)),
+        hilim=_float(get("hilim", 0.0)),
+        low=_float(get("low", 0.0)),
+        high=_float(get("high", 0.0)),
+        lolo=_float(get("lolo", 0.0)),
+        hihi=_float(get("hihi", 0.0)),
+        enums=enums,
+        states=states,
+    )
+
+
+def _float(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _int(x: Any) -> int:
+    try:
+        return int(x)
+    except (TypeError, ValueError):
+        return 0
+
+
+# --------------------------------------------------------------------------- types
+
+
+def pva_type(spec: PVSpec) -> Type:
+    """The PVA structure QSRV serves for the equivalent record (see the QSRV reference)."""
+    kind = spec.kind
+    if kind == "enum":
+        return Type([("value", ENUM_T), ("alarm", ALARM_T), ("timeStamp", TIME_T),
+                     ("display", ("S", "structure", [("description", "s")]))], id=NTENUM)
+    if kind == "string":
+        return Type([("value", "s"), ("alarm", ALARM_T), ("timeStamp", TIME_T),
+                     ("display", ("S", "structure", [("description", "s"), ("units", "s")]))],
+                    id=NTSCALAR)
+    code = spec.code
+    if spec.ca_type == "string":  # string array: no numeric metadata
+        return Type([("value", "as"), ("alarm", ALARM_T), ("timeStamp", TIME_T),
+                     ("display", ("S", "structure", [("description", "s"), ("units", "s")]))],
+                    id=NTSCALARARRAY)
+    if spec.ca_type == "enum":  # enum array: DBF_ENUM elements are uint16
+        code = "H"
+    m = code  # metadata fields carry the value's scalar type, as QSRV does
+    fields = [
+        ("value", ("a" + code) if kind == "array" else code),
+        ("alarm", ALARM_T),
+        ("timeStamp", TIME_T),
+        ("display", ("S", "structure", [
+            ("limitLow", m), ("limitHigh", m), ("description", "s"), ("units", "s"),
+            ("precision", "i"), ("form", ENUM_T)])),
+        ("control", ("S", "structure", [("limitLow", m), ("limitHigh", m), ("minStep", m)])),
+        ("valueAlarm", ("S", "structure", [
+            ("active", "?"), ("lowAlarmLimit", m), ("lowWarningLimit", m),
+            ("highWarningLimit", m), ("highAlarmLimit", m), ("lowAlarmSeverity", "i"),
+            ("lowWarningSeverity", "i"), ("highWarningSeverity", "i"),
+            ("highAlarmSeverity", "i"), ("hysteresis", "d")])),
+    ]
+    return Type(fields, id=NTSCALARARRAY if kind == "array" else NTSCALAR)
+
+
+def pva_type_name(spec: PVSpec) -> str:
+    """Short human name of the PVA type, e.g. 'NTScalar double', 'NTScalarArray int16[16]'."""
+    kind = spec.kind
+    if kind == "enum":
+        return "NTEnum"
+    if kind == "string":
+        return "NTScalar string"
+    elem = "uint16" if spec.ca_type == "enum" else CA_TYPES[spec.ca_type][1]
+    if kind == "array":
+        return f"NTScalarArray {elem}[{spec.count}]"
+    return f"NTScalar {elem}"
+
+
+# --------------------------------------------------------------------------- values
+
+
+def alarm_fields(condition: int, severity: int) -> tuple[int, int, str]:
+    """CA (condition, severity) -> PVA (severity, status, message), as QSRV maps them:
+    the condition's name goes into ``message`` since PVA has no code for it."""
+    condition = int(condition or 0)
+    severity = int(severity or 0)
+    if condition == 0 and severity == 0:
+        return 0, 0, ""
+    status = _PVA_STATUS_BY_CONDITION.get(condition, 6)  # unknown: UNDEFINED, as QSRV
+    message = ALARM_CONDITIONS[condition] if 0 <= condition < len(ALARM_CONDITIONS) else str(condition)
+    return severity, status, message
+
+
+def posix_time(sec_past_epics_epoch: int, nsec: int) -> tuple[int, int]:
+    """EPICS-epoch seconds -> POSIX seconds. pcaspy's zero timestamp (never written) maps
+    to 631152000 (1990-01-01), exactly what QSRV serves for a never-processed record."""
+    return int(sec_past_epics_epoch) + POSIX_TIME_AT_EPICS_EPOCH, int(nsec)
+
+
+def to_pva_value(spec: PVSpec, value: Any) -> Any:
+    """A driver value (what ``getParam`` returns) -> what goes into ``value`` over PVA.
+
+    Mirrors pcaspy's own CA conversions: a ``char`` scalar holds a 1-char string, a
+    ``char`` array a str (or a list/array of byte values); a scalar given to an array PV
+    becomes a one-element array.
+    """
+    kind = spec.kind
+    ca_type = spec.ca_type
+    if kind == "enum":
+        return int(value)
+    if kind == "string":
+        if ca_type == "char":
+            return _chars_to_str(value)
+        return "" if value is None else str(value)
+    if kind == "array":
+        if ca_type == "char" and isinstance(value, (str, bytes)):
+            raw = value.encode("utf-8", "replace") if isinstance(value, str) else value
+            return list(raw)
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+            return [value]
+        return value
+    if ca_type == "char" and isinstance(value, str):
+        return ord(value[0]) & 0xFF if value else 0
+    return value
+
+
+def _chars_to_str(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.split("\0", 1)[0]
+    raw = bytes(int(x) & 0xFF for x in value) if not isinstance(value, (bytes, bytearray)) else bytes(value)
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def _metadata(spec: PVSpec, meta: Meta) -> dict[str, Any]:
+    """display/control/valueAlarm for a numeric PV, cast to the value's scalar type.
+
+    pcaspy checks LOW/HIGH only when low < high and LOLO/HIHI only when lolo < hihi; a
+    pair it ignores is served as an IOC serves a limit whose severity is NO_ALARM: NaN for
+    doubles (Phoebus shows "not set"), 0 for integers (arrays: 0, as QSRV's waveforms).
+    """
+    cast = float if spec.code == "d" else (lambda x: _clamp_int(spec.code, x))
+    unset = math.nan if spec.code == "d" and spec.kind == "scalar" else cast(0)
+    valid_minor = meta.low < meta.high
+    valid_major = meta.lolo < meta.hihi
+    return {
+        "display": {
+            "limitLow": cast(meta.lolim), "limitHigh": cast(meta.hilim),
+            "description": spec.description, "units": meta.unit,
+            "precision": int(meta.prec), "form": {"index": 0, "choices": FORM_CHOICES},
+        },
+        "control": {"limitLow": cast(meta.lolim), "limitHigh": cast(meta.hilim), "minStep": cast(0)},
+        "valueAlarm": {
+            # QSRV never fills active/severities/hysteresis and Phoebus never reads them
+            "active": False,
+            "lowAlarmLimit": cast(meta.lolo) if valid_major else unset,
+            "lowWarningLimit": cast(meta.low) if valid_minor else unset,
+            "highWarningLimit": cast(meta.high) if valid_minor else unset,
+            "highAlarmLimit": cast(meta.hihi) if valid_major else unset,
+            "lowAlarmSeverity": 0, "lowWarningSeverity": 0,
+            "highWarningSeverity": 0, "highAlarmSeverity": 0,
+            "hysteresis": 0.0,
+        },
+    }
+
+
+def _clamp_int(code: str, x: float) -> int:
+    lo, hi = _INT_RANGE.get(code, (-(2**63), 2**63 - 1))
+    if isinstance(x, float) and not math.isfinite(x):
+        return 0
+    return max(lo, min(hi, int(x)))
+
+
+def meta_fields(spec: PVSpec, meta: Meta) -> dict[str, Any]:
+    """The metadata part of the PVA value (everything but value/alarm/timeStamp)."""
+    kind = spec.kind
+    if kind == "enum":
+        return {"value": {"choices": list(meta.enums)}, "display": {"description": spec.description}}
+    if kind == "string" or spec.ca_type == "string":
+        return {"display": {"description": spec.description, "units": meta.unit}}
+    return _metadata(spec, meta)
+
+
+def initial_value(spec: PVSpec, meta: Meta, value: Any, condition: int, severity: int,
+                  sec: int, nsec: int) -> Value:
+    """The complete PVA value a newly opened PV serves."""
+    V = pva_type(spec)()
+    apply_meta(V, spec, meta)
+    apply_update(V, spec, value, condition, severity, sec, nsec)
+    return V
+
+
+def apply_meta(V: Value, spec: PVSpec, meta: Meta) -> None:
+    """Write metadata into ``V`` (marks the fields changed)."""
+    for key, sub in meta_fields(spec, meta).items():
+        _assign(V, key, sub)
+
+
+def _assign(V: Value, path: str, sub: Any) -> None:
+    if isinstance(sub, dict):
+        for k, v in sub.items():
+            _assign(V, f"{path}.{k}", v)
+    else:
+        V[path] = sub
+
+
+def apply_update(V: Value, spec: PVSpec, value: Any, condition: int, severity: int,
+                 sec: int, nsec: int) -> None:
+    """Write value, alarm and timestamp (EPICS epoch) into ``V``. The mirror's hot path
+    uses :func:`updater` instead; this is the readable reference it is tested against."""
+    if spec.kind == "enum":
+        V["value.index"] = to_pva_value(spec, value)
+    else:
+        V["value"] = to_pva_value(spec, value)
+    sevr, status, message = alarm_fields(condition, severity)
+    V["alarm.severity"] = sevr
+    V["alarm.status"] = status
+    V["alarm.message"] = message
+    s, ns = posix_time(sec, nsec)
+    V["timeStamp.secondsPastEpoch"] = s
+    V["timeStamp.nanoseconds"] = ns
+
+
+Updater = Callable[[Value, Any, int, int, int, int], None]
+
+
+def updater(spec: PVSpec) -> Updater:
+    """A fast equivalent of :func:`apply_update` for one PV: attribute access on cached
+    sub-structures, alarm fields written only when they change (monitors then carry only
+    the changed fields, as QSRV's do)."""
+    convert = to_pva_value
+    alarm_cache: list[Any] = [None]
+    enum = spec.kind == "enum"
+    plain = spec.kind == "scalar" and spec.ca_type in ("float", "int", "short")
+
+    def update(V: Value, value: Any, condition: int, severity: int, sec: int, nsec: int) -> None:
+        if enum:
+            V.value.index = int(value)
+        elif plain:
+            V.value = value
+        else:
+            V.value = convert(spec, value)
+        key = (condition, severity)
+        if alarm_cache[0] != key:
+            sevr, status, message = alarm_fields(condition, severity)
+            a = V.alarm
+            a.severity = sevr
+            a.status = status
+            a.message = message
+            alarm_cache[0] = key
+        ts = V.timeStamp
+        ts.secondsPastEpoch = sec + POSIX_TIME_AT_EPICS_EPOCH
+        ts.nanoseconds = nsec
+
+    def reset() -> None:
+        alarm_cache[0] = None
+
+    update.reset = reset  # type: ignore[attr-defined]
+    return update
+
+
+# --------------------------------------------------------------------------- puts
+
+
+def put_to_driver(spec: PVSpec, meta: Meta, V: Value) -> Any:
+    """A PVA put -> the Python value ``Driver.write`` would get for the same CA put.
+
+    Raises:
+        PutRejected: with a message for the client (wrong type, enum index or choice out of
+            range, array longer than ``count``, string over the CA limit).
+    """
+    kind = spec.kind
+    if kind == "enum":
+        return _enum_put(spec, meta, V)
+    if not V.changed("value"):
+        raise PutRejected(f"{spec.name}: put carries no 'value' field")
+    raw = V.value
+    if kind == "string":
+        if not isinstance(raw, str):
+            raise PutRejected(f"{spec.name}: expected a string, got {type(raw).__name__}")
+        size = len(raw.encode("utf-8"))
+        if size > spec.max_string_bytes:
+            raise PutRejected(f"{spec.name}: string of {size} bytes exceeds the limit of "
+                              f"{spec.max_string_bytes} bytes")
+        return raw
+    if kind == "array":
+        n = len(raw)
+        if n > spec.count:
+            raise PutRejected(f"{spec.name}: array of {n} elements exceeds count {spec.count}")
+        if spec.ca_type == "string":
+            too_long = [s for s in raw if len(s.encode("utf-8")) > MAX_STRING_SIZE - 1]
+            if too_long:
+                raise PutRejected(f"{spec.name}: string element exceeds {MAX_STRING_SIZE - 1} bytes")
+            return list(raw)
+        if spec.ca_type == "char":  # pcaspy hands CA char-array puts to the driver as str
+            return bytes(int(x) & 0xFF for x in raw).split(b"\0", 1)[0].decode("latin-1")
+        if spec.ca_type == "float":
+            return [float(x) for x in raw]
+        return [int(x) for x in raw]
+    # numeric scalar
+    if spec.ca_type == "float":
+        value = float(raw)
+        return value
+    # a ubyte scalar goes to the driver as an int: pcaspy's parameter database compares char
+    # scalars numerically (a 1-char str, as CA puts deliver it, breaks setParam's deadband)
+    return int(raw)
+
+
+def _enum_put(spec: PVSpec, meta: Meta, V: Value) -> int:
+    choices = list(meta.enums)
+    if V.changed("value.index"):
+        index = int(V["value.index"])
+    elif V.changed("value.choices") and len(V["value.choices"]) == 1:
+        # some clients send the choice string; accept it like caput does
+        index = _choice_index(spec, choices, V["value.choices"][0])
+    elif V.changed("value"):
+        index = int(V["value.index"])
+    else:
+        raise PutRejected(f"{spec.name}: put carries no 'value.index'")
+    if not 0 <= index < len(choices):
+        raise PutRejected(f"{spec.name}: enum index {index} out of range 0..{len(choices) - 1} "
+                          f"({', '.join(choices)})")
+    return index
+
+
+def _choice_index(spec: PVSpec, choices: Sequence[str], choice: str) -> int:
+    try:
+        return choices.index(choice)
+    except ValueError:
+        raise PutRejected(f"{spec.name}: {choice!r} is not one of {', '.join(choices)}") from None
+
+
+def coerce_enum_string(spec: PVSpec, meta: Meta, text: str) -> int:
+    """A choice string or a decimal index -> enum index (for the console and ``ctl``)."""
+    if text in meta.enums:
+        return list(meta.enums).index(text)
+    try:
+        index = int(text)
+    except ValueError:
+        raise PutRejected(f"{spec.name}: {text!r} is not one of {', '.join(meta.enums)}") from None
+    if not 0 <= index < len(meta.enums):
+        raise PutRejected(f"{spec.name}: enum index {index} out of range")
+    return index
+
+
+def format_value(spec: PVSpec, meta: Meta, value: Any, max_items: int = 4) -> str:
+    """A short, human rendering: precision and units, enum choice, array summary."""
+    kind = spec.kind
+    try:
+        if kind == "enum":
+            index = int(value)
+            return meta.enums[index] if 0 <= index < len(meta.enums) else f"<{index}>"
+        if kind == "string":
+            return to_pva_value(spec, value)
+        if kind == "array":
+            items = to_pva_value(spec, value)
+            n = len(items)
+            shown = ", ".join(_fmt_num(spec, meta, x) for x in list(items[:max_items]))
+            more = ", …" if n > max_items else ""
+            return f"[{shown}{more}] ({n})"
+        text = _fmt_num(spec, meta, to_pva_value(spec, value))
+        return f"{text} {meta.unit}" if meta.unit else text
+    except (TypeError, ValueError, IndexError):
+        return repr(value)
+
+
+def _fmt_num(spec: PVSpec, meta: Meta, x: Any) -> str:
+    if spec.ca_type == "float":
+        return f"{float(x):.{max(0, min(meta.prec, 17))}f}"
+    if spec.ca_type == "string":
+        return str(x)
+    return str(int(x))
