@@ -1,0 +1,114 @@
+"""Pure formatting helpers shared by the screens (no widgets, easy to test)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone, tzinfo
+from typing import Any
+
+from rich.text import Text
+
+from ..typemap import ALARM_CONDITIONS, SEVERITY_NAMES
+
+#: Alarm colours the EPICS way (MEDM/Phoebus): MINOR yellow, MAJOR red, INVALID magenta.
+#: Light themes get darker shades so the text stays readable on white.
+SEVERITY_STYLES_DARK = ("", "bold yellow", "bold red", "bold magenta")
+SEVERITY_STYLES_LIGHT = ("", "bold dark_orange3", "bold red3", "bold magenta3")
+
+EXPOSURE_LABELS = {"on": "on", "off": "off", "ro": "ro"}
+EXPOSURE_STYLES_DARK = {"on": "green", "off": "bright_black", "ro": "cyan"}
+EXPOSURE_STYLES_LIGHT = {"on": "green4", "off": "grey50", "ro": "dark_cyan"}
+
+
+def severity_style(severity: int, dark: bool = True) -> str:
+    """Rich style of an alarm severity."""
+    styles = SEVERITY_STYLES_DARK if dark else SEVERITY_STYLES_LIGHT
+    return styles[severity] if 0 <= severity < len(styles) else styles[3]
+
+
+def severity_text(severity: int, dark: bool = True) -> Text:
+    """The severity name, coloured; empty for NO_ALARM so alarms stand out."""
+    if severity <= 0:
+        return Text("")
+    name = SEVERITY_NAMES[severity] if severity < len(SEVERITY_NAMES) else str(severity)
+    return Text(name, style=severity_style(severity, dark))
+
+
+def alarm_description(severity: int, condition: int) -> str:
+    """'MAJOR (HIHI)' style text for details views."""
+    sev = SEVERITY_NAMES[severity] if 0 <= severity < len(SEVERITY_NAMES) else str(severity)
+    cond = ALARM_CONDITIONS[condition] if 0 <= condition < len(ALARM_CONDITIONS) else str(condition)
+    return sev if severity == 0 and condition == 0 else f"{sev} ({cond})"
+
+
+def value_text(text: str, severity: int, dark: bool = True, width: int = 28) -> Text:
+    """A value cell: cut to ``width`` and coloured by alarm, as alarm-sensitive displays do."""
+    if len(text) > width:
+        text = text[: width - 1] + "…"
+    return Text(text, style=severity_style(severity, dark))
+
+
+def exposure_text(mode: str, dark: bool = True) -> Text:
+    """The PVA exposure of a PV ('on', 'off', 'ro'), coloured."""
+    styles = EXPOSURE_STYLES_DARK if dark else EXPOSURE_STYLES_LIGHT
+    return Text(EXPOSURE_LABELS.get(mode, mode), style=styles.get(mode, ""))
+
+
+def clock_time(ts: float, tz: tzinfo | None = None) -> str:
+    """HH:MM:SS.mmm of a POSIX time; '—' for never (pcaspy's zero timestamp)."""
+    if not ts:
+        return "—"
+    return datetime.fromtimestamp(ts, tz).strftime("%H:%M:%S.%f")[:-3]
+
+
+def full_time(ts: float, tz: tzinfo | None = None) -> str:
+    """Date and time with milliseconds and zone, for details views."""
+    if not ts:
+        return "never (no update since start)"
+    dt = datetime.fromtimestamp(ts, tz) if tz is not None else datetime.fromtimestamp(ts).astimezone()
+    return dt.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + dt.strftime(" %Z")
+
+
+def iso_clock(iso: str, tz: tzinfo | None = None) -> str:
+    """A put-log ISO time -> local HH:MM:SS.mmm (the date is noise in a live log)."""
+    try:
+        dt = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(tz).strftime("%H:%M:%S.%f")[:-3]
+
+
+def short(value: Any, width: int = 24) -> str:
+    """repr-free short rendering of a put value (lists summarised)."""
+    if value is None:
+        return "—"
+    if isinstance(value, (list, tuple)):
+        head = ", ".join(str(v) for v in value[:4])
+        text = f"[{head}{', …' if len(value) > 4 else ''}] ({len(value)})"
+    elif isinstance(value, float):
+        text = f"{value:.6g}"
+    else:
+        text = str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def duration(seconds: float) -> str:
+    """Compact uptime: '45s', '12m03s', '3h07m', '2d04h'."""
+    s = int(max(0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def rate(value: float) -> str:
+    """Updates per second, short: '0', '12', '1.2k', '35k'."""
+    if value < 1000:
+        return f"{value:.0f}"
+    if value < 10000:
+        return f"{value / 1000:.1f}k"
+    return f"{value / 1000:.0f}k"

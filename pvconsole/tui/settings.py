@@ -1,0 +1,40 @@
+"""Tuning values of the console, each overridable by an environment variable."""
+
+from __future__ import annotations
+
+import os
+
+
+def _float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def _int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+#: Seconds between drains of the engine's change stream. 0.25 s keeps values visibly live
+#: while bounding the UI work to 4 batches a second whatever the update rate.
+REFRESH = _float("PVCONSOLE_TUI_REFRESH", 0.25)
+#: Seconds between status-header samples (rates, sparklines).
+STATS_INTERVAL = _float("PVCONSOLE_TUI_STATS", 1.0)
+#: Samples kept for the header's rate sparklines (one per STATS_INTERVAL).
+SPARK_SAMPLES = _int("PVCONSOLE_TUI_SPARK", 30)
+#: A re-sort of the PV table costs O(n log n): at most this often (seconds).
+SORT_INTERVAL = _float("PVCONSOLE_TUI_SORT", 1.0)
+#: Lines the server-log widget keeps (older ones scroll away).
+LOG_LINES = _int("PVCONSOLE_TUI_LOG_LINES", 5000)
+#: Records the log handler buffers between drains (a flood drops the oldest).
+LOG_BUFFER = _int("PVCONSOLE_TUI_LOG_BUFFER", 10000)
+#: Rows the put-log screen keeps.
+PUTLOG_ROWS = _int("PVCONSOLE_TUI_PUTLOG_ROWS", 2000)
+#: Puts shown in the PV details screen.
+DETAIL_PUTS = _int("PVCONSOLE_TUI_DETAIL_PUTS", 20)
+#: Characters of a value cell before it is cut with an ellipsis.
+VALUE_WIDTH = _int("PVCONSOLE_TUI_VALUE_WIDTH", 28)

@@ -1,0 +1,75 @@
+"""What the console needs from the engine, as one small interface.
+
+The app talks only to a :class:`DataSource`: the real :class:`~pvconsole.engine.Engine`
+satisfies it, and so does :class:`~pvconsole.tui.fixed.FixedSource`, a frozen one for
+snapshot tests and benchmarks. The helpers below adapt to engine features that may be
+missing in an older engine (per-client details, batch exposure changes).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Protocol
+
+from ..mirror import PVState
+
+
+class Changes(Protocol):
+    """A change stream: newest state per changed PV since the last drain."""
+
+    def drain(self) -> list[PVState]: ...
+
+
+class DataSource(Protocol):
+    """The engine API the console uses (see ``Engine`` for the semantics)."""
+
+    putlog: Any
+    plugins: list
+
+    def snapshot(self) -> list[PVState]: ...
+
+    def subscribe(self) -> Changes: ...
+
+    def stats(self) -> Any: ...
+
+    def entry(self, name: str) -> Any: ...
+
+    def pva_structure(self, name: str) -> Any: ...
+
+    def set_exposure(self, pattern: str, mode: str) -> list[str]: ...
+
+
+def clients(source: DataSource) -> list[dict[str, Any]] | None:
+    """Connected clients (``{protocol, peer, user, host, channels, monitors, since}``), or
+    None when the engine cannot tell (older engine without ``clients()``)."""
+    fn = getattr(source, "clients", None)
+    if fn is None:
+        return None
+    try:
+        return list(fn())
+    except Exception:  # a UI must not die on a diagnostic; the screen says "unavailable"
+        return None
+
+
+def set_exposure_many(source: DataSource, names: Iterable[str], mode: str) -> list[str]:
+    """Apply one exposure mode to many PVs; uses the engine's batch call when it has one
+    (one state-file write instead of one per PV)."""
+    names = list(names)
+    batch = getattr(source, "set_exposure_many", None)
+    if batch is not None:
+        return list(batch(names, mode))
+    changed: list[str] = []
+    for name in names:
+        changed += source.set_exposure(name, mode)
+    return changed
+
+
+def putlog_since(source: DataSource, seq: int) -> list[Any]:
+    """Put records newer than ``seq`` ([] before the engine has a put log)."""
+    log = getattr(source, "putlog", None)
+    return log.since(seq) if log is not None else []
+
+
+def putlog_for_pv(source: DataSource, name: str, n: int) -> list[Any]:
+    """The last ``n`` puts to one PV."""
+    log = getattr(source, "putlog", None)
+    return log.for_pv(name, n) if log is not None else []

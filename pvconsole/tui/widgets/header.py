@@ -1,0 +1,55 @@
+"""The status header: servers, PV counts, live rates per protocol and mirror health."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widget import Widget
+from textual.widgets import Sparkline, Static
+
+from ..fmt import duration, rate
+from ..status import StatusModel
+
+
+class StatusHeader(Widget):
+    """Two lines at the top of every screen: is it serving, how busy, how healthy."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="servers")
+        with Horizontal(id="rates"):
+            yield Static("CA", classes="label")
+            yield Sparkline([0.0], id="ca-spark")
+            yield Static(id="ca-rate", classes="rate")
+            yield Static("PVA", classes="label")
+            yield Sparkline([0.0], id="pva-spark")
+            yield Static(id="pva-rate", classes="rate")
+            yield Static(id="health")
+
+    def on_mount(self) -> None:
+        status = getattr(self.app, "status", None)
+        if status is not None:
+            self.show(status)
+
+    def show(self, status: StatusModel) -> None:
+        """Render a status sample (called by the app after each stats read)."""
+        s = status.stats
+        if s is None:
+            return
+        line = Text()
+        line.append(" pvconsole ", style="bold reverse")
+        line.append(f"  CA {s.ca}", style="bold")
+        line.append(f"  PVA {s.pva or 'down'}", style="bold" if s.pva else "bold red")
+        line.append(f"  {s.pvs} PVs, {s.exposed} on PVA")
+        line.append(f"  puts {s.puts}")
+        line.append(f"  up {duration(s.uptime)}")
+        self.query_one("#servers", Static).update(line)
+        self.query_one("#ca-spark", Sparkline).data = list(status.ca_rates)
+        self.query_one("#pva-spark", Sparkline).data = list(status.pva_rates)
+        self.query_one("#ca-rate", Static).update(f"{rate(status.ca_rate)}/s")
+        self.query_one("#pva-rate", Static).update(f"{rate(status.pva_rate)}/s")
+        health = Text()
+        health.append(f"posted CA {s.ca_posts} PVA {s.pva_posts}  lag ≤{status.worst_lag_ms:.2f} ms")
+        if s.errors:
+            health.append(f"  errors {s.errors}", style="bold red")
+        self.query_one("#health", Static).update(health)

@@ -1,0 +1,285 @@
+"""The PV table: one row per PV, live, filtered, sorted, with marks for batch actions.
+
+Only rows that changed are touched: each row's rendered cells are cached and
+``update_cell`` is called for the cells whose text differs. Re-sorting costs O(n log n), so
+it happens only when a cell of the sort column changed, at most every ``SORT_INTERVAL``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from datetime import tzinfo
+from typing import Any, Callable, Iterable
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.events import Key
+from textual.message import Message
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist
+
+from ...mirror import PVState
+from .. import fmt
+from ..settings import SORT_INTERVAL, VALUE_WIDTH
+
+#: (key, label, sort key). The order puts what an operator needs first, so 80 columns
+#: show name, value, alarm, exposure, clients and time; the types scroll in on the right.
+COLUMNS: tuple[tuple[str, str, Callable[[PVState], Any]], ...] = (
+    ("mark", " ", lambda s: 0),
+    ("name", "PV", lambda s: s.name),
+    ("value", "Value", lambda s: (0, float(s.value), "") if isinstance(s.value, (int, float))
+     else (1, 0.0, s.text)),
+    ("sev", "Alarm", lambda s: -s.severity),
+    ("exp", "PVA", lambda s: s.exposure),
+    ("ca", "CA#", lambda s: -int(s.ca_monitored)),
+    ("pvac", "PVA#", lambda s: -s.pva_clients),
+    ("time", "Updated", lambda s: -s.timestamp),
+    ("plugin", "Plugin", lambda s: s.plugin),
+    ("catype", "CA type", lambda s: s.ca_type),
+    ("pvatype", "PVA type", lambda s: s.pva_type),
+)
+COLUMN_KEYS = tuple(c[0] for c in COLUMNS)
+SORTABLE = COLUMN_KEYS[1:]
+SORT_KEYS = {k: f for k, _, f in COLUMNS}
+MARK = "●"
+
+
+def name_matches(name: str, pattern: str) -> bool:
+    """Filter test: a glob (``*?[``) matches the whole name, plain text any part of it;
+    both ignore case so that typing at 2 a.m. needs no shift key."""
+    if not pattern:
+        return True
+    if any(c in pattern for c in "*?["):
+        return fnmatch.fnmatchcase(name.upper(), pattern.upper())
+    return pattern.upper() in name.upper()
+
+
+class PVTable(DataTable):
+    """The live PV table (row key = PV name)."""
+
+    BINDINGS = [
+        Binding("space", "mark", "Mark", show=False),
+        Binding("plus", "mark_all", "Mark all", show=False),
+        Binding("minus", "unmark_all", "Unmark", show=False),
+        Binding("s", "next_sort", "Sort"),
+        Binding("r", "reverse_sort", "Reverse", show=False),
+    ]
+
+    def __init__(self, *, tz: tzinfo | None = None, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", fixed_columns=2, zebra_stripes=False)
+        self.tz = tz
+        self.dark = True
+        self.states: dict[str, PVState] = {}
+        self.marked: set[str] = set()
+        self.pattern = ""
+        self.plugin: str | None = None
+        self.sort_key = "name"
+        self.sort_reverse = False
+        self._cells: dict[str, tuple] = {}
+        self._pending: set[str] = set()
+        self._sort_due = False
+        self._last_sort = 0.0
+
+    # ------------------------------------------------------------------ data in
+
+    def on_mount(self) -> None:
+        for key, label, _ in COLUMNS:
+            self.add_column(label, key=key)
+        self._label_sort()
+
+    def load(self, states: Iterable[PVState]) -> None:
+        """Replace the whole model (start-up, theme change)."""
+        self.states = {s.name: s for s in states}
+        self.rebuild()
+
+    def apply(self, changed: list[PVState]) -> None:
+        """Take changed states; touch only their cells (deferred while hidden)."""
+        for s in changed:
+            self.states[s.name] = s
+        self._pending.update(s.name for s in changed)
+        if self.display and self.screen.is_current:
+            self.flush()
+
+    def flush(self) -> None:
+        """Update the rows of the PVs changed since the last flush, then sort if due."""
+        if not self._pending:
+            self._maybe_sort()
+            return
+        names, self._pending = self._pending, set()
+        sort_col = COLUMN_KEYS.index(self.sort_key)
+        for name in names:
+            old = self._cells.get(name)
+            if old is None:
+                if name not in self.rows and self._visible(self.states[name]) and name not in self._cells:
+                    self._add(self.states[name])
+                    self._sort_due = True
+                continue
+            new = self._render(self.states[name])
+            for i, (a, b) in enumerate(zip(old, new)):
+                if a != b:
+                    try:
+                        self.update_cell(name, COLUMN_KEYS[i], b)
+                    except CellDoesNotExist:
+                        break
+                    if i == sort_col:
+                        self._sort_due = True
+            self._cells[name] = new
+        self._maybe_sort()
+
+    def rebuild(self) -> None:
+        """Re-create the rows for the current filter and sort (keeps the cursor's PV)."""
+        current = self.current_name()
+        self.clear()
+        self._cells.clear()
+        self._pending.clear()
+        rows = sorted((s for s in self.states.values() if self._visible(s)), key=self._sort_of,
+                      reverse=self.sort_reverse)
+        for s in rows:
+            self._add(s)
+        self._last_sort = time.monotonic()
+        self._sort_due = False
+        if current is not None and current in self.rows:
+            self.move_cursor(row=self.get_row_index(current), animate=False)
+
+    def _add(self, s: PVState) -> None:
+        cells = self._render(s)
+        self._cells[s.name] = cells
+        self.add_row(*cells, key=s.name)
+
+    def _visible(self, s: PVState) -> bool:
+        return (self.plugin is None or s.plugin == self.plugin) and name_matches(s.name, self.pattern)
+
+    def _render(self, s: PVState) -> tuple:
+        dark = self.dark
+        return (
+            MARK if s.name in self.marked else " ",
+            s.name,
+            fmt.value_text(s.text, s.severity, dark, VALUE_WIDTH),
+            fmt.severity_text(s.severity, dark),
+            fmt.exposure_text(s.exposure, dark),
+            "mon" if s.ca_monitored else "",
+            str(s.pva_clients) if s.pva_clients else "",
+            fmt.clock_time(s.timestamp, self.tz),
+            s.plugin,
+            s.ca_type,
+            s.pva_type,
+        )
+
+    # ------------------------------------------------------------------ sorting
+
+    def _sort_of(self, s: PVState) -> tuple:
+        getter = SORT_KEYS[self.sort_key]
+        return (getter(s), s.name)
+
+    def _maybe_sort(self, force: bool = False) -> None:
+        if not force:
+            if not self._sort_due or time.monotonic() - self._last_sort < SORT_INTERVAL:
+                return
+        states = self.states
+        getter = SORT_KEYS[self.sort_key]
+        current = self.current_name()
+        self.sort("name", key=lambda n: (getter(states[n]), n), reverse=self.sort_reverse)
+        self._last_sort = time.monotonic()
+        self._sort_due = False
+        if current is not None:
+            self.move_cursor(row=self.get_row_index(current), animate=False)
+
+    def set_sort(self, key: str, reverse: bool | None = None) -> None:
+        """Sort by a column key (``reverse`` None keeps the direction)."""
+        self.sort_key = key
+        if reverse is not None:
+            self.sort_reverse = reverse
+        self._label_sort()
+        self._maybe_sort(force=True)
+
+    def _label_sort(self) -> None:
+        for key, label, _ in COLUMNS:
+            column = self.columns.get(key)  # type: ignore[call-overload]
+            if column is None:
+                continue
+            arrow = (" ▼" if self.sort_reverse else " ▲") if key == self.sort_key else ""
+            column.label = Text(label + arrow)
+        self._require_update_dimensions = True
+        self.refresh()
+
+    # ------------------------------------------------------------------ selection
+
+    def current_name(self) -> str | None:
+        """PV under the cursor (None in an empty table)."""
+        if not self.row_count:
+            return None
+        try:
+            return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+        except CellDoesNotExist:
+            return None
+
+    def targets(self) -> list[str]:
+        """PVs an action applies to: the marked ones, else the one under the cursor."""
+        if self.marked:
+            return sorted(self.marked)
+        name = self.current_name()
+        return [name] if name else []
+
+    def set_marks(self, names: Iterable[str], on: bool) -> None:
+        """Mark or unmark PVs and redraw their mark cells."""
+        for name in names:
+            (self.marked.add if on else self.marked.discard)(name)
+            if name in self._cells:
+                cells = self._cells[name]
+                self._cells[name] = (MARK if on else " ",) + cells[1:]
+                self.update_cell(name, "mark", self._cells[name][0])
+
+    def visible_names(self) -> list[str]:
+        """PV names in table order."""
+        return [str(row.key.value) for row in self.ordered_rows]
+
+    def jump(self, text: str) -> bool:
+        """Move the cursor to the first PV starting with ``text`` (else containing it)."""
+        if not text:
+            return False
+        needle = text.upper()
+        names = self.visible_names()
+        hit = next((n for n in names if n.upper().startswith(needle)), None) or \
+            next((n for n in names if needle in n.upper()), None)
+        if hit is None:
+            return False
+        self.move_cursor(row=self.get_row_index(hit), animate=False)
+        return True
+
+    def action_mark(self) -> None:
+        name = self.current_name()
+        if name is not None:
+            self.set_marks([name], name not in self.marked)
+            self.action_cursor_down()
+
+    def action_mark_all(self) -> None:
+        self.set_marks(self.visible_names(), True)
+
+    def action_unmark_all(self) -> None:
+        self.set_marks(list(self.marked), False)
+
+    def action_next_sort(self) -> None:
+        i = SORTABLE.index(self.sort_key) if self.sort_key in SORTABLE else -1
+        self.set_sort(SORTABLE[(i + 1) % len(SORTABLE)])
+
+    def action_reverse_sort(self) -> None:
+        self.set_sort(self.sort_key, not self.sort_reverse)
+
+    def on_key(self, event: Key) -> None:
+        """Typing an upper-case letter starts a jump (PV names are upper case; lower-case
+        letters are commands)."""
+        ch = event.character
+        if ch and len(ch) == 1 and ch.isupper():
+            event.stop()
+            event.prevent_default()
+            self.post_message(JumpRequested(ch))
+
+
+class JumpRequested(Message):
+    """The user started typing a PV name in the table."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        #: What was typed so far.
+        self.text = text

@@ -1,0 +1,141 @@
+"""The main view: filter bar, the PV table, and the type-to-jump box."""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Input, Static
+
+from ...mirror import PVState
+from .pvtable import COLUMNS, JumpRequested, PVTable
+
+
+class PVView(Vertical):
+    """PV table plus its filter/jump inputs; actions apply to marked rows or the cursor."""
+
+    BINDINGS = [
+        Binding("e", "exposure('on/off')", "PVA on/off"),
+        Binding("w", "exposure('ro')", "PVA ro"),
+        Binding("slash", "filter", "Filter"),
+        Binding("p", "next_plugin", "Plugin"),
+        Binding("j", "jump", "Jump"),
+        Binding("escape", "clear", "Clear", show=False),
+    ]
+
+    def __init__(self, *, tz: tzinfo | None = None, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.tz = tz
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="pv-bar"):
+            yield Static("Filter", classes="label")
+            yield Input(placeholder="text or glob, e.g. PSU:*  (/)", id="filter", compact=True)
+            yield Static(id="pv-info")
+        yield PVTable(tz=self.tz, id="pv-table")
+        yield Input(placeholder="jump to PV…", id="jump", compact=True)
+
+    @property
+    def table(self) -> PVTable:
+        return self.query_one(PVTable)
+
+    def on_mount(self) -> None:
+        self.query_one("#jump").display = False
+
+    def load(self, states: list[PVState]) -> None:
+        """Initial model."""
+        self.table.load(states)
+        self.update_info()
+
+    def apply(self, changed: list[PVState]) -> None:
+        """Changed states from the engine (cheap when nothing is visible)."""
+        self.table.apply(changed)
+
+    def update_info(self) -> None:
+        """The bar's right side: plugin filter, sort, counts, marks."""
+        t = self.table
+        sort = dict((k, label) for k, label, _ in COLUMNS)[t.sort_key]
+        parts = [f"plugin {t.plugin or 'all'}", f"sort {sort}{' ▼' if t.sort_reverse else ' ▲'}",
+                 f"{t.row_count}/{len(t.states)} PVs"]
+        if t.marked:
+            parts.append(f"{len(t.marked)} marked")
+        self.query_one("#pv-info", Static).update("  ".join(parts))
+
+    # ------------------------------------------------------------------ filter & plugin
+
+    def set_filter(self, pattern: str) -> None:
+        """Show only PVs whose name matches ``pattern`` (text or glob)."""
+        self.query_one("#filter", Input).value = pattern
+        self._apply_filter(pattern)
+
+    def _apply_filter(self, pattern: str) -> None:
+        if pattern != self.table.pattern:
+            self.table.pattern = pattern
+            self.table.rebuild()
+            self.update_info()
+
+    def set_plugin(self, plugin: str | None) -> None:
+        """Show only one plugin's PVs (None: all)."""
+        self.table.plugin = plugin
+        self.table.rebuild()
+        self.update_info()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        if event.input.id == "filter":
+            self._apply_filter(event.value)
+        elif event.input.id == "jump":
+            ok = self.table.jump(event.value)
+            event.input.set_class(not ok and bool(event.value), "-nomatch")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.input.id == "jump":
+            event.input.display = False
+        self.table.focus()
+
+    def on_jump_requested(self, event: JumpRequested) -> None:
+        self.action_jump(event.text)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.app.action_details(str(event.row_key.value))  # type: ignore[attr-defined]
+
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_jump(self, text: str = "") -> None:
+        box = self.query_one("#jump", Input)
+        box.display = True
+        box.value = text
+        box.cursor_position = len(text)
+        box.focus()
+
+    def action_clear(self) -> None:
+        """Escape: close the jump box, else leave the filter input, else clear the filter."""
+        box = self.query_one("#jump", Input)
+        flt = self.query_one("#filter", Input)
+        if box.display:
+            box.display = False
+        elif flt.has_focus:
+            pass
+        elif flt.value:
+            self.set_filter("")
+        elif self.table.marked:
+            self.table.action_unmark_all()
+        self.table.focus()
+        self.update_info()
+
+    def action_next_plugin(self) -> None:
+        names = sorted({s.plugin for s in self.table.states.values()})
+        order = [None, *names]
+        i = order.index(self.table.plugin) if self.table.plugin in order else 0
+        self.set_plugin(order[(i + 1) % len(order)])
+
+    def action_exposure(self, mode: str) -> None:
+        self.app.request_exposure(self.table.targets(), mode)  # type: ignore[attr-defined]
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()

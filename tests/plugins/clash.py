@@ -1,0 +1,3 @@
+"""Serves T:FLOAT, which alltypes already serves."""
+prefix = "T:"
+pvdb = {"FLOAT": {}, "OTHER": {}}

@@ -1,0 +1,351 @@
+"""End to end: an engine on loopback, a p4p client for PVA, pyepics (subprocess) for CA."""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+
+import numpy as np
+import pytest
+from p4p.client.thread import Disconnected, RemoteError
+
+from conftest import plugin_path, wait_for
+
+ALLTYPES = plugin_path("alltypes")
+
+
+@pytest.fixture
+def engine(engine_factory):
+    return engine_factory(ALLTYPES, asyn_timeout=1.0)
+
+
+def driver_of(engine, name="alltypes"):
+    return engine.drivers[name]
+
+
+def test_every_type_and_metadata_over_pva(engine, pva):
+    ctx = pva(engine)
+    v = ctx.get("T:FLOAT")
+    assert v.getID() == "epics:nt/NTScalar:1.0"
+    assert v.value == 12.5
+    assert v.display.precision == 3 and v.display.units == "V"
+    assert (v.display.limitLow, v.display.limitHigh) == (0.0, 100.0)
+    assert (v.control.limitLow, v.control.limitHigh) == (0.0, 100.0)
+    assert v.display.description == "a float"
+    va = v.valueAlarm
+    assert (va.lowAlarmLimit, va.lowWarningLimit, va.highWarningLimit, va.highAlarmLimit) == (1, 2, 90, 95)
+    assert v.display.form.choices[0] == "Default"
+    assert ctx.get("T:INT").value == 7 and ctx.get("T:INT").display.units == "cts"
+    assert ctx.get("T:SHORT").value == 3 and ctx.get("T:SHORT").display.limitLow == -10
+    assert ctx.get("T:CHAR").value == 65
+    assert ctx.get("T:STRING").value == "hello"
+    assert ctx.get("T:STR").value == "synonym"
+    e = ctx.get("T:ENUM")
+    assert e.getID() == "epics:nt/NTEnum:1.0"
+    assert (e.value.index, list(e.value.choices)) == (1, ["Off", "On", "Fault"])
+    assert list(ctx.get("T:FARR").value) == [1.0, 2.0, 3.0]
+    assert ctx.get("T:IARR").value.dtype == np.int32
+    assert ctx.get("T:SARR").value.dtype == np.int16
+    assert ctx.get("T:BYTES").value.dtype == np.uint8
+    assert ctx.get("T:LONG").value == "a long string status"
+    assert ctx.get("T:DOT.PREC").display.precision == 4
+
+
+def test_timestamps_are_posix_and_alarm_follows_limits(engine, pva):
+    ctx = pva(engine)
+    drv = driver_of(engine)
+    drv.setParam("FLOAT", 96.0)
+    drv.updatePVs()
+    v = wait_for(lambda: (lambda x: x if x.value == 96.0 else None)(ctx.get("T:FLOAT")))
+    assert abs(v.timeStamp.secondsPastEpoch - time.time()) < 5
+    assert (v.alarm.severity, v.alarm.status, v.alarm.message) == (2, 1, "HIHI")
+    never = ctx.get("T:PLAIN")  # never written: UDF, as CA clients see it
+    assert (never.alarm.severity, never.alarm.status, never.alarm.message) == (3, 2, "UDF")
+
+
+def test_updates_reach_pva_without_any_ca_monitor(engine, pva):
+    ctx = pva(engine)
+    q: queue.Queue = queue.Queue()
+    sub = ctx.monitor("T:INT", q.put)
+    try:
+        wait_for(lambda: q.qsize() >= 1)
+        drv = driver_of(engine)
+        for i in range(100, 105):
+            drv.setParam("INT", i)
+            drv.updatePV("INT")
+        seen = []
+        wait_for(lambda: seen.extend(x.value for x in _drain(q)) or (seen and seen[-1] == 104))
+        assert not engine.entry("T:INT").ca_monitored
+    finally:
+        sub.close()
+
+
+def _drain(q):
+    out = []
+    while True:
+        try:
+            out.append(q.get_nowait())
+        except queue.Empty:
+            return out
+
+
+def test_status_and_metadata_changes_reach_pva(engine, pva):
+    ctx = pva(engine)
+    drv = driver_of(engine)
+    drv.setParamStatus("INT", 9, 3)  # COMM / INVALID
+    drv.setParamInfo("FLOAT", {"prec": 5, "unit": "kV", "hilim": 200})
+    drv.setParamEnums("ENUM", ["A", "B", "C", "D"])
+    drv.updatePVs()
+    wait_for(lambda: ctx.get("T:INT").alarm.message == "COMM")
+    v = ctx.get("T:FLOAT")
+    assert (v.display.precision, v.display.units, v.display.limitHigh) == (5, "kV", 200.0)
+    assert list(ctx.get("T:ENUM").value.choices) == ["A", "B", "C", "D"]
+
+
+def test_scanned_pv_reaches_pva(engine_factory, pva, tmp_path):
+    plugin = tmp_path / "scanned.py"
+    plugin.write_text(
+        "from pcaspy import Driver\nimport itertools\nprefix='SC:'\n"
+        "pvdb={'N': {'type': 'int', 'scan': 0.05}}\n"
+        "class D(Driver):\n    c = itertools.count()\n"
+        "    def read(self, reason):\n        return next(self.c)\n")
+    engine = engine_factory(str(plugin))
+    ctx = pva(engine)
+    first = ctx.get("SC:N").value
+    wait_for(lambda: ctx.get("SC:N").value > first + 2)
+
+
+def test_pva_put_reaches_driver_and_ca_monitor(engine, pva, ca):
+    ctx = pva(engine)
+    client = ca(engine)
+    client.monitor("T:INT")
+    wait_for(lambda: client.events())
+    ctx.put("T:INT", 42, wait=True)
+    assert ("INT", 42) in driver_of(engine).writes
+    wait_for(lambda: any(e["value"] == 42 for e in client.events()))
+    assert client.get("T:INT")["value"] == 42
+
+
+def test_ca_put_seen_on_pva_monitor(engine, pva, ca):
+    ctx = pva(engine)
+    q: queue.Queue = queue.Queue()
+    sub = ctx.monitor("T:STRING", q.put)
+    try:
+        wait_for(lambda: q.qsize())
+        reply = ca(engine).put("T:STRING", "from ca")
+        assert reply["ok"], reply
+        seen = []
+        wait_for(lambda: seen.extend(x.value for x in _drain(q)) or "from ca" in seen)
+    finally:
+        sub.close()
+    rec = wait_for(lambda: [r for r in engine.putlog.tail(10) if r.protocol == "ca"])
+    assert rec[-1].requested == "from ca" and rec[-1].result == "accepted"
+
+
+def test_ca_sees_the_same_metadata(engine, ca):
+    got = ca(engine).get("T:FLOAT")
+    assert got["value"] == 12.5 and got["units"] == "V" and got["precision"] == 3
+    assert got["enum_strs"] == []
+    assert ca(engine).get("T:ENUM")["enum_strs"] == ["Off", "On", "Fault"]
+
+
+def test_enum_put_by_index_and_by_choice_string(engine, pva):
+    ctx = pva(engine)
+    ctx.put("T:ENUM", 0, wait=True)
+    assert ctx.get("T:ENUM").value.index == 0
+    ctx.put("T:ENUM", "Fault", wait=True)
+    v = ctx.get("T:ENUM")
+    assert v.value.index == 2
+    assert (v.alarm.severity, v.alarm.message) == (2, "STATE")
+
+
+@pytest.mark.parametrize("pv, value, message", [
+    ("T:ENUM", 5, "out of range"),
+    ("T:ENUM", {"value.index": -1}, "out of range"),
+    ("T:FARR", list(range(17)), "exceeds count 16"),
+    ("T:STRING", "x" * 60, "exceeds the limit of 39 bytes"),
+    ("T:LONG", "y" * 300, "exceeds the limit of 255 bytes"),
+    ("T:INT", 13, "driver refused"),
+    ("T:INT", 666, "driver error: RuntimeError: driver exploded"),
+    ("T:RO", 1.0, "read-only"),
+])
+def test_bad_puts_are_refused_and_change_nothing(engine, pva, pv, value, message):
+    ctx = pva(engine)
+    before = ctx.get(pv)
+    with pytest.raises(RemoteError, match=message):
+        ctx.put(pv, value, wait=True)
+    after = ctx.get(pv)
+    field = "value.index" if before.getID().startswith("epics:nt/NTEnum") else "value"
+    assert np.array_equal(np.asarray(after[field]), np.asarray(before[field]))
+    assert engine.putlog.tail(1)[0].result.startswith(("refused", "driver error"))
+    ctx.put("T:FLOAT", 50.0, wait=True)  # the console keeps serving
+    assert ctx.get("T:FLOAT").value == 50.0
+
+
+def test_unknown_enum_choice_is_refused(engine, pva):
+    ctx = pva(engine)
+    with pytest.raises((RemoteError, ValueError)):
+        ctx.put("T:ENUM", "Maybe", wait=True)
+    assert ctx.get("T:ENUM").value.index == 1
+
+
+def test_asyn_put_completes_on_callback_and_times_out_without(engine, pva):
+    ctx = pva(engine)
+    t0 = time.monotonic()
+    ctx.put("T:ASYN", 3.0, wait=True, timeout=5)
+    assert time.monotonic() - t0 >= 0.15  # waited for the driver's callbackPV
+    assert ctx.get("T:ASYN").value == 3.0
+    with pytest.raises(RemoteError, match="timed out .* callbackPV"):
+        ctx.put("T:NOCB", 1.0, wait=True, timeout=5)
+
+
+def test_slow_driver_write_does_not_block_puts_to_other_pvs(engine, pva):
+    ctx = pva(engine)
+    done = threading.Event()
+
+    def slow():
+        try:
+            ctx.put("T:ASYN", 7.0, wait=True, timeout=5)
+        finally:
+            done.set()
+    threading.Thread(target=slow).start()
+    t0 = time.monotonic()
+    ctx.put("T:FLOAT", 33.0, wait=True)
+    assert time.monotonic() - t0 < 0.15
+    assert done.wait(5)
+
+
+def test_exposure_off_disconnects_and_on_reconnects(engine, pva):
+    ctx = pva(engine)
+    events: queue.Queue = queue.Queue()
+    sub = ctx.monitor("T:INT", events.put, notify_disconnect=True)
+    try:
+        wait_for(lambda: events.qsize())
+        _drain(events)
+        assert engine.set_exposure("T:INT", "off") == ["T:INT"]
+        wait_for(lambda: any(isinstance(e, Disconnected) for e in _drain(events)))
+        with pytest.raises(TimeoutError):
+            ctx.get("T:INT", timeout=0.5)
+        drv = driver_of(engine)
+        drv.setParam("INT", 77)  # changes while off are served when it comes back
+        drv.updatePVs()
+        engine.set_exposure("T:I*", "on")
+        # the client finds it again on its next search (pvxs backs off: up to ~10 s here)
+        got = wait_for(lambda: [e for e in _drain(events) if not isinstance(e, Exception)], timeout=30)
+        assert got[-1].value == 77
+        assert ctx.get("T:INT").value == 77
+    finally:
+        sub.close()
+
+
+def test_exposure_persists_across_restart(engine_factory, pva, tmp_path):
+    state = tmp_path / "keep"
+    first = engine_factory(ALLTYPES, state_dir=state)
+    first.set_exposure("T:FLOAT", "off")
+    first.set_exposure("T:INT", "ro")
+    first.set_exposure("T:HIDDEN", "on")
+    first.stop()
+    second = engine_factory(ALLTYPES, state_dir=state)
+    ctx = pva(second)
+    assert second.entry("T:FLOAT").exposure == "off"
+    with pytest.raises(TimeoutError):
+        ctx.get("T:FLOAT", timeout=0.5)
+    with pytest.raises(RemoteError, match="read-only"):
+        ctx.put("T:INT", 1, wait=True)
+    assert ctx.get("T:HIDDEN").value == 0
+
+
+def test_read_only_and_hidden_from_pvdb(engine, pva, ca):
+    ctx = pva(engine)
+    with pytest.raises(TimeoutError):
+        ctx.get("T:HIDDEN", timeout=0.5)
+    assert ca(engine).get("T:HIDDEN")["value"] == 0  # CA untouched
+    assert ca(engine).put("T:RO", 5.0)["ok"]
+    assert ctx.get("T:RO").value == 5.0
+
+
+def test_two_plugins_side_by_side(engine_factory, pva):
+    engine = engine_factory(ALLTYPES, plugin_path("second"))
+    ctx = pva(engine)
+    ctx.put("S:X", 2.0, wait=True)
+    assert ctx.get("S:X").value == 4.0  # its own driver doubled it
+    ctx.put("T:FLOAT", 2.0, wait=True)
+    assert ctx.get("T:FLOAT").value == 2.0
+    assert {p.name for p in engine.plugins if not p.error} == {"alltypes", "second"}
+    assert engine.drivers["alltypes"] is not engine.drivers["second"]
+
+
+def test_broken_plugins_are_reported_and_others_run(engine_factory, pva):
+    engine = engine_factory(plugin_path("broken_import"), ALLTYPES, plugin_path("broken_init"),
+                            plugin_path("clash"))
+    errors = {p.name: p.error for p in engine.plugins if p.error}
+    assert "No module named 'this_module_does_not_exist'" in errors["broken_import"]
+    assert "hardware not found" in errors["broken_init"]
+    assert "PV name clash: T:FLOAT" in errors["clash"] and "alltypes" in errors["clash"]
+    assert "BI:A" not in engine.entries and "T:OTHER" not in engine.entries
+    assert pva(engine).get("T:FLOAT").value == 12.5
+
+
+def test_unmodified_pcaspy_scripts_run(engine_factory, pva):
+    engine = engine_factory(plugin_path("script_loop"), plugin_path("script_main"))
+    assert not [p.error for p in engine.plugins if p.error]
+    ctx = pva(engine)
+    assert ctx.get("SCR:RAND").value == 0.5
+    ctx.put("MAIN:A", 5, wait=True)
+    assert ctx.get("MAIN:A").value == 5
+    assert ctx.get("MAIN:LAST").value == "A"
+
+
+def test_plugin_threads_calling_updatepvs_are_mirrored_consistently(engine_factory, pva):
+    engine = engine_factory(plugin_path("threaded"))
+    ctx = pva(engine)
+    q: queue.Queue = queue.Queue()
+    sub = ctx.monitor("TH:COUNT", q.put)
+    try:
+        time.sleep(1.0)
+        values = [v.value for v in _drain(q)]
+    finally:
+        sub.close()
+        engine.drivers["threaded"].stop = True
+    assert len(values) > 10
+    assert values == sorted(values)  # never out of order
+    assert engine.mirror.errors == 0
+
+
+def test_bad_driver_value_is_contained(engine, pva):
+    drv = driver_of(engine)
+    drv.pvDB["INT"].value = "not a number"  # a plugin bug
+    drv.pvDB["INT"].flag = True
+    drv.updatePV("INT")
+    assert engine.mirror.errors >= 1
+    drv.setParam("INT", 5)
+    drv.updatePVs()
+    wait_for(lambda: pva(engine).get("T:INT").value == 5)
+
+
+def test_port_in_use_fails_fast_with_the_port_named(engine_factory, tmp_path):
+    import socket
+
+    from conftest import loopback_config
+    from pvconsole.engine import Engine, StartupError
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    port = s.getsockname()[1]
+    try:
+        cfg = loopback_config(tmp_path, [ALLTYPES])
+        cfg.pva_port = port
+        with pytest.raises(StartupError, match=f"PVA port {port} on 127.0.0.1"):
+            Engine(cfg).start()
+        cfg = loopback_config(tmp_path, [ALLTYPES])
+        cfg.ca_port = port
+        with pytest.raises(StartupError, match=f"CA port {port}"):
+            Engine(cfg).start()
+    finally:
+        s.close()
+
+
+def test_unset_float_alarm_limits_are_nan(engine, pva):
+    assert math.isnan(pva(engine).get("T:PLAIN").valueAlarm.highAlarmLimit)

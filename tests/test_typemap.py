@@ -1,0 +1,167 @@
+"""The CA -> PVA mapping as pure functions: no servers."""
+
+import math
+
+import pytest
+
+from pvconsole import typemap
+from pvconsole.typemap import MappingError, PutRejected, spec_from_pvdb
+
+
+def spec(**info):
+    return spec_from_pvdb("P:", "X", info)
+
+
+@pytest.mark.parametrize("info, nt, code, kind", [
+    ({"type": "float"}, typemap.NTSCALAR, "d", "scalar"),
+    ({}, typemap.NTSCALAR, "d", "scalar"),
+    ({"type": "int"}, typemap.NTSCALAR, "i", "scalar"),
+    ({"type": "short"}, typemap.NTSCALAR, "h", "scalar"),
+    ({"type": "char"}, typemap.NTSCALAR, "B", "scalar"),
+    ({"type": "string"}, typemap.NTSCALAR, "s", "string"),
+    ({"type": "str"}, typemap.NTSCALAR, "s", "string"),
+    ({"type": "enum", "enums": ["a", "b"]}, typemap.NTENUM, None, "enum"),
+    ({"type": "float", "count": 4}, typemap.NTSCALARARRAY, "ad", "array"),
+    ({"type": "int", "count": 4}, typemap.NTSCALARARRAY, "ai", "array"),
+    ({"type": "short", "count": 4}, typemap.NTSCALARARRAY, "ah", "array"),
+    ({"type": "char", "count": 4, "pva": {"longstring": False}}, typemap.NTSCALARARRAY, "aB", "array"),
+    ({"type": "char", "count": 256}, typemap.NTSCALAR, "s", "string"),
+    ({"type": "string", "count": 3}, typemap.NTSCALARARRAY, "as", "array"),
+])
+def test_nt_type_per_pcaspy_type(info, nt, code, kind):
+    s = spec(**info)
+    T = typemap.pva_type(s)
+    assert T.getID() == nt
+    assert s.kind == kind
+    if code:
+        assert dict(T.items())["value"] == code
+
+
+def test_numeric_metadata_fields_carry_the_value_type():
+    T = typemap.pva_type(spec(type="short"))
+    assert dict(T["display"].items())["limitLow"] == "h"
+    assert dict(T["control"].items())["minStep"] == "h"
+    assert dict(T["valueAlarm"].items())["highAlarmLimit"] == "h"
+    assert dict(T["valueAlarm"].items())["hysteresis"] == "d"
+
+
+def test_string_has_only_description_and_units():
+    T = typemap.pva_type(spec(type="string"))
+    assert [k for k, _ in T.items()] == ["value", "alarm", "timeStamp", "display"]
+    assert [k for k, _ in T["display"].items()] == ["description", "units"]
+
+
+@pytest.mark.parametrize("condition, severity, expected", [
+    (0, 0, (0, 0, "")),
+    (3, 2, (2, 1, "HIHI")),
+    (6, 1, (1, 1, "LOW")),
+    (7, 2, (2, 1, "STATE")),
+    (9, 3, (3, 2, "COMM")),
+    (10, 3, (3, 2, "TIMEOUT")),
+    (17, 3, (3, 2, "UDF")),
+    (15, 2, (2, 3, "SOFT")),
+    (19, 1, (1, 4, "SIMM")),
+    (3, 0, (0, 1, "HIHI")),
+])
+def test_alarm_mapping_matches_qsrv(condition, severity, expected):
+    assert typemap.alarm_fields(condition, severity) == expected
+
+
+def test_epics_epoch_converts_to_posix():
+    assert typemap.posix_time(0, 0) == (631152000, 0)
+    assert typemap.posix_time(1, 5) == (631152001, 5)
+
+
+def test_unset_alarm_limits_are_nan_for_doubles_and_zero_for_ints():
+    V = typemap.initial_value(spec(type="float"), spec(type="float").meta, 1.0, 0, 0, 0, 0)
+    assert math.isnan(V["valueAlarm.highAlarmLimit"])
+    s = spec(type="float", lolo=1, hihi=9)
+    V = typemap.initial_value(s, s.meta, 1.0, 0, 0, 0, 0)
+    assert V["valueAlarm.lowAlarmLimit"] == 1.0 and V["valueAlarm.highAlarmLimit"] == 9.0
+    assert math.isnan(V["valueAlarm.lowWarningLimit"])
+    s = spec(type="int")
+    assert typemap.initial_value(s, s.meta, 1, 0, 0, 0, 0)["valueAlarm.highAlarmLimit"] == 0
+
+
+def test_updater_matches_reference_apply_update():
+    s = spec(type="float", prec=2, lolo=1, low=2, high=8, hihi=9)  # no NaN: NaN != NaN
+    fast = typemap.initial_value(s, s.meta, 0.0, 0, 0, 0, 0)
+    slow = typemap.initial_value(s, s.meta, 0.0, 0, 0, 0, 0)
+    up = typemap.updater(s)
+    for args in [(1.5, 3, 2, 100, 7), (2.5, 0, 0, 101, 8), (3.5, 0, 0, 102, 9)]:
+        up(fast, *args)
+        typemap.apply_update(slow, s, *args)
+        assert fast.todict() == slow.todict()
+
+
+def test_char_scalar_and_long_string_values():
+    c = spec(type="char")
+    assert typemap.to_pva_value(c, "A") == 65
+    assert typemap.to_pva_value(c, "") == 0
+    ls = spec(type="char", count=16)
+    assert typemap.to_pva_value(ls, [104, 105, 0, 120]) == "hi"
+    assert typemap.to_pva_value(ls, "text") == "text"
+    raw = spec(type="char", count=16, pva={"longstring": False})
+    assert typemap.to_pva_value(raw, "AB") == [65, 66]
+
+
+def _put(s, **fields):
+    V = typemap.pva_type(s)()
+    for k, v in fields.items():
+        V[k] = v
+    return typemap.put_to_driver(s, s.meta, V)
+
+
+def test_put_conversions_match_what_ca_puts_deliver():
+    assert _put(spec(type="float"), value=2) == 2.0
+    assert _put(spec(type="int"), value=5) == 5
+    assert _put(spec(type="char", count=8, pva={"longstring": False}), value=[72, 73, 0]) == "HI"
+    assert _put(spec(type="char", count=64), value="long text") == "long text"
+    assert _put(spec(type="float", count=3), value=[1, 2]) == [1.0, 2.0]
+    e = spec(type="enum", enums=["a", "b", "c"])
+    assert _put(e, **{"value.index": 2}) == 2
+
+
+@pytest.mark.parametrize("info, fields, message", [
+    ({"type": "enum", "enums": ["a", "b"]}, {"value.index": 2}, "out of range"),
+    ({"type": "enum", "enums": ["a", "b"]}, {"value.index": -1}, "out of range"),
+    ({"type": "enum", "enums": ["a", "b"]}, {"value.choices": ["zz"]}, "not one of"),
+    ({"type": "float", "count": 2}, {"value": [1, 2, 3]}, "exceeds count 2"),
+    ({"type": "string"}, {"value": "x" * 40}, "exceeds the limit of 39"),
+    ({"type": "char", "count": 10}, {"value": "x" * 10}, "exceeds the limit of 9"),
+    ({"type": "string", "count": 2}, {"value": ["a" * 45]}, "exceeds 39"),
+])
+def test_bad_puts_are_rejected_with_a_clear_message(info, fields, message):
+    with pytest.raises(PutRejected, match=message):
+        _put(spec(**info), **fields)
+
+
+def test_enum_choice_string_put_is_accepted():
+    assert _put(spec(type="enum", enums=["a", "b"]), **{"value.choices": ["b"]}) == 1
+
+
+@pytest.mark.parametrize("info, message", [
+    ({"type": "double"}, "unknown type"),
+    ({"count": 0}, "count must be >= 1"),
+    ({"count": "many"}, "count must be an integer"),
+    ({"pva": {"exposed": True}}, "unknown 'pva' keys"),
+])
+def test_bad_pvdb_entries_name_the_pv(info, message):
+    with pytest.raises(MappingError, match=f"P:X: .*{message}"):
+        spec(**info)
+
+
+def test_enums_are_truncated_like_pcaspy():
+    s = spec(type="enum", enums=[f"s{i}" for i in range(20)])
+    assert len(s.meta.enums) == 16
+
+
+@pytest.mark.parametrize("info, value, text", [
+    ({"type": "float", "prec": 2, "unit": "V"}, 1.23456, "1.23 V"),
+    ({"type": "enum", "enums": ["Off", "On"]}, 1, "On"),
+    ({"type": "int", "count": 8}, list(range(8)), "[0, 1, 2, 3, …] (8)"),
+    ({"type": "char", "count": 20}, "hello", "hello"),
+])
+def test_format_value(info, value, text):
+    s = spec(**info)
+    assert typemap.format_value(s, s.meta, value) == text
