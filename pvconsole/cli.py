@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_config(args: argparse.Namespace):
-    from .config import build
+    from .config import build, default_control_prefix
     cli = {
         "plugins": args.plugins, "plugins_dir": args.plugins_dir, "state_dir": args.state_dir,
         "acf": args.acf, "control_prefix": args.control_prefix, "ca_intf": args.ca_intf,
@@ -56,6 +56,8 @@ def make_config(args: argparse.Namespace):
         "pva_port": args.pva_port, "pva_broadcast_port": args.pva_broadcast_port,
     }
     cfg = build(cli, args.config)
+    if args.control_prefix is None and not cfg.control_prefix:
+        cfg.control_prefix = default_control_prefix()
     if not cfg.plugins and cfg.plugins_dir is None and Path("ioc_plugins").is_dir():
         cfg.plugins_dir = Path("ioc_plugins")
     return cfg

@@ -29,6 +29,8 @@ from pcaspy.driver import PVInfo, manager
 
 from . import plugins as plugin_loader
 from . import typemap
+from .access import AccessError, AccessRules
+from .clients import ClientInfo, ClientTracker, capture_fd1, per_pv_counts, pva_report
 from .config import Config, ConfigError, check_port_free
 from .exposure import ExposureStore, match
 from .mirror import Entry, Exposure, MirroredPV, PVState, PvaMirror
@@ -158,6 +160,9 @@ class Engine:
         self.started = 0.0
         self._ports: set[str] = set()
         self._defaults: dict[str, str] = {}
+        self.access = AccessRules(None)
+        self._tracker = ClientTracker()
+        self.control: Any = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -183,13 +188,23 @@ class Engine:
             raise StartupError(f"state directory {cfg.state_dir}: {e.strerror or e}") from None
         self.mirror.putlog = self.putlog
         self.exposure = ExposureStore(cfg.state_dir / "exposure.json")
+        from . import control
+        try:
+            if cfg.acf is not None or cfg.control_prefix:
+                self.access = AccessRules(control.effective_acf(cfg.acf, cfg.state_dir))
+        except AccessError as e:
+            raise StartupError(str(e)) from None
+        self.mirror.access = self._pva_access
         os.environ.update(cfg.ca_env())
         Engine._active = self
         try:
+            self.access.start_ca()
             self.ca_server = SimpleServer()
             self.thread = DriverThread(self.mirror)
             for spec in plugin_loader.discover(cfg.plugins, cfg.plugins_dir):
                 self._load_plugin(spec)
+            if cfg.control_prefix:
+                self.control = control.start(self, cfg.control_prefix)
             try:
                 self.pva_server = Server(providers=[self.mirror.provider], conf=cfg.pva_conf(), useenv=False)
             except Exception as e:
@@ -199,6 +214,9 @@ class Engine:
                 self.mirror.expose(entry, mode) if mode != Exposure.OFF else setattr(entry, "exposure", mode)
             self.started = time.time()
             self.thread.start()
+        except AccessError as e:
+            self.stop()
+            raise StartupError(str(e)) from None
         except BaseException:
             self.stop()
             raise
@@ -207,6 +225,9 @@ class Engine:
 
     def stop(self) -> None:
         """Stop serving: PVA clients disconnect, CA server closed, files flushed."""
+        if self.control is not None:
+            self.control.stop()
+            self.control = None
         if self.thread is not None:
             self.thread.stop()
             if self.thread.is_alive():
@@ -256,17 +277,28 @@ class Engine:
             log.error("plugin skipped: %s", e)
             self.plugins.append(PluginStatus(name=name, source=spec, error=str(e)))
             return
-        port = plugin_loader.driver_port(plugin.name)
-        manager.driver[port] = driver
-        self.drivers[plugin.name] = driver
+        self._attach(plugin.name, plugin.source, driver)
+
+    def _attach(self, name: str, source: str, driver: Any) -> None:
+        """Make ``driver`` the one pcaspy and the mirror call for plugin ``name``'s PVs."""
+        manager.driver[plugin_loader.driver_port(name)] = driver
+        self.drivers[name] = driver
         count = 0
         for entry in self.entries.values():
-            if entry.plugin == plugin.name:
+            if entry.plugin == name:
                 entry.driver = driver
                 count += 1
-        self.plugins.append(PluginStatus(name=plugin.name, source=plugin.source, pvs=count,
+        self.plugins.append(PluginStatus(name=name, source=source, pvs=count,
                                          driver=type(driver).__name__))
-        log.info("plugin %s: %d PVs, driver %s", plugin.name, count, type(driver).__name__)
+        log.info("plugin %s: %d PVs, driver %s", name, count, type(driver).__name__)
+
+    def add_builtin(self, name: str, prefix: str, pvdb: dict, factory: Callable[[], Any]) -> Any:
+        """Serve a database of pvconsole's own (the control PVs) like a plugin."""
+        self._register(prefix, pvdb, plugin_loader.driver_port(name))
+        driver = plugin_loader.instantiate(plugin_loader.PluginDef(name=name, source="builtin",
+                                                                   driver_cls=factory))
+        self._attach(name, "builtin", driver)
+        return driver
 
     def _register(self, prefix: str, pvdb: dict, port: str) -> None:
         """Serve one pcaspy database on CA (and prepare its PVA side)."""
@@ -287,6 +319,8 @@ class Engine:
             info = dict(pvdb[spec.reason])
             info.pop("pva", None)
             info["port"] = port
+            if self.access.active and not info.get("asg"):
+                info["asg"] = "DEFAULT"  # as in an IOC: no ASG means DEFAULT
             if info.get("type") == "str":
                 info["type"] = "string"
             pvinfo = PVInfo(info)
@@ -309,6 +343,49 @@ class Engine:
                 self._defaults.pop(entry.name, None)
         manager.driver.pop(port, None)
         self._ports.discard(port)
+
+    def _pva_access(self, entry: Entry, account: str, host: str) -> str | None:
+        asg = entry.spec.asg or "DEFAULT"
+        if self.access.can_write(asg, account, host):
+            return None
+        return f"ASG {asg} denies {account}@{host}"
+
+    def run_on_driver_thread(self, fn: Callable[[], Any], timeout: float = 2.0) -> Any:
+        """Run ``fn`` where the drivers run and wait for its result (not from that thread)."""
+        if self.thread is None or threading.current_thread() is self.thread:
+            return fn()
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def job() -> None:
+            try:
+                box["result"] = fn()
+            except Exception as e:  # handed back to the caller
+                box["error"] = e
+            finally:
+                done.set()
+        self.thread.submit(job)
+        if not done.wait(timeout):
+            raise TimeoutError("driver thread busy")
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
+    def clients(self) -> list[ClientInfo]:
+        """Connected clients on both protocols (see :mod:`pvconsole.clients`)."""
+        ca_text = None
+        if self.ca_server is not None:
+            server = self.ca_server
+            try:
+                ca_text = self.run_on_driver_thread(lambda: capture_fd1(lambda: server.show(3)))
+            except TimeoutError:
+                log.warning("CA client report timed out")
+        rows = pva_report(self.pva_server, self._tracker.pva_interval()) if self.pva_server else []
+        return self._tracker.build(ca_text, rows)
+
+    def client_counts(self, clients: list[ClientInfo] | None = None) -> dict[str, tuple[int, int]]:
+        """PV name -> (CA clients, PVA clients)."""
+        return per_pv_counts(self.clients() if clients is None else clients)
 
     def _submit(self, job: Callable[[], None]) -> None:
         if self.thread is None:

@@ -1,0 +1,101 @@
+"""One ``.acf`` access-security file for both protocols.
+
+CA: pcaspy hands the file to the CA server's own EPICS asLib, and each PV's ``asg`` (or
+``DEFAULT``) decides per client. PVA: the same file is parsed with p4p's ACF engine
+(``p4p.asLib``) and checked on every PVA put against the client's account and peer
+address. An unknown access level in a rule grants nothing; an unknown ASG falls back to
+DEFAULT, as in an IOC.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class AccessError(Exception):
+    """An access-security file that cannot be used (the message names the line)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one protocol would allow a client on a PV."""
+
+    protocol: str
+    read: bool
+    write: bool
+    why: str
+
+
+class _Probe:
+    """Stands in for p4p's gateway channel: the ACF engine reports permissions to it."""
+
+    name = "probe"
+    put = False
+
+    def access(self, put: bool = False, **_: bool) -> None:
+        self.put = bool(put)
+
+
+class AccessRules:
+    """Parsed rules; ``None`` path means everybody may write (no access security)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._engine = None
+        if path is None:
+            return
+        from p4p.asLib import ACFError, Engine
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise AccessError(f"access security file {path}: {e.strerror or e}") from None
+        try:
+            self._engine = Engine(text)
+        except ACFError as e:
+            raise AccessError(f"access security file {path}: {e}") from None
+
+    @property
+    def active(self) -> bool:
+        return self._engine is not None
+
+    def can_write(self, asg: str, user: str, host: str) -> bool:
+        """PVA check: ``host`` is the client's IP address (as a PVA peer gives it)."""
+        if self._engine is None:
+            return True
+        probe = _Probe()
+        self._engine.create(probe, asg or "DEFAULT", user, host, 0)
+        return probe.put
+
+    def explain(self, asg: str, user: str, host: str) -> list[Verdict]:
+        """What CA and PVA would allow ``user`` on ``host`` (name or address) for ``asg``."""
+        addr = _resolve(host)
+        group = asg or "DEFAULT"
+        if self._engine is None:
+            return [Verdict(p, True, True, "no access security file") for p in ("ca", "pva")]
+        write = self.can_write(group, user, addr)
+        why = f"ASG {group}, user {user!r}, host {host}" + (f" ({addr})" if addr != host else "")
+        # CA's asLib matches HAGs by the host name the client announces; p4p's engine
+        # resolves HAG members to addresses. With a resolvable host both agree.
+        return [Verdict("ca", True, write, why), Verdict("pva", True, write, why)]
+
+    def start_ca(self) -> None:
+        """Hand the file to the CA server's asLib (before any PV is created)."""
+        if self.path is None:
+            return
+        from pcaspy import cas
+        status = cas.asInitFile(str(self.path), "")
+        if status:
+            raise AccessError(f"access security file {self.path}: CA asLib refused it (status {status})")
+        cas.asCaStart()
+
+
+def _resolve(host: str) -> str:
+    try:
+        return socket.gethostbyname(host)
+    except OSError:
+        return host

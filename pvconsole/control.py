@@ -1,0 +1,229 @@
+"""The console's own PVs: health in the spirit of iocStats, clients, put log, exposure.
+
+Served under the control prefix (``--control-prefix``, default ``PVCONSOLE:<HOST>:``) by a
+built-in pcaspy driver, so they reach CA and PVA through the same mirror as every plugin
+PV: any PVA tool (Phoebus, pvget, an archiver) can watch many IOC hosts this way, and
+``pvconsole ctl`` is their command-line client.
+
+PVs (``P`` = prefix):
+
+============== ========== ==================================================================
+PV             type       meaning
+============== ========== ==================================================================
+P HEARTBEAT    int        +1 every second
+P UPTIME       int        seconds since start
+P CPU          float      process CPU, % of one core (last second)
+P MEM          float      resident memory, MB
+P THREADS      int        threads in the process (Python and C)
+P PVS          int        PVs served over CA
+P EXPOSED      int        PVs served over PVA
+P CA_RATE      float      updates/s posted to CA monitors
+P PVA_RATE     float      updates/s posted to PVA
+P MIRROR_LAG   float      worst time to post one update to PVA in the last second, ms
+P CLIENTS      char[]     JSON list of connected clients (every 2 s)
+P PUTLOG       char[]     JSON list of the last 50 puts
+P EXPOSE       char[]     write ``"PATTERN on|off|ro"`` to change PVA exposure (ASG PVCONSOLE_CTL)
+P EXPOSE:RESULT char[]    what the last EXPOSE did
+P ACF:TEST     char[]     write ``"PV USER HOST"``; read back the JSON verdicts (ASG PVCONSOLE_CTL)
+============== ========== ==================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import asdict
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from pcaspy import Driver
+
+from .access import AccessError
+
+log = logging.getLogger(__name__)
+
+#: ASG of the writable control PVs; by default only the local host may write them.
+CTL_ASG = "PVCONSOLE_CTL"
+#: ASG of the read-only status PVs.
+RO_ASG = "PVCONSOLE_RO"
+#: Longest JSON text in CLIENTS/PUTLOG (CA clients need EPICS_CA_MAX_ARRAY_BYTES above it).
+TEXT_BYTES = 65536
+PUTLOG_ENTRIES = 50
+CLIENTS_EVERY = 2.0
+
+
+def pvdb() -> dict[str, dict]:
+    ro = {"asg": RO_ASG, "pva": {"readonly": True}}
+    text = {"type": "char", "count": TEXT_BYTES, **ro}
+    return {
+        "HEARTBEAT": {"type": "int", **ro},
+        "UPTIME": {"type": "int", "unit": "s", **ro},
+        "CPU": {"type": "float", "prec": 1, "unit": "%", **ro},
+        "MEM": {"type": "float", "prec": 1, "unit": "MB", **ro},
+        "THREADS": {"type": "int", **ro},
+        "PVS": {"type": "int", **ro},
+        "EXPOSED": {"type": "int", **ro},
+        "CA_RATE": {"type": "float", "prec": 1, "unit": "1/s", **ro},
+        "PVA_RATE": {"type": "float", "prec": 1, "unit": "1/s", **ro},
+        "MIRROR_LAG": {"type": "float", "prec": 3, "unit": "ms", **ro},
+        "CLIENTS": dict(text),
+        "PUTLOG": dict(text),
+        "EXPOSE": {"type": "char", "count": 256, "asg": CTL_ASG},
+        "EXPOSE:RESULT": {"type": "char", "count": 256, **ro},
+        "ACF:TEST": {"type": "char", "count": 4096, "asg": CTL_ASG},
+    }
+
+
+def effective_acf(user_acf: Path | None, state_dir: Path) -> Path:
+    """The ACF both servers load: the operator's file (checked first, so errors name its
+    lines), plus pvconsole's own groups when it does not define them."""
+    from p4p.asLib import ACFError, Engine
+    if user_acf is not None:
+        try:
+            text = user_acf.read_text()
+        except OSError as e:
+            raise AccessError(f"access security file {user_acf}: {e.strerror or e}") from None
+        try:
+            Engine(text)
+        except ACFError as e:
+            raise AccessError(f"access security file {user_acf}: {e}") from None
+    else:
+        text = "ASG(DEFAULT) {\n    RULE(1, WRITE)\n}\n"
+    if f"ASG({CTL_ASG})" not in text.replace(" ", ""):
+        hosts = sorted({"localhost", "127.0.0.1", socket.gethostname(), socket.getfqdn()})
+        members = ", ".join(f'"{h}"' for h in hosts)
+        text += (f"\n# added by pvconsole: control PVs writable from this host only\n"
+                 f"HAG(PVCONSOLE_LOCAL) {{ {members} }}\n"
+                 f"ASG({CTL_ASG}) {{\n    RULE(1, READ)\n    RULE(1, WRITE) {{ HAG(PVCONSOLE_LOCAL) }}\n}}\n")
+    if f"ASG({RO_ASG})" not in text.replace(" ", ""):
+        text += f"ASG({RO_ASG}) {{\n    RULE(1, READ)\n}}\n"
+    path = state_dir / "effective.acf"
+    path.write_text(text)
+    return path
+
+
+class ControlDriver(Driver):
+    """Publishes the engine's health once a second; applies EXPOSE and ACF:TEST writes."""
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__()
+        self.engine = engine
+        self._stop = threading.Event()
+        self._cpu = _cpu_seconds()
+        self._posts = (0, 0)
+        self._t = time.monotonic()
+        self._clients_due = 0.0
+        self._putlog_seq = -1
+        self.setParam("EXPOSE:RESULT", "")
+        self.updatePVs()
+        self._thread = threading.Thread(target=self._run, name="control", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        beat = 0
+        while not self._stop.wait(1.0):
+            beat += 1
+            try:
+                self._publish(beat)
+            except Exception:
+                log.exception("control PVs: update failed")
+
+    def _publish(self, beat: int) -> None:
+        engine = self.engine
+        if engine.pva_server is None:
+            return
+        now = time.monotonic()
+        dt, self._t = max(now - self._t, 1e-6), now
+        cpu = _cpu_seconds()
+        stats = engine.stats()
+        ca0, pva0 = self._posts
+        self._posts = (stats.ca_posts, stats.pva_posts)
+        self.setParam("HEARTBEAT", beat)
+        self.setParam("UPTIME", int(stats.uptime))
+        self.setParam("CPU", 100.0 * (cpu - self._cpu) / dt)
+        self._cpu = cpu
+        self.setParam("MEM", _status_field("VmRSS") / 1024.0)
+        self.setParam("THREADS", int(_status_field("Threads")))
+        self.setParam("PVS", stats.pvs)
+        self.setParam("EXPOSED", stats.exposed)
+        self.setParam("CA_RATE", (stats.ca_posts - ca0) / dt)
+        self.setParam("PVA_RATE", (stats.pva_posts - pva0) / dt)
+        self.setParam("MIRROR_LAG", stats.worst_post_ms)
+        if engine.putlog is not None and engine.putlog.seq != self._putlog_seq:
+            self._putlog_seq = engine.putlog.seq
+            recs = [json.loads(r.to_json()) for r in engine.putlog.tail(PUTLOG_ENTRIES)]
+            self.setParam("PUTLOG", _fit(recs))
+        if now >= self._clients_due:
+            self._clients_due = now + CLIENTS_EVERY
+            self.setParam("CLIENTS", _fit([asdict(c) for c in engine.clients()]))
+        self.updatePVs()
+
+    def write(self, reason: str, value: Any) -> bool:
+        if reason == "EXPOSE":
+            parts = str(value).split()
+            if len(parts) != 2:
+                raise ValueError("expected 'PATTERN on|off|ro'")
+            pattern, mode = parts
+            changed = self.engine.set_exposure(pattern, mode)
+            self.setParam("EXPOSE", str(value))
+            self.setParam("EXPOSE:RESULT", f"{mode}: {len(changed)} PV(s) changed")
+            self.updatePVs()
+            return True
+        if reason == "ACF:TEST":
+            parts = str(value).split()
+            if len(parts) != 3:
+                raise ValueError("expected 'PV USER HOST'")
+            name, user, host = parts
+            entry = self.engine.entries.get(name)
+            if entry is None:
+                raise ValueError(f"no PV named {name}")
+            verdicts = self.engine.access.explain(entry.spec.asg, user, host)
+            answer = {"pv": name, "asg": entry.spec.asg or "DEFAULT", "user": user, "host": host,
+                      "pva_exposure": entry.exposure,
+                      "verdicts": [asdict(v) for v in verdicts]}
+            if entry.exposure == "ro":
+                answer["verdicts"][1]["write"] = False
+                answer["verdicts"][1]["why"] += "; read-only over PVA"
+            self.setParam("ACF:TEST", json.dumps(answer))
+            self.updatePVs()
+            return True
+        return False
+
+
+def _fit(items: list) -> str:
+    """JSON that fits the PV, dropping the oldest items first."""
+    while True:
+        text = json.dumps(items, default=repr)
+        if len(text.encode()) < TEXT_BYTES or not items:
+            return text
+        items = items[1:]
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _status_field(name: str) -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(name + ":"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return 0.0
+
+
+def start(engine: Any, prefix: str) -> ControlDriver:
+    """Serve the control PVs for ``engine`` under ``prefix``."""
+    return engine.add_builtin("pvconsole", prefix, pvdb(), partial(ControlDriver, engine))
