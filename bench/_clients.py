@@ -117,14 +117,14 @@ def run_monitor(protocol: str, args: argparse.Namespace) -> None:
         deadline = time.time() + args.timeout
         for chid in chids:
             ca.connect_channel(chid, timeout=max(0.05, deadline - time.time()))
-        connected = sum(1 for c in chids if ca.is_connected(c))
+        connected = sum(1 for c in chids if ca.isConnected(c))
         on_value = counter.on_value
 
         def cb(value=None, **kw):
             on_value(value)
 
         for chid in chids:
-            if ca.is_connected(chid):
+            if ca.isConnected(chid):
                 keep.append(ca.create_subscription(chid, use_time=False, use_ctrl=False, callback=cb))
     else:
         from p4p.client.thread import Context

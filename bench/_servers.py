@@ -78,7 +78,7 @@ def softioc_main() -> None:
 
     sys.path.insert(0, str(BENCH_DIR))
     import _writer
-    from softioc import builder, softioc
+    from softioc import asyncio_dispatcher, builder, softioc
 
     n = int(os.environ["BENCH_PVS"])
     record = os.environ.get("BENCH_RECORD", "ai")
@@ -86,7 +86,7 @@ def softioc_main() -> None:
     make = builder.aIn if record == "ai" else builder.aOut
     recs = [make(f"V{i:05d}", initial_value=0.0, PREC=6) for i in range(n)]
     builder.LoadDatabase()
-    softioc.iocInit()
+    softioc.iocInit(asyncio_dispatcher.AsyncioDispatcher())
 
     def write(rec, v):
         rec.set(v)

@@ -66,6 +66,10 @@ class PsuDriver(Driver):
         self._ramp = None
         threading.Thread(target=self._tick, name="psu-tick", daemon=True).start()
 
+    def stop(self):
+        """Called by pvconsole when it stops serving (optional plugin hook)."""
+        self._stop.set()
+
     def read(self, reason):
         if reason == "VOLT":  # scanned: a noisy readback around the setpoint
             return self.getParam("VOLT:SP") + random.gauss(0, 0.01)

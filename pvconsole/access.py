@@ -90,8 +90,14 @@ class AccessRules:
         from pcaspy import cas
         status = cas.asInitFile(str(self.path), "")
         if status:
-            raise AccessError(f"access security file {self.path}: CA asLib refused it (status {status})")
-        cas.asCaStart()
+            raise AccessError(f"access security file {self.path}: the CA server's asLib refused it (its reason is in the log)")
+        global _ca_started
+        if not _ca_started:  # asCa runs for the process; a second start/stop pair hangs
+            cas.asCaStart()
+            _ca_started = True
+
+
+_ca_started = False
 
 
 def _resolve(host: str) -> str:

@@ -70,7 +70,7 @@ _CLIENT_START = re.compile(r"^casStrmClient at ")
 _USER_HOST = re.compile(r"^\s*user (\S*) at (\S*)")
 _CHANNEL = re.compile(r"^casChannelI: client id \d+ PV (\S+)")
 _SUBSCRIPTIONS = re.compile(r"umSubscriptions = (\d+)")
-_FD = re.compile(r"^\s*fd = (\d+), type = 0")
+_FD = re.compile(r"^\s*fd = (\d+), type = \d+")
 
 
 def parse_cas_show(text: str) -> list[_RawCAClient]:
@@ -120,6 +120,25 @@ def peer_of_fd(fd: int | None) -> str:
         s.close()
 
 
+def established_peers(local_port: int) -> list[str]:
+    """Peers of this host's established IPv4 TCP connections to ``local_port``."""
+    peers = []
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                local, remote, state = parts[1], parts[2], parts[3]
+                if state != "01" or int(local.split(":")[1], 16) != local_port:
+                    continue
+                addr, port = remote.split(":")
+                ip = socket.inet_ntoa(int(addr, 16).to_bytes(4, "little"))
+                peers.append(f"{ip}:{int(port, 16)}")
+    except (OSError, ValueError, StopIteration):
+        pass
+    return peers
+
+
 def capture_fd1(fn: Callable[[], Any]) -> str:
     """Run ``fn`` with fd 1 pointed at a temporary file; return what C code printed."""
     with tempfile.TemporaryFile() as f:
@@ -155,12 +174,19 @@ class ClientTracker:
         live.add(key)
         return self._first_seen.setdefault(key, time.time())
 
-    def build(self, ca_text: str | None, pva_rows: list[tuple] | None) -> list[ClientInfo]:
+    def build(self, ca_text: str | None, pva_rows: list[tuple] | None,
+              ca_port: int = 0) -> list[ClientInfo]:
         out: list[ClientInfo] = []
         live: set = set()
+        raws = parse_cas_show(ca_text or "")
+        peers = [peer_of_fd(raw.fd) for raw in raws]
+        if ca_port and peers.count("") == 1:  # the report had no usable fd for one client
+            spare = set(established_peers(ca_port)) - set(peers)
+            if len(spare) == 1:
+                peers[peers.index("")] = spare.pop()
         with self._lock:
-            for raw in parse_cas_show(ca_text or ""):
-                peer = peer_of_fd(raw.fd) or f"{raw.host}:?"
+            for raw, peer in zip(raws, peers):
+                peer = peer or f"{raw.host}:?"
                 out.append(ClientInfo("ca", peer, raw.user, raw.host, tuple(raw.channels),
                                       raw.monitors, self._since(("ca", peer), live)))
             conns: dict[str, dict] = {}

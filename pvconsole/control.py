@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -92,6 +93,7 @@ def effective_acf(user_acf: Path | None, state_dir: Path) -> Path:
             Engine(text)
         except ACFError as e:
             raise AccessError(f"access security file {user_acf}: {e}") from None
+        text = _neutralise_unknown_levels(text, user_acf)
     else:
         text = "ASG(DEFAULT) {\n    RULE(1, WRITE)\n}\n"
     if f"ASG({CTL_ASG})" not in text.replace(" ", ""):
@@ -105,6 +107,22 @@ def effective_acf(user_acf: Path | None, state_dir: Path) -> Path:
     path = state_dir / "effective.acf"
     path.write_text(text)
     return path
+
+
+_RULE = re.compile(r"(RULE\s*\(\s*\d+\s*,\s*)(\w+)")
+_LEVELS = {"NONE", "READ", "WRITE"}
+
+
+def _neutralise_unknown_levels(text: str, path: Path) -> str:
+    """An access level neither library knows grants nothing: CA's asLib would reject the
+    whole file, so such rules become ``NONE`` (with a warning naming the line)."""
+    def fix(m: re.Match) -> str:
+        if m.group(2).upper() in _LEVELS:
+            return m.group(0)
+        line = text.count("\n", 0, m.start()) + 1
+        log.warning("%s line %d: unknown access level %r grants nothing", path, line, m.group(2))
+        return m.group(1) + "NONE"
+    return _RULE.sub(fix, text)
 
 
 class ControlDriver(Driver):

@@ -43,6 +43,14 @@ log = logging.getLogger(__name__)
 CAS_POLL = float(os.environ.get("PVCONSOLE_CAS_POLL", "0.005"))
 
 
+class _CAServer(SimpleServer):
+    """pcaspy's server without its ``__del__``: that calls ``asCaStop``, which hangs once
+    access security was started in the process; asCa lives as long as the process."""
+
+    def __del__(self) -> None:
+        pass
+
+
 class StartupError(Exception):
     """The engine could not start; the message is one line for the operator."""
 
@@ -175,6 +183,10 @@ class Engine:
         """
         if Engine._active is not None:
             raise StartupError("an engine is already running in this process (pcaspy allows one CA server)")
+        self.entries.clear()  # a stopped engine may be started again
+        self.plugins.clear()
+        self.drivers.clear()
+        self._defaults.clear()
         cfg = self.config
         try:
             check_port_free("CA", cfg.ca_intf, cfg.ca_port)
@@ -190,8 +202,9 @@ class Engine:
         self.exposure = ExposureStore(cfg.state_dir / "exposure.json")
         from . import control
         try:
-            if cfg.acf is not None or cfg.control_prefix:
-                self.access = AccessRules(control.effective_acf(cfg.acf, cfg.state_dir))
+            # always loaded: the CA server's asLib is process-wide, so a previous engine's
+            # rules must not outlive it
+            self.access = AccessRules(control.effective_acf(cfg.acf, cfg.state_dir))
         except AccessError as e:
             raise StartupError(str(e)) from None
         self.mirror.access = self._pva_access
@@ -199,7 +212,7 @@ class Engine:
         Engine._active = self
         try:
             self.access.start_ca()
-            self.ca_server = SimpleServer()
+            self.ca_server = _CAServer()
             self.thread = DriverThread(self.mirror)
             for spec in plugin_loader.discover(cfg.plugins, cfg.plugins_dir):
                 self._load_plugin(spec)
@@ -228,6 +241,13 @@ class Engine:
         if self.control is not None:
             self.control.stop()
             self.control = None
+        for name, driver in list(self.drivers.items()):
+            stop = getattr(driver, "stop", None)
+            if callable(stop):  # the plugin contract's optional shutdown hook
+                try:
+                    stop()
+                except Exception:
+                    log.exception("plugin %s: stop() raised", name)
         if self.thread is not None:
             self.thread.stop()
             if self.thread.is_alive():
@@ -381,7 +401,7 @@ class Engine:
             except TimeoutError:
                 log.warning("CA client report timed out")
         rows = pva_report(self.pva_server, self._tracker.pva_interval()) if self.pva_server else []
-        return self._tracker.build(ca_text, rows)
+        return self._tracker.build(ca_text, rows, self.config.ca_port)
 
     def client_counts(self, clients: list[ClientInfo] | None = None) -> dict[str, tuple[int, int]]:
         """PV name -> (CA clients, PVA clients)."""
@@ -416,6 +436,15 @@ class Engine:
         names = match(pattern, self.entries)
         if not names:
             raise ValueError(f"no PV matches {pattern!r}")
+        return self.set_exposure_many(names, mode)
+
+    def set_exposure_many(self, names: list[str], mode: str) -> list[str]:
+        """Like :meth:`set_exposure` for explicit names; the state file is written once."""
+        if mode not in Exposure.ALL:
+            raise ValueError(f"exposure must be one of {', '.join(Exposure.ALL)}, not {mode!r}")
+        unknown = [n for n in names if n not in self.entries]
+        if unknown:
+            raise ValueError(f"no such PV: {', '.join(unknown[:5])}")
         changed = [n for n in names if self.entries[n].exposure != mode]
         for name in changed:
             self.mirror.expose(self.entries[name], mode)

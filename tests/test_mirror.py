@@ -308,7 +308,7 @@ def test_plugin_threads_calling_updatepvs_are_mirrored_consistently(engine_facto
         values = [v.value for v in _drain(q)]
     finally:
         sub.close()
-        engine.drivers["threaded"].stop = True
+        engine.drivers["threaded"].stop()
     assert len(values) > 10
     assert values == sorted(values)  # never out of order
     assert engine.mirror.errors == 0

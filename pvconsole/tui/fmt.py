@@ -10,9 +10,13 @@ from rich.text import Text
 from ..typemap import ALARM_CONDITIONS, SEVERITY_NAMES
 
 #: Alarm colours the EPICS way (MEDM/Phoebus): MINOR yellow, MAJOR red, INVALID magenta.
-#: Light themes get darker shades so the text stays readable on white.
-SEVERITY_STYLES_DARK = ("", "bold yellow", "bold red", "bold magenta")
-SEVERITY_STYLES_LIGHT = ("", "bold dark_orange3", "bold red3", "bold magenta3")
+#: Truecolor, not ANSI names: themes remap ANSI yellow/magenta to orange/pink. Light themes
+#: get darker shades so the text stays readable on white.
+SEVERITY_STYLES_DARK = ("", "bold #ffd700", "bold #ff3b3b", "bold #ff40ff")
+SEVERITY_STYLES_LIGHT = ("", "bold #8a6a00", "bold #c00000", "bold #a000a0")
+#: The alarm column is a badge, readable on both themes.
+SEVERITY_BADGES = ("", "bold #000000 on #ffd700", "bold #ffffff on #d00000",
+                   "bold #ffffff on #b000b0")
 
 EXPOSURE_LABELS = {"on": "on", "off": "off", "ro": "ro"}
 EXPOSURE_STYLES_DARK = {"on": "green", "off": "bright_black", "ro": "cyan"}
@@ -30,7 +34,7 @@ def severity_text(severity: int, dark: bool = True) -> Text:
     if severity <= 0:
         return Text("")
     name = SEVERITY_NAMES[severity] if severity < len(SEVERITY_NAMES) else str(severity)
-    return Text(name, style=severity_style(severity, dark))
+    return Text(f" {name} ", style=SEVERITY_BADGES[min(severity, 3)])
 
 
 def alarm_description(severity: int, condition: int) -> str:
@@ -43,7 +47,11 @@ def alarm_description(severity: int, condition: int) -> str:
 def value_text(text: str, severity: int, dark: bool = True, width: int = 28) -> Text:
     """A value cell: cut to ``width`` and coloured by alarm, as alarm-sensitive displays do."""
     if len(text) > width:
-        text = text[: width - 1] + "…"
+        head, sep, count = text.rpartition(" (")
+        if sep and text.endswith(")") and len(count) < width // 2:  # keep an array's "(n)"
+            text = head[: width - len(count) - 3] + "… (" + count
+        else:
+            text = text[: width - 1] + "…"
     return Text(text, style=severity_style(severity, dark))
 
 
@@ -112,3 +120,11 @@ def rate(value: float) -> str:
     if value < 10000:
         return f"{value / 1000:.1f}k"
     return f"{value / 1000:.0f}k"
+
+
+def bytes_rate(value: float) -> str:
+    """Bytes per second, short: '80B/s', '1.2kB/s', '3.4MB/s'."""
+    for unit, scale in (("MB", 1e6), ("kB", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.1f}{unit}/s"
+    return f"{value:.0f}B/s"

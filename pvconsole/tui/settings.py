@@ -38,3 +38,6 @@ PUTLOG_ROWS = _int("PVCONSOLE_TUI_PUTLOG_ROWS", 2000)
 DETAIL_PUTS = _int("PVCONSOLE_TUI_DETAIL_PUTS", 20)
 #: Characters of a value cell before it is cut with an ellipsis.
 VALUE_WIDTH = _int("PVCONSOLE_TUI_VALUE_WIDTH", 28)
+#: Seconds between client reports while the connections or details screen shows. The CA
+#: report runs on the driver thread, so it is fetched in a worker and not more often.
+CLIENTS_INTERVAL = _float("PVCONSOLE_TUI_CLIENTS", 2.0)

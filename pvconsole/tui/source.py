@@ -8,6 +8,8 @@ missing in an older engine (per-client details, batch exposure changes).
 
 from __future__ import annotations
 
+import logging
+from dataclasses import asdict, is_dataclass
 from typing import Any, Iterable, Protocol
 
 from ..mirror import PVState
@@ -39,15 +41,30 @@ class DataSource(Protocol):
 
 
 def clients(source: DataSource) -> list[dict[str, Any]] | None:
-    """Connected clients (``{protocol, peer, user, host, channels, monitors, since}``), or
-    None when the engine cannot tell (older engine without ``clients()``)."""
+    """Connected clients as dicts (``protocol, peer, user, host, channels, monitors, since,
+    tx_bps, rx_bps``), or None when the engine cannot tell (no ``clients()``).
+
+    May take a while (the CA report runs on the driver thread): call it from a worker.
+    """
     fn = getattr(source, "clients", None)
     if fn is None:
         return None
     try:
-        return list(fn())
+        return [c if isinstance(c, dict) else asdict(c) if is_dataclass(c) else vars(c)
+                for c in fn()]
     except Exception:  # a UI must not die on a diagnostic; the screen says "unavailable"
+        logging.getLogger(__name__).debug("clients() failed", exc_info=True)
         return None
+
+
+def client_counts(known: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
+    """PV name -> (CA clients, PVA clients) with the channel open."""
+    counts: dict[str, list[int]] = {}
+    for c in known:
+        idx = 0 if str(c.get("protocol", "")).lower() == "ca" else 1
+        for name in set(c.get("channels") or ()):
+            counts.setdefault(name, [0, 0])[idx] += 1
+    return {k: (v[0], v[1]) for k, v in counts.items()}
 
 
 def set_exposure_many(source: DataSource, names: Iterable[str], mode: str) -> list[str]:

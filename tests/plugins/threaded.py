@@ -13,11 +13,14 @@ class Threaded(Driver):
     def __init__(self):
         super().__init__()
         self.n = 0
-        self.stop = False
+        self.running = True
         threading.Thread(target=self.run, daemon=True).start()
 
+    def stop(self):
+        self.running = False
+
     def run(self):
-        while not self.stop:
+        while self.running:
             self.n += 1
             for i in range(20):
                 self.setParam(f"V{i}", float(self.n))

@@ -49,7 +49,7 @@ class StatusHeader(Widget):
         self.query_one("#ca-rate", Static).update(f"{rate(status.ca_rate)}/s")
         self.query_one("#pva-rate", Static).update(f"{rate(status.pva_rate)}/s")
         health = Text()
-        health.append(f"posted CA {s.ca_posts} PVA {s.pva_posts}  lag ≤{status.worst_lag_ms:.2f} ms")
+        health.append(f"lag ≤{status.worst_lag_ms:.2f}ms  posts CA {s.ca_posts} PVA {s.pva_posts}")
         if s.errors:
             health.append(f"  errors {s.errors}", style="bold red")
         self.query_one("#health", Static).update(health)

@@ -1,0 +1,364 @@
+"""The console: a Textual app over the engine's snapshot and change stream.
+
+The app never blocks the servers: it drains the engine's change stream on a timer (newest
+state per PV) and touches only the rows that changed, inside ``batch_update``. Exposure
+changes run in a worker thread because they write the state file.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from datetime import tzinfo
+from typing import Any, Callable
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.css.query import NoMatches
+from textual.widgets import ContentSwitcher
+
+from ..config import Config
+from ..mirror import PVState
+from .commands import ConsoleCommands
+from .logbuffer import LogBuffer
+from .screens.confirm import ConfirmScreen
+from .screens.details import DetailsScreen
+from .screens.main import VIEWS, MainScreen
+from .settings import CLIENTS_INTERVAL, REFRESH, STATS_INTERVAL
+from .source import DataSource, clients, putlog_since, set_exposure_many
+from .status import StatusModel
+from .widgets.connections import ConnectionsView
+from .widgets.header import StatusHeader
+from .widgets.putlog import PutLogView
+from .widgets.pvview import PVView
+from .widgets.serverlog import ServerLog
+
+log = logging.getLogger("pvconsole.tui")
+
+#: Names listed in the confirmation question before "and N more".
+CONFIRM_NAMES = 5
+
+
+class PvConsoleApp(App[int]):
+    """The operator console for one engine (or any :class:`DataSource`)."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "pvconsole"
+    COMMANDS = App.COMMANDS | {ConsoleCommands}
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("t", "toggle_dark", "Theme", show=False),
+    ]
+
+    def __init__(self, source: DataSource, *, log_buffer: LogBuffer | None = None, live: bool = True,
+                 clock: Callable[[], float] = time.monotonic, tz: tzinfo | None = None,
+                 refresh: float = REFRESH, stats_interval: float = STATS_INTERVAL) -> None:
+        """
+        Args:
+            source: The engine, or a fixed source with the same interface.
+            log_buffer: Where the server-log screen reads log records from.
+            live: Poll on timers; False renders the first state only (snapshot tests call
+                :meth:`poll` and :meth:`sample_stats` themselves).
+            clock: Time base of the rate computations.
+            tz: Zone for displayed times (None: local).
+            refresh: Seconds between drains of the change stream.
+            stats_interval: Seconds between status samples.
+        """
+        super().__init__()
+        self.source = source
+        self.log_buffer = log_buffer
+        self.live = live
+        self.clock = clock
+        self.tz = tz
+        self.refresh_interval = refresh
+        self.stats_interval = stats_interval
+        self.status = StatusModel()
+        self.states: dict[str, PVState] = {}
+        self.put_seq = 0
+        self.main = MainScreen(tz)
+        self._changes: Any = None
+        #: True once the model is loaded (tests wait for it).
+        self.loaded = False
+        #: Newest client report (dicts), None when the engine cannot tell or not fetched yet.
+        self.known_clients: list[dict[str, Any]] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def get_default_screen(self) -> MainScreen:
+        return self.main
+
+    def start_model(self) -> None:
+        """Load the model; called by the main screen once its widgets exist."""
+        self._changes = self.source.subscribe()  # before the snapshot: no change is lost
+        self.states = {s.name: s for s in self.source.snapshot()}
+        self.pv_view.table.dark = self.current_theme.dark
+        self.pv_view.load(list(self.states.values()))
+        self.sample_stats()
+        self.poll()
+        self.pv_view.table.focus()
+        self.theme_changed_signal.subscribe(self, self._on_theme)
+        for plugin in getattr(self.source, "plugins", []):
+            if plugin.error:
+                self.notify(f"plugin {plugin.name} not loaded: {plugin.error}", severity="error",
+                            timeout=30)
+        self.loaded = True
+        if not self.live:
+            self.known_clients = clients(self.source)
+        if self.live:
+            self.set_interval(CLIENTS_INTERVAL, self.refresh_clients, name="clients")
+            self.set_interval(self.refresh_interval, self.poll, name="poll")
+            self.set_interval(self.stats_interval, self.sample_stats, name="stats")
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def pv_view(self) -> PVView:
+        return self.main.query_one(PVView)
+
+    @property
+    def current_view(self) -> str:
+        return str(self.main.query_one(ContentSwitcher).current)
+
+    def poll(self) -> None:
+        """Drain the engine: changed PVs, new puts, new log lines; update what is shown."""
+        if not self.loaded:
+            return
+        try:
+            self._poll()
+        except NoMatches:
+            # every view is mounted for the app's lifetime: a widget can be missing only
+            # when a timer fires while the app tears its screens down on exit
+            log.debug("poll during shutdown", exc_info=True)
+
+    def _poll(self) -> None:
+        changed = self._changes.drain()
+        for s in changed:
+            self.states[s.name] = s
+        records = putlog_since(self.source, self.put_seq)
+        if records:
+            self.put_seq = records[-1].seq
+        lines = self.log_buffer.drain() if self.log_buffer is not None else []
+        main_visible = self.screen is self.main
+        with self.batch_update():
+            pv_view = self.pv_view
+            pv_view.table.apply(changed)
+            if main_visible and self.current_view == "pvs":
+                pv_view.table.flush()
+                pv_view.update_info()
+            if main_visible and self.current_view == "connections":
+                self._show_connections()
+            self.main.query_one(PutLogView).add(records)
+            if lines:
+                self.main.query_one(ServerLog).add(lines)
+            screen = self.screen
+            if isinstance(screen, DetailsScreen):
+                name = screen.state.name
+                if records or any(s.name == name for s in changed):
+                    screen.show(self.states[name])
+
+    def sample_stats(self) -> None:
+        """Read the engine's counters and redraw the visible header."""
+        if not self.loaded and self._changes is None:
+            return
+        self.status.sample(self.source.stats(), self.clock())
+        try:
+            for header in self.screen.query(StatusHeader):
+                header.show(self.status)
+        except NoMatches:  # shutting down (see poll)
+            log.debug("stats during shutdown", exc_info=True)
+
+    def _show_connections(self) -> None:
+        self.main.query_one(ConnectionsView).show(self.states.values(), self.known_clients)
+
+    def refresh_clients(self) -> None:
+        """Ask for a client report when a screen that shows clients is visible."""
+        if not self.live or not self.loaded:
+            return
+        if (self.screen is self.main and self.current_view == "connections") or \
+                isinstance(self.screen, DetailsScreen):
+            self._fetch_clients()
+
+    @work(thread=True, exclusive=True, group="clients", name="clients")
+    def _fetch_clients(self) -> None:
+        """Worker thread: the engine's report waits for the driver thread."""
+        known = clients(self.source)
+        # call_from_thread: one report every CLIENTS_INTERVAL, not a hot path
+        self.call_from_thread(self._clients_ready, known)
+
+    def _clients_ready(self, known: list[dict[str, Any]] | None) -> None:
+        self.known_clients = known
+        if self.screen is self.main and self.current_view == "connections":
+            self._show_connections()
+        elif isinstance(self.screen, DetailsScreen):
+            self.screen.show(self.states[self.screen.state.name])
+
+    def _on_theme(self, theme: Any) -> None:
+        table = self.pv_view.table
+        if table.dark != theme.dark:
+            table.dark = theme.dark
+            table.rebuild()
+
+    # ------------------------------------------------------------------ actions
+
+    def action_view(self, view: str) -> None:
+        """Switch the main screen to one of its views (from any screen)."""
+        if self.screen is not self.main:
+            self.switch_to_main()
+        self.main.show_view(view)
+        if view == "pvs":
+            self.pv_view.table.flush()
+            self.pv_view.update_info()
+            self.pv_view.table.focus()
+        elif view == "connections":
+            self._show_connections()
+            self.refresh_clients()
+            self.main.query_one("#pv-clients").focus()
+        elif view == "puts":
+            self.main.query_one("#put-table").focus()
+        elif view == "log":
+            self.main.query_one(ServerLog).focus()
+
+    def switch_to_main(self) -> None:
+        """Pop pushed screens (details, dialogs) back to the main screen."""
+        while self.screen is not self.main and len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def action_details(self, name: str | None = None) -> None:
+        """Open the details screen of a PV (default: the cursor row)."""
+        name = name or self.pv_view.table.current_name()
+        if name is None or name not in self.states:
+            return
+        if isinstance(self.screen, DetailsScreen):
+            self.pop_screen()
+        self.push_screen(DetailsScreen(self.source, self.states[name], self.tz))
+        self.refresh_clients()
+
+    def action_goto(self, name: str) -> None:
+        """Show a PV's row in the table, clearing filters that hide it."""
+        self.action_view("pvs")
+        view = self.pv_view
+        if name not in view.table.rows:
+            view.set_plugin(None)
+            view.set_filter("")
+        view.table.jump(name)
+
+    def action_filter(self) -> None:
+        self.action_view("pvs")
+        self.pv_view.action_filter()
+
+    def action_set_filter(self, pattern: str) -> None:
+        self.action_view("pvs")
+        self.pv_view.set_filter(pattern)
+
+    def action_plugin(self, plugin: str) -> None:
+        self.action_view("pvs")
+        self.pv_view.set_plugin(plugin or None)
+
+    def action_jump(self) -> None:
+        self.action_view("pvs")
+        self.pv_view.action_jump()
+
+    def action_follow_puts(self) -> None:
+        self.action_view("puts")
+        self.main.query_one(PutLogView).action_follow()
+
+    def action_toggle_dark(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    def action_exposure_selected(self, mode: str) -> None:
+        self.request_exposure(self.pv_view.table.targets(), mode)
+
+    def action_toggle_pv(self, name: str) -> None:
+        self.request_exposure([name], "on/off")
+
+    # ------------------------------------------------------------------ exposure
+
+    def request_exposure(self, names: list[str], mode: str) -> None:
+        """Change PVA exposure; ask first when it would cut off connected PVA clients.
+
+        Args:
+            names: PVs to change.
+            mode: 'on', 'off', 'ro', or a toggle: 'on/off' (all off -> on, else off),
+                'ro' from the keyboard means read-only unless all are read-only already.
+        """
+        states = [self.states[n] for n in names if n in self.states]
+        if not states:
+            self.notify("no PV selected", severity="warning")
+            return
+        if mode == "on/off":
+            mode = "on" if all(s.exposure == "off" for s in states) else "off"
+        elif mode == "ro" and all(s.exposure == "ro" for s in states):
+            mode = "on"
+        targets = [s.name for s in states if s.exposure != mode]
+        if not targets:
+            self.notify(f"already PVA {mode}")
+            return
+        busy = [s for s in states if s.name in targets and s.pva_clients and mode != "on"]
+        if not busy:
+            self.apply_exposure(targets, mode)
+            return
+        shown = ", ".join(s.name for s in busy[:CONFIRM_NAMES])
+        more = f" and {len(busy) - CONFIRM_NAMES} more" if len(busy) > CONFIRM_NAMES else ""
+        what = "disconnects them" if mode == "off" else "refuses their puts"
+        question = (f"{len(busy)} PV(s) have connected PVA clients: {shown}{more}.\n"
+                    f"Setting PVA {mode} for {len(targets)} PV(s) {what}. Continue?")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.apply_exposure(targets, mode)
+
+        self.push_screen(ConfirmScreen(question, yes=f"PVA {mode}"), answered)
+
+    @work(thread=True, group="exposure", name="set-exposure")
+    def apply_exposure(self, names: list[str], mode: str) -> None:
+        """Worker thread: the engine persists every change to its state file."""
+        try:
+            changed = set_exposure_many(self.source, names, mode)
+        except Exception as e:  # the operator must see why, the console must stay up
+            log.exception("PVA exposure %s failed", mode)
+            message, severity = f"PVA {mode} failed: {e}", "error"
+        else:
+            message, severity = f"PVA {mode}: {len(changed)} PV(s)", "information"
+        # call_from_thread: a rare, operator-triggered event; waiting for the UI is fine
+        self.call_from_thread(self.notify, message, severity=severity)
+
+
+# ---------------------------------------------------------------------- entry point
+
+def run_console(cfg: Config, verbose: int) -> int:
+    """Run the engine with the console until the operator quits; 0 after a clean stop."""
+    from ..engine import Engine, StartupError
+    from ..fdcapture import capture
+
+    fds = capture()  # from here on, what the C libraries print lands in the log
+    buffer = LogBuffer()
+    root = logging.getLogger()
+    root.handlers[:] = [buffer]
+    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.getLogger("pcaspy").setLevel(logging.DEBUG if verbose > 0 else logging.WARNING)
+    engine = Engine(cfg)
+    try:
+        engine.start()
+    except StartupError as e:
+        fds.restore()
+        print(f"pvconsole: error: {e}", file=sys.stderr)
+        return 2
+    app = PvConsoleApp(engine, log_buffer=buffer)
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        # signal handlers run on the UI thread; exit from a helper thread via the app's loop
+        threading.Thread(target=app.call_from_thread, args=(app.exit,), daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        app.run()
+    finally:
+        engine.stop()
+        log.info("stopped")
+        fds.restore()
+    return 0

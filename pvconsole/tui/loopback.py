@@ -1,0 +1,41 @@
+"""A loopback-only engine configuration on free ports: tests, demos, screenshots.
+
+Nothing leaves the host: CA and PVA bind 127.0.0.1, beacons go to 127.0.0.1, and every
+port is one the kernel just reported free (CA needs the same number free on TCP and UDP).
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from ..config import Config
+
+
+def free_port(udp: bool = False) -> int:
+    """A loopback port free for TCP (and for UDP too when ``udp``)."""
+    while True:
+        tcp = socket.socket()
+        tcp.bind(("127.0.0.1", 0))
+        port = tcp.getsockname()[1]
+        try:
+            if not udp:
+                return port
+            dgram = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                dgram.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+            finally:
+                dgram.close()
+        finally:
+            tcp.close()
+
+
+def loopback_config(plugins: list[str], state_dir: Path) -> Config:
+    """Engine configuration serving ``plugins`` on loopback only, on free ports."""
+    return Config(plugins=plugins, ca_intf="127.0.0.1", ca_port=free_port(udp=True),
+                  ca_beacon_addr="127.0.0.1", ca_beacon_port=free_port(udp=True),
+                  pva_intf="127.0.0.1", pva_port=free_port(), pva_broadcast_port=free_port(udp=True),
+                  state_dir=state_dir)

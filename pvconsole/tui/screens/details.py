@@ -1,0 +1,143 @@
+"""PV details: definition beside PVA structure, state, put history, clients."""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from ...mirror import PVState
+from .. import fmt
+from ..mapping import mapping_rows
+from ..source import DataSource, putlog_for_pv
+from ..settings import DETAIL_PUTS
+from ..widgets.header import StatusHeader
+from ..widgets.putlog import PUT_COLUMNS, put_cells
+
+MAP_COLUMNS = ("pcaspy field", "definition", "PVA field", "served")
+
+
+class DetailsScreen(Screen):
+    """Everything about one PV; refreshed when the PV changes."""
+
+    BINDINGS = [
+        Binding("escape,backspace", "app.pop_screen", "Back"),
+        Binding("e", "exposure('on/off')", "PVA on/off"),
+        Binding("w", "exposure('ro')", "PVA ro"),
+    ]
+
+    def __init__(self, source: DataSource, state: PVState, tz: tzinfo | None = None) -> None:
+        super().__init__()
+        self.source = source
+        self.state = state
+        self.tz = tz
+        self._put_seq = -1
+        self._mounted = False
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader()
+        yield Static(id="pv-title")
+        with VerticalScroll(id="details"):
+            yield Static(id="pv-state")
+            yield Static("Type mapping: pcaspy definition → PVA structure", classes="section")
+            yield DataTable(id="mapping", cursor_type="row", show_cursor=True)
+            yield Static("Clients", classes="section")
+            yield Static(id="pv-conns")
+            yield Static("Recent puts", classes="section")
+            yield DataTable(id="pv-puts", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#mapping", DataTable)
+        for label in MAP_COLUMNS:
+            table.add_column(label, key=label)
+        puts = self.query_one("#pv-puts", DataTable)
+        for key, label in PUT_COLUMNS:
+            puts.add_column(label, key=key)
+        for t in (table, puts):  # the scroll view takes the keys: the whole page scrolls
+            t.can_focus = False
+        self._mounted = True
+        self.show(self.state)
+        self.query_one("#details").focus()
+
+    def show(self, state: PVState) -> None:
+        """Render the PV's current state (called on every change of this PV)."""
+        self.state = state
+        if not self._mounted:  # a change that arrived between push and mount
+            return
+        dark = self.app.current_theme.dark
+        title = Text()
+        title.append(f" {state.name} ", style="bold reverse")
+        title.append(f"  plugin {state.plugin}   {state.ca_type} → {state.pva_type}")
+        self.query_one("#pv-title", Static).update(title)
+        self.query_one("#pv-state", Static).update(self._state_table(state, dark))
+        self._show_mapping(state)
+        self._show_clients(state)
+        self._show_puts()
+
+    def _state_table(self, s: PVState, dark: bool) -> Table:
+        t = Table.grid(padding=(0, 2))
+        t.add_column(style="bold")
+        t.add_column()
+        t.add_row("Value", fmt.value_text(s.text, s.severity, dark, 200))
+        t.add_row("Alarm", Text(fmt.alarm_description(s.severity, s.condition),
+                                style=fmt.severity_style(s.severity, dark)))
+        t.add_row("Updated", fmt.full_time(s.timestamp, self.tz))
+        t.add_row("PVA exposure", fmt.exposure_text(s.exposure, dark))
+        t.add_row("Counts", f"{s.updates} updates, {s.puts} puts since start")
+        return t
+
+    def _show_mapping(self, s: PVState) -> None:
+        entry = self.source.entry(s.name)
+        served_value = self.source.pva_structure(s.name)
+        served = served_value.todict() if served_value is not None else None
+        info = getattr(getattr(entry, "ca_pv", None), "info", None)
+        extra = {k: getattr(info, k) for k in ("adel", "mdel") if hasattr(info, k)}
+        rows = mapping_rows(entry.spec, entry.meta, s.text, served, extra)
+        table = self.query_one("#mapping", DataTable)
+        if table.row_count == len(rows):
+            for i, row in enumerate(rows):
+                for label, cell in zip(MAP_COLUMNS, row):
+                    if table.get_cell(str(i), label) != cell:
+                        table.update_cell(str(i), label, cell)
+        else:
+            table.clear()
+            for i, row in enumerate(rows):
+                table.add_row(*row, key=str(i))
+
+    def _show_clients(self, s: PVState) -> None:
+        text = Text()
+        text.append("CA   ", style="bold")
+        text.append("monitored" if s.ca_monitored else "no monitor")
+        text.append("\nPVA  ", style="bold")
+        text.append(f"{s.pva_clients} channel(s)" if s.exposure != "off" else "not served")
+        known: list[dict[str, Any]] | None = getattr(self.app, "known_clients", None)
+        if known is not None:
+            for c in known:
+                if s.name in (c.get("channels") or []):
+                    text.append(f"\n  {str(c.get('protocol', '')).upper():<4} {c.get('peer', '')}"
+                                f"  {c.get('user', '')}  since {fmt.clock_time(float(c.get('since') or 0), self.tz)}")
+        self.query_one("#pv-conns", Static).update(text)
+
+    def _show_puts(self) -> None:
+        records = putlog_for_pv(self.source, self.state.name, DETAIL_PUTS)
+        last = records[-1].seq if records else 0
+        if last == self._put_seq:
+            return
+        self._put_seq = last
+        table = self.query_one("#pv-puts", DataTable)
+        table.clear()
+        for r in records:
+            table.add_row(*put_cells(r, self.tz))
+        if not records:
+            table.add_row("", "no puts since start", "", "", "", "", "")
+
+    def action_exposure(self, mode: str) -> None:
+        self.app.request_exposure([self.state.name], mode)  # type: ignore[attr-defined]

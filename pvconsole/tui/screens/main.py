@@ -1,0 +1,60 @@
+"""The main screen: status header, the four live views, footer."""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from rich.text import Text
+from textual.widgets import ContentSwitcher, Footer, Static
+
+from ..widgets.connections import ConnectionsView
+from ..widgets.header import StatusHeader
+from ..widgets.putlog import PutLogView
+from ..widgets.pvview import PVView
+from ..widgets.serverlog import ServerLog
+
+#: (view id, tab label); the number keys 1..4 select them in this order.
+VIEWS = (("pvs", "1 PVs"), ("connections", "2 Connections"), ("puts", "3 Put log"),
+         ("log", "4 Server log"))
+
+
+def view_bar(current: str) -> Text:
+    """One line naming the views and their keys, the current one highlighted (a plain
+    line, not tabs: no animation to wait for, one row saved on 24-line terminals)."""
+    bar = Text(" ")
+    for view, label in VIEWS:
+        bar.append(f" {label} ", style="bold reverse" if view == current else "dim")
+        bar.append(" ")
+    return bar
+
+
+class MainScreen(Screen):
+    """All live views stay mounted: switching is a display toggle, not a rebuild."""
+
+    BINDINGS = [Binding(str(i + 1), f"app.view('{v}')", label, show=False)
+                for i, (v, label) in enumerate(VIEWS)]
+
+    def __init__(self, tz: tzinfo | None = None) -> None:
+        super().__init__()
+        self.tz = tz
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader()
+        yield Static(view_bar("pvs"), id="views")
+        with ContentSwitcher(initial="pvs", id="switcher"):
+            yield PVView(tz=self.tz, id="pvs")
+            yield ConnectionsView(tz=self.tz, id="connections")
+            yield PutLogView(tz=self.tz, id="puts")
+            yield ServerLog(tz=self.tz, id="log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.app.start_model()  # type: ignore[attr-defined]
+
+    def show_view(self, view: str) -> None:
+        """Switch the visible view (a display toggle) and mark it in the view bar."""
+        self.query_one(ContentSwitcher).current = view
+        self.query_one("#views", Static).update(view_bar(view))

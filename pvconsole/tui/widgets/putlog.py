@@ -1,0 +1,135 @@
+"""The put log: every put over CA and PVA, newest at the bottom, filterable, following."""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import tzinfo
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Input, Static
+
+from .. import fmt
+from ..settings import PUTLOG_ROWS
+
+PUT_COLUMNS = (("time", "Time"), ("pv", "PV"), ("proto", "Proto"), ("client", "Client"),
+               ("change", "Old → New"), ("result", "Result"), ("reason", "Why"))
+
+
+def result_text(result: str) -> Text:
+    """Accepted in green, refusals and errors in red, pending dim."""
+    style = "green" if result == "accepted" else "dim" if result == "pending" else "bold red"
+    return Text(result, style=style)
+
+
+def put_cells(r: Any, tz: tzinfo | None) -> tuple:
+    """A ``PutRecord`` -> table cells."""
+    return (fmt.iso_clock(r.time, tz), r.pv, r.protocol.upper(), r.client,
+            f"{fmt.short(r.old, 20)} → {fmt.short(r.requested, 20)}", result_text(r.result),
+            r.reason.removeprefix(f"{r.pv}: "))
+
+
+def put_matches(r: Any, text: str) -> bool:
+    """Filter: case-insensitive substring of PV, protocol, client, result or reason."""
+    if not text:
+        return True
+    hay = f"{r.pv} {r.protocol} {r.client} {r.result} {r.reason}".upper()
+    return all(word in hay for word in text.upper().split())
+
+
+class PutLogView(Vertical):
+    """Put records in a table; ``f`` toggles following the newest."""
+
+    BINDINGS = [
+        Binding("f", "follow", "Follow"),
+        Binding("slash", "filter", "Filter"),
+        Binding("escape", "clear", "Clear", show=False),
+    ]
+
+    def __init__(self, *, tz: tzinfo | None = None, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.tz = tz
+        self.follow = True
+        self.pattern = ""
+        self.records: deque[Any] = deque(maxlen=PUTLOG_ROWS)
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="put-bar"):
+            yield Static("Filter", classes="label")
+            yield Input(placeholder="PV, client, result… (/)", id="put-filter", compact=True)
+            yield Static(id="put-info")
+        yield DataTable(id="put-table", cursor_type="row")
+
+    @property
+    def table(self) -> DataTable:
+        return self.query_one("#put-table", DataTable)
+
+    def on_mount(self) -> None:
+        for key, label in PUT_COLUMNS:
+            self.table.add_column(label, key=key)
+        self._info()
+
+    def add(self, records: list[Any]) -> None:
+        """Append new put records (already in sequence order)."""
+        if not records:
+            return
+        table = self.table
+        for r in records:
+            if len(self.records) == self.records.maxlen:
+                old = self.records[0]
+                if str(old.seq) in table.rows:
+                    table.remove_row(str(old.seq))
+            self.records.append(r)
+            if put_matches(r, self.pattern):
+                table.add_row(*put_cells(r, self.tz), key=str(r.seq))
+        if self.follow and table.row_count:
+            table.move_cursor(row=table.row_count - 1, animate=False)
+        self._info()
+
+    def _rebuild(self) -> None:
+        table = self.table
+        table.clear()
+        for r in self.records:
+            if put_matches(r, self.pattern):
+                table.add_row(*put_cells(r, self.tz), key=str(r.seq))
+        if self.follow and table.row_count:
+            table.move_cursor(row=table.row_count - 1, animate=False)
+        self._info()
+
+    def _info(self) -> None:
+        shown = self.table.row_count
+        self.query_one("#put-info", Static).update(
+            f"{shown}/{len(self.records)} puts  follow {'on' if self.follow else 'off'}")
+
+    def set_filter(self, text: str) -> None:
+        """Show only puts matching ``text``."""
+        self.query_one("#put-filter", Input).value = text
+        self.pattern = text
+        self._rebuild()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.pattern = event.value
+        self._rebuild()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.table.focus()
+
+    def action_follow(self) -> None:
+        self.follow = not self.follow
+        if self.follow and self.table.row_count:
+            self.table.move_cursor(row=self.table.row_count - 1, animate=False)
+        self._info()
+
+    def action_filter(self) -> None:
+        self.query_one("#put-filter", Input).focus()
+
+    def action_clear(self) -> None:
+        flt = self.query_one("#put-filter", Input)
+        if not flt.has_focus and flt.value:
+            self.set_filter("")
+        self.table.focus()

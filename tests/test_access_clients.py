@@ -1,0 +1,208 @@
+"""Who is connected, who wrote what, who may write: real clients on loopback."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+from p4p.client.thread import RemoteError
+
+from conftest import ROOT, free_port, plugin_path, pva_context, wait_for
+from pvconsole import clients
+
+ALLTYPES = plugin_path("alltypes")
+USER = getpass.getuser()
+
+
+def test_pva_report_source_still_has_the_shape_we_parse(engine_factory, pva):
+    """p4p._gw.Server_report is internal to p4p: fail loudly if an upgrade changes it."""
+    engine = engine_factory(ALLTYPES)
+    pva(engine).get("T:INT")
+    rows = clients.pva_report(engine.pva_server, 1.0)
+    assert rows and all(len(r) == 8 for r in rows)
+    assert any(r[1] == "T:INT" and r[4] == USER and r[5].startswith("127.0.0.1:") for r in rows)
+
+
+def test_connections_name_ca_and_pva_clients(engine_factory, pva, ca):
+    engine = engine_factory(ALLTYPES)
+    ctx = pva(engine)
+    sub = ctx.monitor("T:FLOAT", lambda v: None)
+    client = ca(engine)
+    client.monitor("T:INT")
+    client.get("T:STRING")
+    try:
+        found = wait_for(lambda: [c for c in engine.clients() if c.protocol == "ca" and "T:INT" in c.channels]
+                         and [c for c in engine.clients() if c.protocol == "pva" and "T:FLOAT" in c.channels])
+        everyone = engine.clients()
+        ca_client = next(c for c in everyone if c.protocol == "ca")
+        assert ca_client.user == USER
+        assert ca_client.host == socket.gethostname()
+        assert ca_client.peer.startswith("127.0.0.1:") and ca_client.peer != "127.0.0.1:?"
+        assert {"T:INT", "T:STRING"} <= set(ca_client.channels)
+        assert ca_client.monitors >= 1
+        pva_client = next(c for c in everyone if c.protocol == "pva")
+        assert pva_client.user == USER and pva_client.peer.startswith("127.0.0.1:")
+        counts = engine.client_counts(everyone)
+        assert counts["T:INT"][0] == 1 and counts["T:FLOAT"][1] == 1
+        assert found
+    finally:
+        sub.close()
+
+
+def test_puts_from_both_protocols_are_logged_with_identity(engine_factory, pva, ca):
+    engine = engine_factory(ALLTYPES)
+    pva(engine).put("T:INT", 21, wait=True)
+    assert ca(engine).put("T:INT", 22)["ok"]
+    recs = wait_for(lambda: engine.putlog.tail(2) if len(engine.putlog.tail(5)) >= 2 else None)
+    by_proto = {r.protocol: r for r in recs}
+    assert by_proto["pva"].client.startswith(f"{USER}@127.0.0.1:")
+    assert (by_proto["pva"].old, by_proto["pva"].requested, by_proto["pva"].result) == (7, 21, "accepted")
+    assert by_proto["ca"].client == f"{USER}@{socket.gethostname()}"
+    assert (by_proto["ca"].old, by_proto["ca"].requested) == (21, 22)
+    lines = (engine.config.state_dir / "putlog.jsonl").read_text().splitlines()
+    assert [json.loads(x)["requested"] for x in lines[-2:]] == [21, 22]
+
+
+ACF = """
+UAG(ops) { somebody_else }
+ASG(DEFAULT) {
+    RULE(1, READ)
+    RULE(1, WRITE) { UAG(ops) }
+}
+"""
+
+
+def test_acf_refuses_puts_on_both_protocols(engine_factory, pva, ca, tmp_path):
+    acf = tmp_path / "rules.acf"
+    acf.write_text(ACF)
+    engine = engine_factory(ALLTYPES, acf=acf)
+    ctx = pva(engine)
+    with pytest.raises(RemoteError, match="write access denied"):
+        ctx.put("T:INT", 5, wait=True)
+    assert ctx.get("T:INT").value == 7
+    rec = engine.putlog.tail(1)[0]
+    assert (rec.protocol, rec.result) == ("pva", "refused: access")
+    reply = ca(engine).put("T:INT", 6, timeout=2)
+    assert not reply.get("ok"), reply
+    assert ctx.get("T:INT").value == 7
+
+
+def test_acf_grants_listed_users(engine_factory, pva, tmp_path):
+    acf = tmp_path / "rules.acf"
+    acf.write_text(ACF.replace("somebody_else", f"somebody_else, {USER}"))
+    engine = engine_factory(ALLTYPES, acf=acf)
+    pva(engine).put("T:INT", 5, wait=True)
+    assert pva(engine).get("T:INT").value == 5
+
+
+def test_unparsable_acf_is_a_startup_error_naming_the_line(tmp_path):
+    from conftest import loopback_config
+    from pvconsole.engine import Engine, StartupError
+    acf = tmp_path / "bad.acf"
+    acf.write_text("ASG(DEFAULT) {\n    RULE(1, WRITE\n}\n")
+    with pytest.raises(StartupError, match=r"bad.acf: Syntax error on line 3"):
+        Engine(loopback_config(tmp_path / "s", [ALLTYPES], acf=acf)).start()
+
+
+def test_unknown_access_level_grants_nothing(engine_factory, pva, tmp_path):
+    acf = tmp_path / "rules.acf"
+    acf.write_text("ASG(DEFAULT) {\n    RULE(1, READ)\n    RULE(1, SUPERUSER)\n}\n")
+    engine = engine_factory(ALLTYPES, acf=acf)
+    with pytest.raises(RemoteError, match="write access denied"):
+        pva(engine).put("T:INT", 5, wait=True)
+
+
+def _headless(tmp_path, *extra):
+    pva_port = free_port()
+    args = [sys.executable, "-m", "pvconsole", "--headless", "--state-dir", str(tmp_path / "state"),
+            "--ca-intf", "127.0.0.1", "--ca-port", str(free_port()), "--ca-beacon-addr", "127.0.0.1",
+            "--ca-beacon-port", str(free_port()), "--pva-intf", "127.0.0.1", "--pva-port", str(pva_port),
+            "--pva-broadcast-port", str(free_port()), "--control-prefix", "CTL:", *extra]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if "pvconsole: serving" in line:
+            break
+    else:
+        raise AssertionError("console did not start")
+    env = {"EPICS_PVA_NAME_SERVERS": f"127.0.0.1:{pva_port}", "EPICS_PVA_ADDR_LIST": "",
+           "EPICS_PVA_AUTO_ADDR_LIST": "NO"}
+    return proc, env
+
+
+def test_kill_9_right_after_puts_loses_no_put_log_line(tmp_path):
+    proc, env = _headless(tmp_path, "--plugin", ALLTYPES)
+    try:
+        ctx = pva_context(env)
+        for i in range(50):
+            ctx.put("T:INT", 1000 + i, wait=True)
+        ctx.close()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=5)
+    finally:
+        proc.kill()
+    lines = (tmp_path / "state" / "putlog.jsonl").read_text().splitlines()
+    assert [json.loads(x)["requested"] for x in lines] == [1000 + i for i in range(50)]
+
+
+def test_a_torn_last_line_does_not_stop_the_next_start(engine_factory, tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "putlog.jsonl").write_text('{"time": "t", "pv": "T:INT", "protocol": "pva", "client": "c", '
+                                        '"old": 1, "requested": 2, "result": "accepted", "reason": "", '
+                                        '"duration_ms": 0.1, "seq": 1}\n{"time": "t", "pv": "T:IN')
+    engine = engine_factory(ALLTYPES, state_dir=state)
+    assert [r.requested for r in engine.putlog.tail(5)] == [2]
+
+
+def ctl(env, *args):
+    return subprocess.run([sys.executable, "-m", "pvconsole", "ctl", "--prefix", "CTL:", *args],
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=30)
+
+
+def test_ctl_expose_from_another_process(tmp_path):
+    proc, env = _headless(tmp_path, "--plugin", ALLTYPES)
+    try:
+        ctx = pva_context(env)
+        assert ctx.get("T:INT", timeout=5).value == 7
+        out = ctl(env, "expose", "T:I*", "off")
+        assert out.returncode == 0 and "off: 2 PV(s) changed" in out.stdout, out
+        with pytest.raises(TimeoutError):
+            pva_context(env).get("T:INT", timeout=1)
+        assert ctl(env, "expose", "T:INT", "on").returncode == 0
+        assert pva_context(env).get("T:INT", timeout=5).value == 7
+        status = ctl(env, "status")
+        assert status.returncode == 0 and "PVS" in status.stdout
+        ctx.put("T:STRING", "via pva", wait=True)
+        log = wait_for(lambda: "via pva" in ctl(env, "putlog", "--tail", "5").stdout, timeout=10)
+        assert log
+        answer = ctl(env, "acf-test", "CTL:EXPOSE", "mallory", "10.9.9.9")
+        assert "PVA read yes  write no" in answer.stdout, answer
+        ctx.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=5)
+
+
+def test_ctl_expose_refused_when_the_acf_says_so(tmp_path):
+    acf = tmp_path / "rules.acf"
+    acf.write_text("ASG(DEFAULT) {\n    RULE(1, WRITE)\n}\nASG(PVCONSOLE_CTL) {\n    RULE(1, READ)\n}\n")
+    proc, env = _headless(tmp_path, "--plugin", ALLTYPES, "--acf", str(acf))
+    try:
+        out = ctl(env, "expose", "T:INT", "off")
+        assert out.returncode == 1 and "write access denied" in out.stderr, out
+        assert pva_context(env).get("T:INT", timeout=5).value == 7
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=5)
+
+
+def test_parse_cas_show_reads_user_host_channels_monitors_fd():
+    text = (ROOT / "tests" / "data" / "cas_show_level3.txt").read_text()
+    [c] = clients.parse_cas_show(text)
+    assert (c.user, c.host, c.channels, c.monitors, c.fd) == ("alice", "opi1", ["S:X", "S:N"], 2, 15)

@@ -1,0 +1,232 @@
+"""The console driven through Pilot against a real engine on loopback ports.
+
+Each test gets its own engine (one per process at a time) on free ports and checks what
+an operator would: the table is live, exposure toggles reach real PVA clients, puts show up
+in the put log, filters, sorting and the details screen work by keyboard alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from p4p.client.thread import Context, TimeoutError as PvaTimeout
+
+from pvconsole.engine import Engine
+from pvconsole.tui.app import PvConsoleApp
+from pvconsole.tui.logbuffer import LogBuffer
+from pvconsole.tui.loopback import loopback_config
+from pvconsole.tui.screens.confirm import ConfirmScreen
+from pvconsole.tui.screens.details import DetailsScreen
+from pvconsole.tui.widgets.pvtable import PVTable
+
+PSU = str(Path(__file__).resolve().parent.parent / "ioc_plugins" / "psu.py")
+WAIT = 10.0  # seconds any condition may take on a slow CI machine
+
+
+@pytest.fixture
+def engine(tmp_path: Path):
+    eng = Engine(loopback_config([PSU], tmp_path / "state"))
+    eng.start()
+    try:
+        yield eng
+    finally:
+        eng.stop()
+
+
+@pytest.fixture
+def pva(engine: Engine):
+    ctx = Context("pva", conf=engine.pva_client_conf(), useenv=False)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+async def until(pilot, cond: Callable[[], object], timeout: float = WAIT, what: str = "") -> None:
+    """Let the app run until ``cond()`` is true (fails after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what or cond}")
+        await pilot.pause(0.05)
+
+
+def sync(test):
+    """Run an async test body on a fresh event loop (no async pytest plugin needed)."""
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        asyncio.run(test(*args, **kwargs))
+    return wrapper
+
+
+def make_app(engine: Engine, **kw) -> PvConsoleApp:
+    return PvConsoleApp(engine, refresh=0.05, stats_interval=0.2, **kw)
+
+
+def table(app: PvConsoleApp) -> PVTable:
+    return app.main.query_one(PVTable)
+
+
+async def goto(pilot, app: PvConsoleApp, name: str) -> None:
+    """Jump to a PV by typing (the end of) its name, as an operator would."""
+    await pilot.press("j", *name.removeprefix("PSU:"), "enter")
+    await until(pilot, lambda: table(app).current_name() == name, what=f"cursor on {name}")
+
+
+@sync
+async def test_table_lists_every_pv_and_is_live(engine: Engine) -> None:
+    app = make_app(engine)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: table(app).row_count == len(engine.entries), what="all rows")
+        assert set(table(app).visible_names()) == set(engine.entries)
+        first = app.states["PSU:CNT"].value
+        await until(pilot, lambda: app.states["PSU:CNT"].value != first, what="CNT to count")
+        await until(pilot, lambda: str(table(app).get_cell("PSU:CNT", "value")) ==
+                    app.states["PSU:CNT"].text, what="CNT cell to follow")
+        assert str(table(app).get_cell("PSU:SECRET", "exp")) == "off"
+
+
+@sync
+async def test_toggle_exposure_reaches_pva_clients(engine: Engine, pva: Context) -> None:
+    assert pva.get("PSU:MSG", timeout=5) == "ready"
+    app = make_app(engine)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await until(pilot, lambda: app.states["PSU:MSG"].pva_clients > 0, what="PVA client count")
+        await goto(pilot, app, "PSU:MSG")
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+        await pilot.press("y")
+        await until(pilot, lambda: engine.entry("PSU:MSG").exposure == "off", what="PVA off")
+        await until(pilot, lambda: str(table(app).get_cell("PSU:MSG", "exp")) == "off", what="cell")
+        with pytest.raises(PvaTimeout):
+            pva.get("PSU:MSG", timeout=1.0)
+        await pilot.press("e")  # back on: no client is connected, so no question
+        await until(pilot, lambda: engine.entry("PSU:MSG").exposure == "on", what="PVA on")
+        # the same client finds it again (its search backs off, hence the longer wait)
+        assert pva.get("PSU:MSG", timeout=2 * WAIT) == "ready"
+
+
+@sync
+async def test_confirmation_can_be_declined(engine: Engine, pva: Context) -> None:
+    pva.get("PSU:MODE", timeout=5)
+    app = make_app(engine)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await until(pilot, lambda: app.states["PSU:MODE"].pva_clients > 0, what="PVA client count")
+        await goto(pilot, app, "PSU:MODE")
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+        await pilot.press("n")
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), what="dialog closed")
+        assert engine.entry("PSU:MODE").exposure == "on"
+        assert pva.get("PSU:MODE", timeout=5) == 1
+
+
+@sync
+async def test_marked_rows_toggle_together(engine: Engine) -> None:
+    app = make_app(engine)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await until(pilot, lambda: table(app).row_count > 0, what="rows")
+        await goto(pilot, app, "PSU:VOLT")
+        await pilot.press("space", "space")  # marks VOLT and VOLT:SP (space moves down)
+        assert table(app).marked == {"PSU:VOLT", "PSU:VOLT:SP"}
+        await pilot.press("w")
+        await until(pilot, lambda: all(engine.entry(n).exposure == "ro" for n in ("PSU:VOLT", "PSU:VOLT:SP")),
+                    what="read-only")
+        assert engine.entry("PSU:CURR").exposure == "on"
+        await pilot.press("w")
+        await until(pilot, lambda: all(engine.entry(n).exposure == "on" for n in ("PSU:VOLT", "PSU:VOLT:SP")),
+                    what="back on")
+
+
+@sync
+async def test_pva_put_shows_in_put_log(engine: Engine, pva: Context) -> None:
+    app = make_app(engine)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("3")
+        assert app.current_view == "puts"
+        pva.put("PSU:MSG", "hello tui", timeout=5)
+        with pytest.raises(Exception):
+            pva.put("PSU:MODE", 2, timeout=5)  # the driver refuses Fault
+        puts = app.main.query_one("#put-table")
+
+        def rows() -> list[list[str]]:
+            return [[str(c) for c in puts.get_row_at(i)] for i in range(puts.row_count)]
+
+        await until(pilot, lambda: len(rows()) >= 2, what="two put rows")
+        msg = next(r for r in rows() if r[1] == "PSU:MSG")
+        assert msg[2] == "PVA" and "hello tui" in msg[4] and msg[5] == "accepted"
+        mode = next(r for r in rows() if r[1] == "PSU:MODE")
+        assert mode[5] == "refused: driver"
+        await pilot.press("slash", *"MODE", "enter")
+        await until(pilot, lambda: puts.row_count == 1, what="filtered put log")
+
+
+@sync
+async def test_filter_plugin_and_sort(engine: Engine) -> None:
+    app = make_app(engine)
+    async with app.run_test(size=(120, 36)) as pilot:
+        t = table(app)
+        await until(pilot, lambda: t.row_count == len(engine.entries), what="rows")
+        await pilot.press("slash", *"volt", "enter")
+        assert set(t.visible_names()) == {"PSU:VOLT", "PSU:VOLT:SP"}
+        await pilot.press("escape")  # clears the filter
+        assert t.row_count == len(engine.entries)
+        app.pv_view.set_filter("psu:*:*")  # a glob matches the whole name (any case)
+        assert set(t.visible_names()) == {"PSU:VOLT:SP", "PSU:TEMP:RAW"}
+        app.pv_view.set_filter("")
+        await pilot.press("p")  # plugin filter: psu is the only plugin
+        assert t.plugin == "psu" and t.row_count == len(engine.entries)
+        await pilot.press("p")
+        assert t.plugin is None
+        names = t.visible_names()
+        assert names == sorted(names)
+        await pilot.press("r")  # reverse
+        assert t.visible_names() == sorted(names, reverse=True)
+        t.set_sort("exp", reverse=False)
+        exposures = [app.states[n].exposure for n in t.visible_names()]
+        assert exposures == sorted(exposures)
+
+
+@sync
+async def test_details_screen(engine: Engine) -> None:
+    app = make_app(engine)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: table(app).row_count > 0, what="rows")
+        await goto(pilot, app, "PSU:VOLT")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailsScreen), what="details")
+        mapping = app.screen.query_one("#mapping")
+        rows = {str(mapping.get_row_at(i)[0]): [str(c) for c in mapping.get_row_at(i)]
+                for i in range(mapping.row_count)}
+        assert rows["unit"][2] == "display.units" and rows["unit"][3] == "'V'"
+        assert rows["hihi"][2] == "valueAlarm.highAlarmLimit" and rows["hihi"][3] == "95"
+        assert "NTScalar" in rows["type"][3]
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is app.main, what="back to the table")
+
+
+@sync
+async def test_screens_switch_by_number_and_log_shows_epics_output(engine: Engine) -> None:
+    buffer = LogBuffer()
+    logging.getLogger("epics").addHandler(buffer)
+    try:
+        app = make_app(engine, log_buffer=buffer)
+        async with app.run_test(size=(80, 24)) as pilot:
+            for key, view in (("2", "connections"), ("3", "puts"), ("4", "log"), ("1", "pvs")):
+                await pilot.press(key)
+                assert app.current_view == view
+            logging.getLogger("epics").warning("CA beacon error (printed by the C library)")
+            await pilot.press("4")
+            log = app.main.query_one("#log")
+            await until(pilot, lambda: any("CA beacon error" in line.text for line in log.lines),
+                        what="log line")
+            await pilot.press("q")
+        assert app.return_code in (0, None)
+    finally:
+        logging.getLogger("epics").removeHandler(buffer)
