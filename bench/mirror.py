@@ -16,9 +16,9 @@ Scenario groups (``--only``):
           and idle RSS with --scale-pvs PVs (default 10,000)
 
 Usage:
-  /work/venv/bin/python bench/mirror.py            # full run (~4 min)
-  /work/venv/bin/python bench/mirror.py --quick    # smoke run (200 PVs, 3 s)
-  /work/venv/bin/python bench/mirror.py --only flat --py-spy   # profile pvconsole flat out
+  python bench/mirror.py            # full run (~4 min)
+  python bench/mirror.py --quick    # smoke run (200 PVs, 3 s)
+  python bench/mirror.py --only flat --py-spy   # profile pvconsole flat out
 
 Writes bench/results.json and bench/results.md (``--out-dir``). Not a pytest test.
 """
@@ -681,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
     atexit.register(stop_all)
 
     results: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S"),
-                     "command": " ".join([PY, *sys.argv]),
+                     "command": " ".join(["python", *sys.argv]),
                      "machine": machine(), "args": {k: (str(v) if isinstance(v, Path) else v)
                                                     for k, v in vars(args).items()},
                      "runs": [], "scale": [], "errors": [], "warnings": [],

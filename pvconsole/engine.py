@@ -218,6 +218,7 @@ class Engine:
                 self._load_plugin(spec)
             if cfg.control_prefix:
                 self.control = control.start(self, cfg.control_prefix)
+            self.thread.start()  # CA serves while the PVA side is being built
             try:
                 self.pva_server = Server(providers=[self.mirror.provider], conf=cfg.pva_conf(), useenv=False)
             except Exception as e:
@@ -226,7 +227,6 @@ class Engine:
                 mode = self.exposure.get(entry.name, self._defaults[entry.name])
                 self.mirror.expose(entry, mode) if mode != Exposure.OFF else setattr(entry, "exposure", mode)
             self.started = time.time()
-            self.thread.start()
         except AccessError as e:
             self.stop()
             raise StartupError(str(e)) from None

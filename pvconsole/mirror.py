@@ -253,28 +253,30 @@ class PvaMirror:
             snap = (data.value, data.alarm, data.severity, t.secPastEpoch, t.nsec)
             entry.data = snap
             entry.updates += 1
-            if entry.pva_pv is not None:
-                t0 = time.perf_counter()
-                with entry.lock:
-                    V = entry.value
-                    if V is not None:
-                        if data.mask & cas.DBE_PROPERTY:
-                            self._refresh_meta(entry, V)
-                        entry.update(V, *snap)
-                        _RawSharedPV.post(entry.pva_pv, V)
-                        V.unmark()
+            t0 = time.perf_counter()
+            with entry.lock:  # checked under the lock: exposure may change concurrently
+                V = entry.value
+                if V is not None:
+                    if data.mask & cas.DBE_PROPERTY:
+                        self._refresh_meta(entry, V)
+                    entry.update(V, *snap)
+                    _RawSharedPV.post(entry.pva_pv, V)
+                    V.unmark()
+                elif data.mask & cas.DBE_PROPERTY:
+                    entry.meta = typemap.meta_from_info(entry.ca_pv.info)
+            if V is not None:
                 dt = time.perf_counter() - t0
                 if dt > self.worst_post:
                     self.worst_post = dt
                 self.pva_posts += 1
-            elif data.mask & cas.DBE_PROPERTY:
-                entry.meta = typemap.meta_from_info(entry.ca_pv.info)
         except Exception:
             self.report_error(entry, "PVA post failed")
         self.touch(entry)
 
     def touch(self, entry: Entry) -> None:
         """Mark a PV changed for every subscriber (UI, control PVs)."""
+        if not self.subscribers:  # headless: no lock on the hot path
+            return
         with self.sub_lock:
             for dirty in self.subscribers:
                 dirty.add(entry)

@@ -11,6 +11,7 @@ See ``docs/type-mapping.md`` for the table.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -233,7 +234,12 @@ def _int(x: Any) -> int:
 
 def pva_type(spec: PVSpec) -> Type:
     """The PVA structure QSRV serves for the equivalent record (see the QSRV reference)."""
-    kind = spec.kind
+    return _pva_type(spec.kind, spec.ca_type, spec.code)
+
+
+@lru_cache(maxsize=None)
+def _pva_type(kind: str, ca_type: str, code: str) -> Type:
+    """One shared Type per shape: 10,000 PVs of one kind need one type description."""
     if kind == "enum":
         return Type([("value", ENUM_T), ("alarm", ALARM_T), ("timeStamp", TIME_T),
                      ("display", ("S", "structure", [("description", "s")]))], id=NTENUM)
@@ -241,12 +247,11 @@ def pva_type(spec: PVSpec) -> Type:
         return Type([("value", "s"), ("alarm", ALARM_T), ("timeStamp", TIME_T),
                      ("display", ("S", "structure", [("description", "s"), ("units", "s")]))],
                     id=NTSCALAR)
-    code = spec.code
-    if spec.ca_type == "string":  # string array: no numeric metadata
+    if ca_type == "string":  # string array: no numeric metadata
         return Type([("value", "as"), ("alarm", ALARM_T), ("timeStamp", TIME_T),
                      ("display", ("S", "structure", [("description", "s"), ("units", "s")]))],
                     id=NTSCALARARRAY)
-    if spec.ca_type == "enum":  # enum array: DBF_ENUM elements are uint16
+    if ca_type == "enum":  # enum array: DBF_ENUM elements are uint16
         code = "H"
     m = code  # metadata fields carry the value's scalar type, as QSRV does
     fields = [
