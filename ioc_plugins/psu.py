@@ -58,6 +58,8 @@ class PsuDriver(Driver):
     def __init__(self):
         super().__init__()
         self.setParam("MODE", 1)
+        self.setParam("VOLT:SP", pvdb["VOLT:SP"]["value"])
+        self.setParam("STATUS", 0)
         self.setParam("MSG", "ready")
         self.setParam("LOG", pvdb["LOG"]["value"])
         self.setParam("WAVE", [math.sin(i / 2.5) for i in range(16)])

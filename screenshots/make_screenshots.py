@@ -29,7 +29,7 @@ from p4p.client.thread import Context  # noqa: E402
 from pvconsole.engine import Engine  # noqa: E402
 from pvconsole.tui.app import PvConsoleApp  # noqa: E402
 from pvconsole.tui.logbuffer import LogBuffer  # noqa: E402
-from pvconsole.tui.loopback import loopback_config  # noqa: E402
+from pvconsole.loopback import loopback_config  # noqa: E402
 from pvconsole.tui.screens.details import DetailsScreen  # noqa: E402
 
 SIZES = ((80, 24), (160, 48))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,24 +12,16 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from pvconsole.loopback import free_port as _free_port
+
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 PLUGINS = HERE / "plugins"
 
 
 def free_port() -> int:
-    """A port free for both TCP and UDP on loopback (CA uses the same number for both)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind(("127.0.0.1", 0))
-            port = t.getsockname()[1]
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            try:
-                u.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port")
+    """A loopback port free on TCP and UDP (CA uses the same number for both)."""
+    return _free_port(udp=True)
 
 
 def wait_for(fn: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
@@ -50,11 +41,8 @@ def wait_for(fn: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02
 
 
 def loopback_config(state_dir: Path, plugins: list[str], **kw: Any):
-    from pvconsole.config import Config
-    return Config(plugins=plugins, ca_intf="127.0.0.1", ca_port=free_port(),
-                  ca_beacon_addr="127.0.0.1", ca_beacon_port=free_port(), ca_auto_beacon="NO",
-                  pva_intf="127.0.0.1", pva_port=free_port(), pva_broadcast_port=free_port(),
-                  state_dir=state_dir, **kw)
+    from pvconsole.loopback import loopback_config as make
+    return make(plugins, state_dir, **kw)
 
 
 def plugin_path(name: str) -> str:

@@ -6,6 +6,8 @@ so a rendered frame depends only on what the test does.
 
 from __future__ import annotations
 
+from ..engine import EngineStats
+
 import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -76,21 +78,7 @@ FIXED_CLIENTS: tuple[dict[str, Any], ...] = (
 )
 
 
-@dataclass
-class FixedStats:
-    """Same fields as ``EngineStats``."""
-
-    pvs: int
-    exposed: int
-    updates: int
-    ca_posts: int
-    pva_posts: int
-    worst_post_ms: float
-    errors: int
-    puts: int
-    ca: str
-    pva: str
-    uptime: float
+FixedStats = EngineStats  # the same fields, frozen values
 
 
 @dataclass

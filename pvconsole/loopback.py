@@ -9,7 +9,9 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from ..config import Config
+from typing import Any
+
+from .config import Config
 
 
 def free_port(udp: bool = False) -> int:
@@ -33,9 +35,9 @@ def free_port(udp: bool = False) -> int:
             tcp.close()
 
 
-def loopback_config(plugins: list[str], state_dir: Path) -> Config:
+def loopback_config(plugins: list[str], state_dir: Path, **kw: Any) -> Config:
     """Engine configuration serving ``plugins`` on loopback only, on free ports."""
     return Config(plugins=plugins, ca_intf="127.0.0.1", ca_port=free_port(udp=True),
                   ca_beacon_addr="127.0.0.1", ca_beacon_port=free_port(udp=True),
-                  pva_intf="127.0.0.1", pva_port=free_port(), pva_broadcast_port=free_port(udp=True),
-                  state_dir=state_dir)
+                  ca_auto_beacon="NO", pva_intf="127.0.0.1", pva_port=free_port(),
+                  pva_broadcast_port=free_port(udp=True), state_dir=state_dir, **kw)
