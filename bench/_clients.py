@@ -106,6 +106,38 @@ def wait_initial(counter: Counter, n: int, timeout: float) -> int:
     return counter.initial
 
 
+def pva_monitors(ctx, names: list[str], counter: Counter, timeout: float) -> tuple[dict, set]:
+    """One monitor per PV, re-made for PVs that gave no initial value.
+
+    p4p 4.3's ``Context.monitor`` stores its subscription handle only after pvxs returns
+    it; a first event that comes earlier is dropped ("Lost Subscription update", an
+    assertion on a p4p worker) and that monitor never delivers. Seen about once per
+    thousands of monitors on a busy host; a client-side race, not the server's.
+    """
+    seen: set[str] = set()
+    on_value = counter.on_value
+
+    def make(nm: str):
+        def cb(V):
+            seen.add(nm)
+            on_value(V.value)
+        return ctx.monitor(nm, cb)
+
+    subs = {nm: make(nm) for nm in names}
+    deadline = time.time() + timeout
+    last, stalled_since = -1, time.time()
+    while time.time() < deadline and len(seen) < len(names):
+        time.sleep(0.1)
+        if len(seen) != last:  # still arriving: not stuck
+            last, stalled_since = len(seen), time.time()
+        elif time.time() - stalled_since > 3.0:
+            for nm in [nm for nm in names if nm not in seen]:
+                subs[nm].close()
+                subs[nm] = make(nm)
+            stalled_since = time.time()
+    return subs, seen
+
+
 def run_monitor(protocol: str, args: argparse.Namespace) -> None:
     names = names_of(args.prefix, args.pvs)
     counter = Counter()
@@ -129,16 +161,9 @@ def run_monitor(protocol: str, args: argparse.Namespace) -> None:
     else:
         from p4p.client.thread import Context
         ctx = Context("pva", conf=pva_conf(args.pva_addr), useenv=False, nt=False)
-        on_value = counter.on_value
-
-        def cb(V):
-            on_value(V.value)
-
-        keep = [ctx.monitor(nm, cb) for nm in names]
-        connected = -1  # known once the initial values arrived
+        keep, seen = pva_monitors(ctx, names, counter, args.timeout)
+        connected = len(seen)
     got = wait_initial(counter, len(names), args.timeout)
-    if connected < 0:
-        connected = got
     emit({"ready": got >= len(names), "connected": connected, "initial": got})
     ctl = wait_control(args.control)
     counter.arm(ctl)

@@ -41,6 +41,7 @@ import threading
 import time
 from collections import Counter as _Counter
 from pathlib import Path
+from typing import Callable
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
@@ -272,6 +273,10 @@ class Server:
         if self.proc is not None:
             stop(self.proc)
 
+    def extra_results(self) -> dict:
+        """What a specialised server measured besides the common numbers."""
+        return {}
+
     def client_env(self) -> dict[str, str]:
         env = clean_env()
         env.update(EPICS_CA_ADDR_LIST=f"127.0.0.1:{self.ca_port}", EPICS_CA_AUTO_ADDR_LIST="NO")
@@ -295,11 +300,17 @@ def start_client(server: Server, protocol: str, timeout: float) -> tuple[subproc
 def run_load(label: str, kind: str, n: int, rate: float, seconds: float, warmup: float,
              style: str = "", record: str = "ai", expose: bool = True,
              protocols: tuple[str, ...] = ("ca", "pva"), profile: Path | None = None,
-             native: bool = False) -> dict:
-    """One server under load with monitoring clients; returns the measurements."""
+             native: bool = False, server_class: type[Server] | None = None,
+             during: Callable[[Server, dict], None] | None = None) -> dict:
+    """One server under load with monitoring clients; returns the measurements.
+
+    ``server_class`` swaps the server process (bench/tui.py runs the console in a pty);
+    ``during(server, control)`` runs in the measurement window (it must return by
+    ``control['t_end']``); a server's ``extra_results()`` is merged into the result.
+    """
     print(f"  {label} ...", end="", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="pvcbench-"))
-    server = Server(kind, n, tmp, style=style, rate=rate, expose=expose, record=record)
+    server = (server_class or Server)(kind, n, tmp, style=style, rate=rate, expose=expose, record=record)
     clients: dict[str, tuple[subprocess.Popen, LineReader]] = {}
     spy = None
     try:
@@ -333,13 +344,15 @@ def run_load(label: str, kind: str, n: int, rate: float, seconds: float, warmup:
                                     "--format", "raw", "-o", str(profile)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                    env={**os.environ, "PATH": f"{Path(PY).parent}:{os.environ['PATH']}"})
+        if during is not None:
+            during(server, ctl)
         sleep_until(ctl["t_end"])
         c1 = {k: cpu_ticks(pid) for k, pid in pids.items()}
         w1 = time.time()
         rss = rss_mb(server.proc.pid)
         cpu = {k: (c1[k] - c0[k]) / CLK_TCK / (w1 - w0) * 100.0 for k in pids}
 
-        deadline = ctl["t_stop"] + 15
+        deadline = ctl["t_stop"] + 15 + n / 200  # flat out, the last sweep must end first
         while not server.stats.exists():
             server.check_alive()
             if time.time() > deadline:
@@ -353,6 +366,7 @@ def run_load(label: str, kind: str, n: int, rate: float, seconds: float, warmup:
         for proto, (p, reader) in clients.items():
             res = reader.get(ctl["t_stop"] - time.time() + DRAIN + 30)
             out[proto] = summarize_client(res, writer)
+        out.update(server.extra_results())
         if spy is not None:
             try:
                 _, err = spy.communicate(timeout=seconds + 30)

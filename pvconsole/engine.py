@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 #: Longest wait of the CA loop (s): bounds the latency of PVA puts queued to the driver
 #: thread when CA is idle. 5 ms costs ~200 wake-ups/s, a fraction of a percent of a core.
 CAS_POLL = float(os.environ.get("PVCONSOLE_CAS_POLL", "0.005"))
+#: Seconds a client report is shared between callers (console, control PVs, ctl).
+CLIENTS_MAX_AGE = float(os.environ.get("PVCONSOLE_CLIENTS_MAX_AGE", "1.0"))
 
 
 class _CAServer(SimpleServer):
@@ -170,6 +172,8 @@ class Engine:
         self._defaults: dict[str, str] = {}
         self.access = AccessRules(None)
         self._tracker = ClientTracker()
+        self._clients_lock = threading.Lock()
+        self._clients_cache: tuple[float, list[ClientInfo] | None] = (0.0, None)
         self.control: Any = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -187,6 +191,7 @@ class Engine:
         self.plugins.clear()
         self.drivers.clear()
         self._defaults.clear()
+        self._clients_cache = (0.0, None)
         cfg = self.config
         try:
             check_port_free("CA", cfg.ca_intf, cfg.ca_port)
@@ -392,7 +397,22 @@ class Engine:
         return box["result"]
 
     def clients(self) -> list[ClientInfo]:
-        """Connected clients on both protocols (see :mod:`pvconsole.clients`)."""
+        """Connected clients on both protocols (see :mod:`pvconsole.clients`).
+
+        A report younger than ``CLIENTS_MAX_AGE`` is shared: the console and the control
+        PVs both ask every few seconds, and with 10,000 channels one report costs tens of
+        milliseconds of the driver thread (CA) and of the GIL (PVA).
+        """
+        with self._clients_lock:
+            at, known = self._clients_cache
+            now = time.monotonic()
+            if known is not None and now - at < CLIENTS_MAX_AGE:
+                return known
+            known = self._clients_report()
+            self._clients_cache = (time.monotonic(), known)
+            return known
+
+    def _clients_report(self) -> list[ClientInfo]:
         ca_text = None
         if self.ca_server is not None:
             server = self.ca_server

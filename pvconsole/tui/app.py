@@ -16,7 +16,7 @@ from datetime import tzinfo
 from typing import Any, Callable
 
 from textual import work
-from textual.app import App
+from textual.app import App, ScreenStackError
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.widgets import ContentSwitcher
@@ -28,7 +28,7 @@ from .logbuffer import LogBuffer
 from .screens.confirm import ConfirmScreen
 from .screens.details import DetailsScreen
 from .screens.main import VIEWS, MainScreen
-from .settings import CLIENTS_INTERVAL, REFRESH, STATS_INTERVAL
+from .settings import CLIENTS_INTERVAL, GIL_SWITCH_INTERVAL, REFRESH, STATS_INTERVAL
 from .source import DataSource, clients, putlog_since, set_exposure_many
 from .status import StatusModel
 from .widgets.connections import ConnectionsView
@@ -151,7 +151,7 @@ class PvConsoleApp(App[int]):
                 pv_view.table.flush()
                 pv_view.update_info()
             if main_visible and self.current_view == "connections":
-                self._show_connections()
+                self._show_connections(changed)
             self.main.query_one(PutLogView).add(records)
             if lines:
                 self.main.query_one(ServerLog).add(lines)
@@ -172,8 +172,8 @@ class PvConsoleApp(App[int]):
         except NoMatches:  # shutting down (see poll)
             log.debug("stats during shutdown", exc_info=True)
 
-    def _show_connections(self) -> None:
-        self.main.query_one(ConnectionsView).show(self.states.values(), self.known_clients)
+    def _show_connections(self, changed: list[PVState] | None = None) -> None:
+        self.main.query_one(ConnectionsView).show(self.states.values(), self.known_clients, changed)
 
     def refresh_clients(self) -> None:
         """Ask for a client report when a screen that shows clients is visible."""
@@ -187,15 +187,21 @@ class PvConsoleApp(App[int]):
     def _fetch_clients(self) -> None:
         """Worker thread: the engine's report waits for the driver thread."""
         known = clients(self.source)
+        if not self.is_running:  # quit while the report was being made
+            return
         # call_from_thread: one report every CLIENTS_INTERVAL, not a hot path
         self.call_from_thread(self._clients_ready, known)
 
     def _clients_ready(self, known: list[dict[str, Any]] | None) -> None:
         self.known_clients = known
-        if self.screen is self.main and self.current_view == "connections":
-            self._show_connections()
-        elif isinstance(self.screen, DetailsScreen):
-            self.screen.show(self.states[self.screen.state.name])
+        try:
+            if self.screen is self.main and self.current_view == "connections":
+                self._show_connections()
+            elif isinstance(self.screen, DetailsScreen):
+                self.screen.show(self.states[self.screen.state.name])
+        except (NoMatches, ScreenStackError):
+            # a report that lands while the app tears its screens down on exit
+            log.debug("client report during shutdown", exc_info=True)
 
     def _on_theme(self, theme: Any) -> None:
         table = self.pv_view.table
@@ -336,6 +342,11 @@ def run_console(cfg: Config, verbose: int) -> int:
     from ..fdcapture import capture
 
     fds = capture()  # from here on, what the C libraries print lands in the log
+    # The UI thread runs Python for milliseconds at a time (layout, rendering); every
+    # server thread that gave up the GIL (a PVA post, a socket call) then waits for the
+    # switch interval to get it back. 5 ms (CPython's default) per hand-over halves a
+    # plugin's update rate while the console draws; 0.5 ms keeps it level with headless.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     buffer = LogBuffer()
     root = logging.getLogger()
     root.handlers[:] = [buffer]

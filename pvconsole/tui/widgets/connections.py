@@ -19,6 +19,9 @@ CLIENT_COLUMNS = (("protocol", "Proto"), ("peer", "Peer"), ("user", "User"), ("h
                   ("traffic", "Traffic"))
 PV_COLUMNS = (("name", "PV"), ("ca", "CA clients"), ("pva", "PVA clients"), ("exp", "PVA"))
 
+#: Rows of the per-PV client table (the first ones by name).
+PV_ROWS_MAX = 1000
+
 NO_CLIENT_DETAILS = ("Per-client details (peer, account, channels) are not available from "
                      "this engine; per-PV counts below.")
 
@@ -50,6 +53,12 @@ class ConnectionsView(Vertical):
         self.tz = tz
         self._pv_rows: dict[str, tuple] = {}
         self._clients: list[tuple] | None = []
+        self._report: list[dict[str, Any]] | None = None  # the client report shown
+        self._counts: dict[str, tuple[int, int]] | None = None  # per PV, from that report
+        self._flags: dict[str, tuple[bool, int]] = {}  # per PV: CA monitored, PVA clients
+        self._summary: Text | None = None
+        self._table_rows: dict[str, tuple] = {}  # what the per-PV table shows
+        self._listed: int | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="conn-summary")
@@ -68,44 +77,88 @@ class ConnectionsView(Vertical):
             pvs.add_column(label, key=key)
         self.query_one("#conn-note").display = False
 
-    def show(self, states: Iterable[PVState], clients: list[dict[str, Any]] | None) -> None:
-        """Bring both tables up to date (diffed by row key)."""
-        states = list(states)
-        self._show_clients(clients)
+    def show(self, states: Iterable[PVState], clients: list[dict[str, Any]] | None,
+             changed: Iterable[PVState] | None = None) -> None:
+        """Bring both tables up to date (diffed by row key).
+
+        ``changed``: only these PVs changed since the last call and ``clients`` is the
+        same report as then, so only their rows are checked (a live update must not walk
+        10,000 PVs four times a second); otherwise every PV is.
+        """
+        if changed is None or clients is not self._report or self._counts is None:
+            self._show_clients(clients)
+            self._report = clients
+            self._counts = client_counts(clients) if clients is not None else {}
+            self._flags.clear()
+            todo = list(states)
+        else:
+            todo = list(changed)
+        rows = self._pv_rows
+        membership = False
+        for s in todo:
+            self._flags[s.name] = (s.ca_monitored, s.pva_clients)
+            cells = self._row(s)
+            if cells is None:
+                membership |= rows.pop(s.name, None) is not None
+            else:
+                membership |= s.name not in rows
+                rows[s.name] = cells
+        self._sync_table(resort=membership)
+        self._show_summary(clients)
+
+    def _sync_table(self, resort: bool) -> None:
+        """Show the first ``PV_ROWS_MAX`` PVs with clients, by name: a bounded table keeps
+        the switch to this view fast with 10,000 monitored PVs (the PV table's CA#/PVA#
+        columns list them all)."""
         table = self.query_one("#pv-clients", DataTable)
-        counts = client_counts(clients) if clients is not None else {}
-        rows = {}
-        for s in states:
-            ca, pva = counts.get(s.name, (0, 0))
-            if ca or pva or s.ca_monitored or s.pva_clients:
-                rows[s.name] = (str(ca) if ca else "mon" if s.ca_monitored else "",
-                                str(max(pva, s.pva_clients)) if (pva or s.pva_clients) else "",
-                                s.exposure)
-        for name in [n for n in self._pv_rows if n not in rows]:
-            table.remove_row(name)
-            del self._pv_rows[name]
-        for name in sorted(rows):
-            cells = rows[name]
-            old = self._pv_rows.get(name)
-            if old is None:
-                table.add_row(name, *cells, key=name)
-            elif old != cells:
+        if resort or self._listed is None:
+            want = sorted(self._pv_rows)[:PV_ROWS_MAX]
+            keep = set(want)
+            for name in [n for n in self._table_rows if n not in keep]:
+                table.remove_row(name)
+                del self._table_rows[name]
+            added = False
+            for name in want:
+                if name not in self._table_rows:
+                    table.add_row(name, *self._pv_rows[name], key=name)
+                    self._table_rows[name] = self._pv_rows[name]
+                    added = True
+            if added:
+                table.sort("name")
+            self._listed = len(self._pv_rows)
+        for name, old in self._table_rows.items():
+            cells = self._pv_rows[name]
+            if old is not cells and old != cells:
                 for key, a, b in zip(("ca", "pva", "exp"), old, cells):
                     if a != b:
                         table.update_cell(name, key, b)
-            self._pv_rows[name] = cells
-        ca = sum(1 for s in states if s.ca_monitored)
-        pva = sum(1 for s in states if s.pva_clients)
-        channels = sum(s.pva_clients for s in states)
+            self._table_rows[name] = cells
+
+    def _row(self, s: PVState) -> tuple | None:
+        """Cells of a PV's row, None when nobody is connected to it."""
+        ca, pva = self._counts.get(s.name, (0, 0)) if self._counts else (0, 0)
+        if not (ca or pva or s.ca_monitored or s.pva_clients):
+            return None
+        return (str(ca) if ca else "mon" if s.ca_monitored else "",
+                str(max(pva, s.pva_clients)) if (pva or s.pva_clients) else "", s.exposure)
+
+    def _show_summary(self, clients: list[dict[str, Any]] | None) -> None:
+        flags = self._flags.values()
         summary = Text()
         summary.append("CA ", style="bold")
-        summary.append(f"{ca} PVs monitored")
+        summary.append(f"{sum(1 for m, _ in flags if m)} PVs monitored")
         summary.append("   PVA ", style="bold")
-        summary.append(f"{pva} PVs with clients, {channels} channel(s)")
+        summary.append(f"{sum(1 for _, n in flags if n)} PVs with clients, "
+                       f"{sum(n for _, n in flags)} channel(s)")
         if clients is not None:
             by = {p: sum(1 for c in clients if str(c.get('protocol')).lower() == p) for p in ("ca", "pva")}
             summary.append(f"   clients: CA {by['ca']}, PVA {by['pva']}")
-        self.query_one("#conn-summary", Static).update(summary)
+        if len(self._pv_rows) > PV_ROWS_MAX:
+            summary.append(f"\nlisting the first {PV_ROWS_MAX:,} of {len(self._pv_rows):,} PVs with "
+                           "clients: sort the PV table by CA# or PVA# (s) to see them all", style="dim")
+        if summary != self._summary:
+            self._summary = summary
+            self.query_one("#conn-summary", Static).update(summary)
 
     def _show_clients(self, clients: list[dict[str, Any]] | None) -> None:
         self.query_one("#conn-note").display = clients is None

@@ -14,10 +14,11 @@ from typing import Any, Callable, Iterable
 
 from rich.text import Text
 from textual.binding import Binding
-from textual.events import Key
+from textual.events import Key, Resize
+from textual.geometry import Size
 from textual.message import Message
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist
+from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowKey
 
 from ...mirror import PVState
 from .. import fmt
@@ -43,6 +44,8 @@ COLUMN_KEYS = tuple(c[0] for c in COLUMNS)
 SORTABLE = COLUMN_KEYS[1:]
 SORT_KEYS = {k: f for k, _, f in COLUMNS}
 MARK = "●"
+#: Sort keys whose order changes with live updates (an off-screen change may move a row).
+LIVE_SORT = frozenset({"value", "sev", "exp", "ca", "pvac", "time"})
 
 
 def name_matches(name: str, pattern: str) -> bool:
@@ -78,6 +81,9 @@ class PVTable(DataTable):
         self.sort_reverse = False
         self._cells: dict[str, tuple] = {}
         self._pending: set[str] = set()
+        self._order: list[str] | None = None  # row names in table order, while valid
+        self._shown_size: Size | None = None
+        self._styled_theme: str | None = None
         self._sort_due = False
         self._last_sort = 0.0
 
@@ -95,42 +101,125 @@ class PVTable(DataTable):
 
     def apply(self, changed: list[PVState]) -> None:
         """Take changed states; touch only their cells (deferred while hidden)."""
+        cells = self._cells
         for s in changed:
             self.states[s.name] = s
-        self._pending.update(s.name for s in changed)
+            if s.name in cells:
+                self._pending.add(s.name)
+            elif self._visible(s):  # a PV the table has not seen yet
+                self._add(s)
+                self._sort_due = True
         if self.display and self.screen.is_current:
             self.flush()
 
     def flush(self) -> None:
-        """Update the rows of the PVs changed since the last flush, then sort if due."""
+        """Update the on-screen rows of the PVs changed since the last flush, then sort if
+        due. Rows off screen keep their change pending until they scroll into view:
+        DataTable re-renders every visible line after any ``update_cell``, so touching
+        the 9,950 rows nobody sees would cost the servers CPU for nothing."""
+        self._flush_window()
+        if self._maybe_sort():
+            self._flush_window()
+
+    def _flush_window(self) -> None:
         if not self._pending:
-            self._maybe_sort()
             return
-        names, self._pending = self._pending, set()
+        if self._order is None:  # row order changes only on rebuild, sort and add
+            self._order = self.visible_names()
+        top = int(self.scroll_y)
+        page = max(1, self.size.height)
+        window = self._order[max(0, top - page):top + 2 * page]  # a page of margin each way
+        pending = self._pending
         sort_col = COLUMN_KEYS.index(self.sort_key)
-        for name in names:
-            old = self._cells.get(name)
-            if old is None:
-                if name not in self.rows and self._visible(self.states[name]) and name not in self._cells:
-                    self._add(self.states[name])
-                    self._sort_due = True
+        changes: dict[str, dict[str, Any]] = {}
+        for name in window:
+            if name not in pending:
                 continue
+            pending.discard(name)
+            old = self._cells[name]
             new = self._render(self.states[name])
-            for i, (a, b) in enumerate(zip(old, new)):
-                if a != b:
-                    try:
-                        self.update_cell(name, COLUMN_KEYS[i], b)
-                    except CellDoesNotExist:
-                        break
-                    if i == sort_col:
-                        self._sort_due = True
+            diff = {COLUMN_KEYS[i]: b for i, (a, b) in enumerate(zip(old, new)) if a != b}
+            if diff:
+                changes[name] = diff
+                if self.sort_key in diff:
+                    self._sort_due = True
             self._cells[name] = new
-        self._maybe_sort()
+        if changes:
+            self.set_cells(changes)
+        if pending and self.sort_key in LIVE_SORT:
+            self._sort_due = True  # an off-screen change may move its row into view
+
+    def set_cells(self, changes: dict[str, dict[str, Any]]) -> None:
+        """Write changed cells, re-rendering only their rows.
+
+        ``DataTable.update_cell`` bumps a table-wide counter that every render cache is
+        keyed on, so one changed cell re-renders every visible cell (~50 ms for a 160x48
+        table, 4 times a second, on the thread the servers share the GIL with). Here the
+        cells are written and only the cache entries of the changed rows are dropped.
+        Falls back to ``update_cell`` if a Textual release renames those internals.
+        """
+        try:
+            data, rows = self._data, self._row_locations
+            row_caches = (self._row_render_cache, self._cell_render_cache)
+            by_index, lines = self._row_renderable_cache, self._line_cache
+        except AttributeError:
+            for name, cells in changes.items():
+                for column, value in cells.items():
+                    self.update_cell(name, column, value)
+            return
+        keys = {RowKey(name) for name in changes}
+        for name, cells in changes.items():
+            row = data[RowKey(name)]
+            for column, value in cells.items():
+                row[ColumnKey(column)] = value
+        for cache in row_caches:  # keys start with the row key
+            for key in [k for k in cache.keys() if k[0] in keys]:
+                cache.discard(key)
+        indexes = {rows.get(k) for k in keys}
+        for key in [k for k in by_index.keys() if k[1] in indexes]:  # (count, row index)
+            by_index.discard(key)
+        lines.clear()  # per screen line; cheap to rebuild from the row caches
+        self.refresh()
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if self._pending and round(old_value) != round(new_value):
+            self.call_later(self._flush_window)
+
+    def notify_style_update(self) -> None:
+        """Keep the render caches when only the focus changed.
+
+        Focus in or out re-applies CSS, and DataTable then drops every cached cell: the
+        switch back to this view would re-render the whole screen of cells (~100 ms).
+        Its cache keys already hold the pseudo-class state (focus) and the base style, so
+        only a theme change needs the full clear; the cursor's style cache is always
+        rebuilt (it is not keyed on focus).
+        """
+        theme = self.app.theme
+        if theme != self._styled_theme:
+            self._styled_theme = theme
+            super().notify_style_update()
+            return
+        super(DataTable, self).notify_style_update()
+        self._get_styles_to_render_cell.cache_clear()
+        self._line_cache.clear()
+        self.refresh()
+
+    def _on_resize(self, event: Resize) -> None:
+        # DataTable drops every render cache on any Resize, and a view switch sends one
+        # when the table is shown again: at the same size, keep the caches (and with them
+        # a cheap switch back to the PV table).
+        if event.size == self._shown_size:
+            event.prevent_default()
+        self._shown_size = event.size
+        if self._pending:
+            self.call_later(self._flush_window)
 
     def rebuild(self) -> None:
         """Re-create the rows for the current filter and sort (keeps the cursor's PV)."""
         current = self.current_name()
         self.clear()
+        self._order = None
         self._cells.clear()
         self._pending.clear()
         rows = sorted((s for s in self.states.values() if self._visible(s)), key=self._sort_of,
@@ -143,6 +232,7 @@ class PVTable(DataTable):
             self.move_cursor(row=self.get_row_index(current), animate=False)
 
     def _add(self, s: PVState) -> None:
+        self._order = None
         cells = self._render(s)
         self._cells[s.name] = cells
         self.add_row(*cells, key=s.name)
@@ -172,18 +262,21 @@ class PVTable(DataTable):
         getter = SORT_KEYS[self.sort_key]
         return (getter(s), s.name)
 
-    def _maybe_sort(self, force: bool = False) -> None:
+    def _maybe_sort(self, force: bool = False) -> bool:
+        """Sort when due (or ``force``); True when it did."""
         if not force:
             if not self._sort_due or time.monotonic() - self._last_sort < SORT_INTERVAL:
-                return
+                return False
         states = self.states
         getter = SORT_KEYS[self.sort_key]
         current = self.current_name()
         self.sort("name", key=lambda n: (getter(states[n]), n), reverse=self.sort_reverse)
+        self._order = None
         self._last_sort = time.monotonic()
         self._sort_due = False
         if current is not None:
             self.move_cursor(row=self.get_row_index(current), animate=False)
+        return True
 
     def set_sort(self, key: str, reverse: bool | None = None) -> None:
         """Sort by a column key (``reverse`` None keeps the direction)."""
@@ -192,6 +285,7 @@ class PVTable(DataTable):
             self.sort_reverse = reverse
         self._label_sort()
         self._maybe_sort(force=True)
+        self._flush_window()
 
     def _label_sort(self) -> None:
         for key, label, _ in COLUMNS:

@@ -1,0 +1,58 @@
+"""Run the console exactly as ``pvconsole`` does, stamping each frame that shows a new view.
+
+bench/tui.py starts this in a pseudo-terminal with the same arguments it would give
+``pvconsole`` and types view keys into the terminal. Each time a frame that is about to be
+written to the terminal shows a different view than the frame before, one JSON line
+``{"t": <time.time()>, "view": ..., "frames": <frames so far>}`` is appended to
+``$BENCH_UI_FRAMES``: key time -> first such frame is the key-to-screen latency.
+The app, the engine and the loop are the product's own (``run_console``); only
+``App._display`` is wrapped, which is where Textual hands a frame to the terminal driver.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pvconsole import cli
+from pvconsole.tui import app as console
+
+
+class StampedApp(console.PvConsoleApp):
+    """The console, recording when the screen first shows each newly chosen view."""
+
+    CSS_PATH = str(Path(console.__file__).with_name(console.PvConsoleApp.CSS_PATH))  # not bench/
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._stamps = open(os.environ["BENCH_UI_FRAMES"], "a", buffering=1)
+        self._frames = 0
+        self._shown = ""
+
+    def _display(self, screen: Any, renderable: Any) -> None:
+        super()._display(screen, renderable)
+        if renderable is None:
+            return
+        self._frames += 1
+        try:
+            view = self.current_view
+        except Exception:  # before the main screen is composed
+            return
+        if view != self._shown:
+            self._shown = view
+            self._stamps.write(json.dumps({"t": time.time(), "view": view, "frames": self._frames}) + "\n")
+
+
+def main(argv: list[str]) -> int:
+    args = cli.build_parser().parse_args(argv)
+    cfg = cli.make_config(args)
+    console.PvConsoleApp = StampedApp  # run_console builds the app by this name
+    return console.run_console(cfg, args.verbose)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

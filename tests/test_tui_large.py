@@ -1,0 +1,105 @@
+"""The console with many PVs: what it draws must stay right where it skips work.
+
+The PV table updates only on-screen rows (off-screen changes wait until they scroll into
+view) and re-renders only changed rows; the connections view lists a bounded number of
+PVs. These tests read the rendered lines, not the widgets' data, so a Textual change that
+breaks the row-level cache handling shows up here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import timezone
+
+from textual.geometry import Region
+
+from pvconsole.tui.app import PvConsoleApp
+from pvconsole.tui.fixed import FixedSource
+from pvconsole.tui.widgets import connections
+from pvconsole.tui.widgets.pvtable import PVTable
+
+
+def rendered(widget) -> str:
+    """The text the widget draws now (what a terminal would show)."""
+    lines = widget.render_lines(Region(0, 0, widget.size.width, widget.size.height))
+    return "\n".join(strip.text for strip in lines)
+
+
+def changed(source: FixedSource, name: str, value: float) -> None:
+    s = source.states[name]
+    source.push(replace(s, value=value, text=f"{value:.3f}", timestamp=s.timestamp + 1))
+
+
+def run(test):
+    def wrapper():
+        asyncio.run(test())
+    wrapper.__name__ = test.__name__
+    return wrapper
+
+
+@run
+async def test_only_visible_rows_update_and_scrolled_rows_catch_up() -> None:
+    source = FixedSource(extra=2000)
+    app = PvConsoleApp(source, live=False, tz=timezone.utc)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        table = app.main.query_one(PVTable)
+        names = table.visible_names()
+        top, bottom = names[0], names[-1]
+        before = rendered(table)
+        changed(source, top, 111.125)
+        changed(source, bottom, 222.375)
+        app.poll()
+        await pilot.pause()
+        shown = rendered(table)
+        assert "111.125" in shown and shown != before
+        assert "222.375" not in shown
+        assert bottom in table._pending  # waits until it is on screen
+        table.move_cursor(row=len(names) - 1)  # as ctrl+end / page down would
+        await pilot.pause()
+        assert table.current_name() == bottom
+        assert "222.375" in rendered(table)
+        assert bottom not in table._pending
+        table.move_cursor(row=0)
+        await pilot.pause()
+        assert "111.125" in rendered(table)  # the unchanged cache of the top row is right
+
+
+@run
+async def test_switching_back_to_the_table_shows_changes_made_while_away() -> None:
+    source = FixedSource(extra=300)
+    app = PvConsoleApp(source, live=False, tz=timezone.utc)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        table = app.main.query_one(PVTable)
+        first = table.visible_names()[0]
+        await pilot.press("2")
+        changed(source, first, 333.5)
+        app.poll()
+        await pilot.pause()
+        await pilot.press("1")
+        await pilot.pause()
+        assert "333.500" in rendered(table)
+
+
+@run
+async def test_connections_lists_a_bounded_number_of_pvs() -> None:
+    limit = connections.PV_ROWS_MAX
+    connections.PV_ROWS_MAX = 3
+    try:
+        source = FixedSource()
+        monitored = sorted(n for n, s in source.states.items() if s.ca_monitored or s.pva_clients)
+        assert len(monitored) > 3
+        app = PvConsoleApp(source, live=False, tz=timezone.utc)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            await pilot.press("2")
+            await pilot.pause()
+            view = app.main.query_one(connections.ConnectionsView)
+            table = view.query_one("#pv-clients")
+            assert [str(r.key.value) for r in table.ordered_rows] == monitored[:3]
+            summary = str(view.query_one("#conn-summary").render())
+            assert f"first 3 of {len(monitored)}" in summary
+    finally:
+        connections.PV_ROWS_MAX = limit
