@@ -696,7 +696,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S"),
                      "command": " ".join(["python", *sys.argv]),
-                     "machine": machine(), "args": {k: (str(v) if isinstance(v, Path) else v)
+                     "machine": machine(), "args": {k: (os.path.relpath(v) if isinstance(v, Path) else v)
                                                     for k, v in vars(args).items()},
                      "runs": [], "scale": [], "errors": [], "warnings": [],
                      "profiles": {}}

@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     atexit.register(mirror.stop_all)
     results: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S"),
                      "command": " ".join(["python", *sys.argv]), "machine": mirror.machine(),
-                     "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                     "args": {k: (os.path.relpath(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                      "runs": [], "comparisons": {}, "errors": []}
     loads = [(name, rate) for name, rate in (("rate", args.rate), ("flat", 0.0))
              if name in {x.strip() for x in args.only.split(",")}]
