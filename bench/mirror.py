@@ -661,13 +661,37 @@ def render(results: dict) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+def load_parser(doc: str, pvs: int, seconds: float, warmup: float) -> argparse.ArgumentParser:
+    """The options every load benchmark has (bench/mirror.py, bench/tui.py)."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pvs", type=int, default=1000, help="PVs per server (default 1000)")
-    p.add_argument("--seconds", type=float, default=10.0, help="measurement window per scenario (s)")
-    p.add_argument("--warmup", type=float, default=2.0, help="warm-up excluded from the window (s)")
-    p.add_argument("--rate", type=float, default=2000.0, help="total updates/s of the fixed-rate scenario")
+    p.add_argument("--pvs", type=int, default=pvs, help=f"PVs served (default {pvs:,})")
+    p.add_argument("--seconds", type=float, default=seconds, help="measurement window per run (s)")
+    p.add_argument("--warmup", type=float, default=warmup, help="warm-up excluded from the window (s)")
+    p.add_argument("--rate", type=float, default=2000.0, help="total updates/s of the fixed-rate load")
+    return p
+
+
+def write_results(results: dict, out_dir: Path, stem: str, md: str) -> int:
+    """Write <stem>.json and <stem>.md, print the report; exit code 1 if a run failed."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{stem}.json").write_text(json.dumps(results, indent=1, default=str))
+    (out_dir / f"{stem}.md").write_text(md)
+    print()
+    print(md)
+    print(f"wrote {out_dir / (stem + '.json')} and {out_dir / (stem + '.md')}")
+    return 1 if results["errors"] else 0
+
+
+def run_header(args: argparse.Namespace) -> dict:
+    """When, how and on what a benchmark ran (no machine paths: results are committed)."""
+    return {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(["python", *sys.argv]),
+            "machine": machine(),
+            "args": {k: (os.path.relpath(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = load_parser(__doc__, pvs=1000, seconds=10.0, warmup=2.0)
     p.add_argument("--scale-pvs", type=int, default=10000, help="PVs of the start-up scenario")
     p.add_argument("--softioc-records", default="ai,aout",
                    help="softioc record types to run: ai (rec.set -> I/O Intr scan), aout "
@@ -694,11 +718,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     atexit.register(stop_all)
 
-    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S"),
-                     "command": " ".join(["python", *sys.argv]),
-                     "machine": machine(), "args": {k: (os.path.relpath(v) if isinstance(v, Path) else v)
-                                                    for k, v in vars(args).items()},
-                     "runs": [], "scale": [], "errors": [], "warnings": [],
+    results: dict = {**run_header(args), "runs": [], "scale": [], "errors": [], "warnings": [],
                      "profiles": {}}
     print(f"pvconsole mirror benchmark: {args.pvs} PVs, {args.seconds:g} s + {args.warmup:g} s warm-up; "
           f"{os.cpu_count()} CPUs shared by servers and clients")
@@ -767,14 +787,7 @@ def main(argv: list[str] | None = None) -> int:
         stop_all()
 
     results["targets"] = targets(results)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    md = render(results)
-    (args.out_dir / "results.md").write_text(md)
-    print()
-    print(md)
-    print(f"wrote {args.out_dir / 'results.json'} and {args.out_dir / 'results.md'}")
-    return 1 if results["errors"] else 0
+    return write_results(results, args.out_dir, "results", render(results))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ Writes bench/tui-results.json and bench/tui-results.md. Not a pytest test.
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import fcntl
 import json
@@ -226,12 +225,7 @@ def targets(results: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pvs", type=int, default=10000, help="PVs served (default 10,000)")
-    p.add_argument("--rate", type=float, default=2000.0, help="total updates/s of the fixed-rate load")
-    p.add_argument("--seconds", type=float, default=12.0, help="measurement window per run (s)")
-    p.add_argument("--warmup", type=float, default=3.0, help="warm-up excluded from the window (s)")
+    p = mirror.load_parser(__doc__, pvs=10000, seconds=12.0, warmup=3.0)
     p.add_argument("--key-interval", type=float, default=0.5, help="seconds between typed keys")
     p.add_argument("--only", default="rate,flat", help="loads to run (comma list)")
     p.add_argument("--quick", action="store_true", help="smoke run: 1,000 PVs, 4 s, 1 s warm-up")
@@ -241,10 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         args.pvs, args.seconds, args.warmup = 1000, 4.0, 1.0
     signal.signal(signal.SIGTERM, mirror._on_signal)
     atexit.register(mirror.stop_all)
-    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S"),
-                     "command": " ".join(["python", *sys.argv]), "machine": mirror.machine(),
-                     "args": {k: (os.path.relpath(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                     "runs": [], "comparisons": {}, "errors": []}
+    results: dict = {**mirror.run_header(args), "runs": [], "comparisons": {}, "errors": []}
     loads = [(name, rate) for name, rate in (("rate", args.rate), ("flat", 0.0))
              if name in {x.strip() for x in args.only.split(",")}]
     print(f"pvconsole console benchmark: {args.pvs:,} PVs, {args.seconds:g} s + {args.warmup:g} s warm-up")
@@ -278,13 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         mirror.stop_all()
     results["targets"] = targets(results)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "tui-results.json").write_text(json.dumps(results, indent=1, default=str))
-    md = render(results)
-    (args.out_dir / "tui-results.md").write_text(md)
-    print()
-    print(md)
-    return 1 if results["errors"] else 0
+    return mirror.write_results(results, args.out_dir, "tui-results", render(results))
 
 
 if __name__ == "__main__":

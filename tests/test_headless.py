@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, free_port, plugin_path, pva_context, wait_for
+from conftest import ROOT, free_port, plugin_path, pva_context
 
 
 def start(tmp_path, *extra: str, pva_port: int | None = None, ca_port: int | None = None):

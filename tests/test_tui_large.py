@@ -38,10 +38,16 @@ def run(test):
     return wrapper
 
 
+def console(extra: int) -> tuple[FixedSource, PvConsoleApp]:
+    """A console over ``extra`` synthetic PVs besides the fixed ones; no timers (the
+    test calls ``app.poll()`` where the live console's timer would)."""
+    source = FixedSource(extra=extra)
+    return source, PvConsoleApp(source, live=False, tz=timezone.utc)
+
+
 @run
 async def test_only_visible_rows_update_and_scrolled_rows_catch_up() -> None:
-    source = FixedSource(extra=2000)
-    app = PvConsoleApp(source, live=False, tz=timezone.utc)
+    source, app = console(2000)
     async with app.run_test(size=(120, 30)) as pilot:
         await pilot.pause()
         table = app.main.query_one(PVTable)
@@ -68,19 +74,17 @@ async def test_only_visible_rows_update_and_scrolled_rows_catch_up() -> None:
 
 @run
 async def test_switching_back_to_the_table_shows_changes_made_while_away() -> None:
-    source = FixedSource(extra=300)
-    app = PvConsoleApp(source, live=False, tz=timezone.utc)
+    source, app = console(300)
     async with app.run_test(size=(120, 30)) as pilot:
         await pilot.pause()
-        table = app.main.query_one(PVTable)
-        first = table.visible_names()[0]
+        first = app.main.query_one(PVTable).visible_names()[0]
         await pilot.press("2")
         changed(source, first, 333.5)
         app.poll()
         await pilot.pause()
         await pilot.press("1")
         await pilot.pause()
-        assert "333.500" in rendered(table)
+        assert "333.500" in rendered(app.main.query_one(PVTable))
 
 
 @run
@@ -88,10 +92,9 @@ async def test_connections_lists_a_bounded_number_of_pvs() -> None:
     limit = connections.PV_ROWS_MAX
     connections.PV_ROWS_MAX = 3
     try:
-        source = FixedSource()
+        source, app = console(0)
         monitored = sorted(n for n, s in source.states.items() if s.ca_monitored or s.pva_clients)
         assert len(monitored) > 3
-        app = PvConsoleApp(source, live=False, tz=timezone.utc)
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause()
             await pilot.press("2")

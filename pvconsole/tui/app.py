@@ -27,7 +27,7 @@ from .commands import ConsoleCommands
 from .logbuffer import LogBuffer
 from .screens.confirm import ConfirmScreen
 from .screens.details import DetailsScreen
-from .screens.main import VIEWS, MainScreen
+from .screens.main import MainScreen
 from .settings import CLIENTS_INTERVAL, GIL_SWITCH_INTERVAL, REFRESH, STATS_INTERVAL
 from .source import DataSource, clients, putlog_since, set_exposure_many
 from .status import StatusModel

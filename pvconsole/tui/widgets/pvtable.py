@@ -130,7 +130,6 @@ class PVTable(DataTable):
         page = max(1, self.size.height)
         window = self._order[max(0, top - page):top + 2 * page]  # a page of margin each way
         pending = self._pending
-        sort_col = COLUMN_KEYS.index(self.sort_key)
         changes: dict[str, dict[str, Any]] = {}
         for name in window:
             if name not in pending:
