@@ -31,6 +31,8 @@ from .putlog import PutRecord, PutResult
 from .typemap import Meta, PVSpec
 
 log = logging.getLogger(__name__)
+#: CA event mask bit of a metadata change (setParamInfo, setParamEnums).
+DBE_PROPERTY = cas.DBE_PROPERTY
 
 
 class Exposure:
@@ -257,12 +259,12 @@ class PvaMirror:
             with entry.lock:  # checked under the lock: exposure may change concurrently
                 V = entry.value
                 if V is not None:
-                    if data.mask & cas.DBE_PROPERTY:
+                    if data.mask & DBE_PROPERTY:
                         self._refresh_meta(entry, V)
                     entry.update(V, *snap)
                     _RawSharedPV.post(entry.pva_pv, V)
                     V.unmark()
-                elif data.mask & cas.DBE_PROPERTY:
+                elif data.mask & DBE_PROPERTY:
                     entry.meta = typemap.meta_from_info(entry.ca_pv.info)
             if V is not None:
                 dt = time.perf_counter() - t0
@@ -271,7 +273,8 @@ class PvaMirror:
                 self.pva_posts += 1
         except Exception:
             self.report_error(entry, "PVA post failed")
-        self.touch(entry)
+        if self.subscribers:  # headless: not even a call on the hot path
+            self.touch(entry)
 
     def touch(self, entry: Entry) -> None:
         """Mark a PV changed for every subscriber (UI, control PVs)."""
