@@ -106,3 +106,26 @@ async def test_connections_lists_a_bounded_number_of_pvs() -> None:
             assert f"first 3 of {len(monitored)}" in summary
     finally:
         connections.PV_ROWS_MAX = limit
+
+
+@run
+async def test_command_palette_switches_views_and_theme_restyles_the_table() -> None:
+    source, app = console(0)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+p", *"show connections")
+        for _ in range(40):  # the palette searches in a task: wait for its hits
+            await pilot.pause(0.05)
+            if "Show connections" in rendered(app.screen):
+                break
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.current_view == "connections"
+        await pilot.press("1")
+        await pilot.pause()
+        table = app.main.query_one(PVTable)
+        dark = app.theme
+        await pilot.press("t")  # theme toggle re-styles every cell; the text stays right
+        await pilot.pause()
+        assert app.theme != dark and not app.current_theme.dark
+        assert "PSU:VOLT" in rendered(table) and "12.503" in rendered(table)
