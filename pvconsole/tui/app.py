@@ -22,6 +22,7 @@ from textual.css.query import NoMatches
 from textual.widgets import ContentSwitcher
 
 from ..config import Config
+from ..engine import settle_gc
 from ..mirror import PVState
 from .commands import ConsoleCommands
 from .logbuffer import LogBuffer
@@ -107,6 +108,7 @@ class PvConsoleApp(App[int]):
                 self.notify(f"plugin {plugin.name} not loaded: {plugin.error}", severity="error",
                             timeout=30)
         self.loaded = True
+        settle_gc()  # the table's 10,000 rows too
         if not self.live:
             self.known_clients = clients(self.source)
         if self.live:
@@ -130,7 +132,7 @@ class PvConsoleApp(App[int]):
             return
         try:
             self._poll()
-        except NoMatches:
+        except (NoMatches, ScreenStackError):
             # every view is mounted for the app's lifetime: a widget can be missing only
             # when a timer fires while the app tears its screens down on exit
             log.debug("poll during shutdown", exc_info=True)
@@ -169,7 +171,7 @@ class PvConsoleApp(App[int]):
         try:
             for header in self.screen.query(StatusHeader):
                 header.show(self.status)
-        except NoMatches:  # shutting down (see poll)
+        except (NoMatches, ScreenStackError):  # shutting down (see poll)
             log.debug("stats during shutdown", exc_info=True)
 
     def _show_connections(self, changed: list[PVState] | None = None) -> None:
@@ -179,8 +181,12 @@ class PvConsoleApp(App[int]):
         """Ask for a client report when a screen that shows clients is visible."""
         if not self.live or not self.loaded:
             return
-        if (self.screen is self.main and self.current_view == "connections") or \
-                isinstance(self.screen, DetailsScreen):
+        try:
+            shown = (self.screen is self.main and self.current_view == "connections") or \
+                isinstance(self.screen, DetailsScreen)
+        except (NoMatches, ScreenStackError):  # shutting down (see poll)
+            return
+        if shown:
             self._fetch_clients()
 
     @work(thread=True, exclusive=True, group="clients", name="clients")
@@ -331,7 +337,8 @@ class PvConsoleApp(App[int]):
         else:
             message, severity = f"PVA {mode}: {len(changed)} PV(s)", "information"
         # call_from_thread: a rare, operator-triggered event; waiting for the UI is fine
-        self.call_from_thread(self.notify, message, severity=severity)
+        if self.is_running:
+            self.call_from_thread(self.notify, message, severity=severity)
 
 
 # ---------------------------------------------------------------------- entry point

@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Static
 from ...mirror import PVState
 from .. import fmt
 from ..source import client_counts
+from .steadytable import SteadyDataTable
 
 CLIENT_COLUMNS = (("protocol", "Proto"), ("peer", "Peer"), ("user", "User"), ("host", "Host"),
                   ("channels", "Channels"), ("monitors", "Monitors"), ("since", "Since"),
@@ -64,9 +65,9 @@ class ConnectionsView(Vertical):
         yield Static(id="conn-summary")
         yield Static("Clients", classes="section")
         yield Static(NO_CLIENT_DETAILS, id="conn-note")
-        yield DataTable(id="clients", cursor_type="row")
+        yield SteadyDataTable(id="clients", cursor_type="row")
         yield Static("PVs with clients", classes="section")
-        yield DataTable(id="pv-clients", cursor_type="row")
+        yield SteadyDataTable(id="pv-clients", cursor_type="row")
 
     def on_mount(self) -> None:
         clients = self.query_one("#clients", DataTable)

@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Input, Static
 
 from .. import fmt
 from ..settings import PUTLOG_ROWS
+from .steadytable import SteadyDataTable
 
 PUT_COLUMNS = (("time", "Time"), ("pv", "PV"), ("proto", "Proto"), ("client", "Client"),
                ("change", "Old → New"), ("result", "Result"), ("reason", "Why"))
@@ -61,7 +62,7 @@ class PutLogView(Vertical):
             yield Static("Filter", classes="label")
             yield Input(placeholder="PV, client, result… (/)", id="put-filter", compact=True)
             yield Static(id="put-info")
-        yield DataTable(id="put-table", cursor_type="row")
+        yield SteadyDataTable(id="put-table", cursor_type="row")
 
     @property
     def table(self) -> DataTable:

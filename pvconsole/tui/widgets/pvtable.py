@@ -14,15 +14,14 @@ from typing import Any, Callable, Iterable
 
 from rich.text import Text
 from textual.binding import Binding
-from textual.events import Key, Resize
-from textual.geometry import Size
+from textual.events import Key
 from textual.message import Message
-from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowKey
 
 from ...mirror import PVState
 from .. import fmt
 from ..settings import SORT_INTERVAL, VALUE_WIDTH
+from .steadytable import SteadyDataTable
 
 #: (key, label, sort key). The order puts what an operator needs first, so 80 columns
 #: show name, value, alarm, exposure, clients and time; the types scroll in on the right.
@@ -58,7 +57,7 @@ def name_matches(name: str, pattern: str) -> bool:
     return pattern.upper() in name.upper()
 
 
-class PVTable(DataTable):
+class PVTable(SteadyDataTable):
     """The live PV table (row key = PV name)."""
 
     BINDINGS = [
@@ -82,8 +81,6 @@ class PVTable(DataTable):
         self._cells: dict[str, tuple] = {}
         self._pending: set[str] = set()
         self._order: list[str] | None = None  # row names in table order, while valid
-        self._shown_size: Size | None = None
-        self._styled_theme: str | None = None
         self._sort_due = False
         self._last_sort = 0.0
 
@@ -185,32 +182,7 @@ class PVTable(DataTable):
         if self._pending and round(old_value) != round(new_value):
             self.call_later(self._flush_window)
 
-    def notify_style_update(self) -> None:
-        """Keep the render caches when only the focus changed.
-
-        Focus in or out re-applies CSS, and DataTable then drops every cached cell: the
-        switch back to this view would re-render the whole screen of cells (~100 ms).
-        Its cache keys already hold the pseudo-class state (focus) and the base style, so
-        only a theme change needs the full clear; the cursor's style cache is always
-        rebuilt (it is not keyed on focus).
-        """
-        theme = self.app.theme
-        if theme != self._styled_theme:
-            self._styled_theme = theme
-            super().notify_style_update()
-            return
-        super(DataTable, self).notify_style_update()
-        self._get_styles_to_render_cell.cache_clear()
-        self._line_cache.clear()
-        self.refresh()
-
-    def _on_resize(self, event: Resize) -> None:
-        # DataTable drops every render cache on any Resize, and a view switch sends one
-        # when the table is shown again: at the same size, keep the caches (and with them
-        # a cheap switch back to the PV table).
-        if event.size == self._shown_size:
-            event.prevent_default()
-        self._shown_size = event.size
+    def on_shown_again(self) -> None:
         if self._pending:
             self.call_later(self._flush_window)
 
