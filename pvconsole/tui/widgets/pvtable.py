@@ -16,7 +16,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.events import Key
 from textual.message import Message
-from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowKey
+from textual.widgets.data_table import CellDoesNotExist
 
 from ...mirror import PVState
 from .. import fmt
@@ -144,38 +144,6 @@ class PVTable(SteadyDataTable):
             self.set_cells(changes)
         if pending and self.sort_key in LIVE_SORT:
             self._sort_due = True  # an off-screen change may move its row into view
-
-    def set_cells(self, changes: dict[str, dict[str, Any]]) -> None:
-        """Write changed cells, re-rendering only their rows.
-
-        ``DataTable.update_cell`` bumps a table-wide counter that every render cache is
-        keyed on, so one changed cell re-renders every visible cell (~50 ms for a 160x48
-        table, 4 times a second, on the thread the servers share the GIL with). Here the
-        cells are written and only the cache entries of the changed rows are dropped.
-        Falls back to ``update_cell`` if a Textual release renames those internals.
-        """
-        try:
-            data, rows = self._data, self._row_locations
-            row_caches = (self._row_render_cache, self._cell_render_cache)
-            by_index, lines = self._row_renderable_cache, self._line_cache
-        except AttributeError:
-            for name, cells in changes.items():
-                for column, value in cells.items():
-                    self.update_cell(name, column, value)
-            return
-        keys = {RowKey(name) for name in changes}
-        for name, cells in changes.items():
-            row = data[RowKey(name)]
-            for column, value in cells.items():
-                row[ColumnKey(column)] = value
-        for cache in row_caches:  # keys start with the row key
-            for key in [k for k in cache.keys() if k[0] in keys]:
-                cache.discard(key)
-        indexes = {rows.get(k) for k in keys}
-        for key in [k for k in by_index.keys() if k[1] in indexes]:  # (count, row index)
-            by_index.discard(key)
-        lines.clear()  # per screen line; cheap to rebuild from the row caches
-        self.refresh()
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
