@@ -104,6 +104,12 @@ async def test_connections_lists_a_bounded_number_of_pvs() -> None:
             assert [str(r.key.value) for r in table.ordered_rows] == monitored[:3]
             summary = str(view.query_one("#conn-summary").render())
             assert f"first 3 of {len(monitored)}" in summary
+            first = monitored[0]
+            source.push(replace(source.states[first], exposure="ro", pva_clients=7))
+            app.poll()  # a live change reaches the listed row (row-level re-render)
+            await pilot.pause()
+            row = next(line for line in rendered(table).splitlines() if line.strip().startswith(first))
+            assert "7" in row and "ro" in row
     finally:
         connections.PV_ROWS_MAX = limit
 

@@ -182,12 +182,14 @@ class PvConsoleApp(App[int]):
         if not self.live or not self.loaded:
             return
         try:
-            shown = (self.screen is self.main and self.current_view == "connections") or \
-                isinstance(self.screen, DetailsScreen)
+            shown = self._connections_shown() or isinstance(self.screen, DetailsScreen)
         except (NoMatches, ScreenStackError):  # shutting down (see poll)
             return
         if shown:
             self._fetch_clients()
+
+    def _connections_shown(self) -> bool:
+        return self.screen is self.main and self.current_view == "connections"
 
     @work(thread=True, exclusive=True, group="clients", name="clients")
     def _fetch_clients(self) -> None:
@@ -201,7 +203,7 @@ class PvConsoleApp(App[int]):
     def _clients_ready(self, known: list[dict[str, Any]] | None) -> None:
         self.known_clients = known
         try:
-            if self.screen is self.main and self.current_view == "connections":
+            if self._connections_shown():
                 self._show_connections()
             elif isinstance(self.screen, DetailsScreen):
                 self.screen.show(self.states[self.screen.state.name])

@@ -59,7 +59,6 @@ class ConnectionsView(Vertical):
         self._flags: dict[str, tuple[bool, int]] = {}  # per PV: CA monitored, PVA clients
         self._summary: Text | None = None
         self._table_rows: dict[str, tuple] = {}  # what the per-PV table shows
-        self._listed: int | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="conn-summary")
@@ -111,29 +110,27 @@ class ConnectionsView(Vertical):
         """Show the first ``PV_ROWS_MAX`` PVs with clients, by name: a bounded table keeps
         the switch to this view fast with 10,000 monitored PVs (the PV table's CA#/PVA#
         columns list them all)."""
-        table = self.query_one("#pv-clients", DataTable)
-        if resort or self._listed is None:
+        table = self.query_one("#pv-clients", SteadyDataTable)
+        if resort:
             want = sorted(self._pv_rows)[:PV_ROWS_MAX]
             keep = set(want)
             for name in [n for n in self._table_rows if n not in keep]:
                 table.remove_row(name)
                 del self._table_rows[name]
-            added = False
-            for name in want:
-                if name not in self._table_rows:
-                    table.add_row(name, *self._pv_rows[name], key=name)
-                    self._table_rows[name] = self._pv_rows[name]
-                    added = True
+            added = [name for name in want if name not in self._table_rows]
+            for name in added:
+                table.add_row(name, *self._pv_rows[name], key=name)
+                self._table_rows[name] = self._pv_rows[name]
             if added:
                 table.sort("name")
-            self._listed = len(self._pv_rows)
+        changes = {}
         for name, old in self._table_rows.items():
             cells = self._pv_rows[name]
             if old is not cells and old != cells:
-                for key, a, b in zip(("ca", "pva", "exp"), old, cells):
-                    if a != b:
-                        table.update_cell(name, key, b)
+                changes[name] = {key: b for key, a, b in zip(("ca", "pva", "exp"), old, cells) if a != b}
             self._table_rows[name] = cells
+        if changes:
+            table.set_cells(changes)
 
     def _row(self, s: PVState) -> tuple | None:
         """Cells of a PV's row, None when nobody is connected to it."""
