@@ -493,6 +493,7 @@ class Engine:
         """The PVA value currently served for ``name`` (a fresh copy), or None if off."""
         entry = self.entries[name]
         with entry.lock:
+            self.mirror.sync(entry)
             pv = entry.pva_pv
         return pv.current() if pv is not None else None
 

@@ -5,7 +5,11 @@ pcaspy funnels every value, alarm and metadata change through ``SimplePV.updateV
 no CA client monitors the PV. :class:`MirroredPV` overrides it to post into a p4p
 ``SharedPV`` first, on the calling thread, with a per-PV lock: posting is a few
 microseconds (a persistent ``Value`` whose changed fields are rewritten, then unmarked),
-cheaper than a thread hand-off and without the GIL-switch latency one would add.
+cheaper than a thread hand-off and without the GIL-switch latency one would add. Like
+pcaspy's CA side, it posts only to a PV somebody sees: while no PVA channel is open the
+change is only noted, and the first channel (pvxs calls ``onFirstConnect`` before any
+operation on it) brings the PVA value up to date. The CA post itself is built by
+:mod:`capost`.
 
 PVA puts are validated on the pvxs worker (pure :mod:`typemap` checks), then queued to the
 driver thread, which is the only thread that calls ``Driver.write``.
@@ -26,7 +30,7 @@ from pcaspy import cas
 from pcaspy.alarm import Alarm, Severity
 from pcaspy.driver import SimplePV
 
-from . import typemap
+from . import capost, typemap
 from .putlog import PutRecord, PutResult
 from .typemap import Meta, PVSpec
 
@@ -86,7 +90,7 @@ class Entry:
 
     __slots__ = ("spec", "plugin", "meta", "driver", "ca_pv", "pva_pv", "value", "lock",
                  "exposure", "update", "data", "updates", "puts", "pva_clients",
-                 "ca_monitored", "pending", "last_post", "pva_type_name", "put_busy")
+                 "ca_monitored", "pending", "last_post", "pva_type_name", "put_busy", "stale")
 
     def __init__(self, spec: PVSpec, plugin: str) -> None:
         self.spec = spec
@@ -109,6 +113,8 @@ class Entry:
         self.last_post = 0.0
         self.pva_type_name = typemap.pva_type_name(spec)
         self.put_busy = False
+        #: driver data newer than the PVA value (held back while no PVA channel is open)
+        self.stale = False
 
     @property
     def name(self) -> str:
@@ -140,7 +146,7 @@ class MirroredPV(SimplePV):
         self.mirror.publish(self.entry, dbValue)
         if self.interest:
             try:
-                super().updateValue(dbValue)
+                capost.post(self, dbValue)
             except Exception:
                 self.mirror.report_error(self.entry, "CA post failed")
             else:
@@ -206,12 +212,10 @@ class _Handler:
         self.mirror.on_put(self.entry, op)
 
     def onFirstConnect(self, pv: SharedPV) -> None:
-        self.entry.pva_clients = 1
-        self.mirror.touch(self.entry)
+        self.mirror.connected(self.entry, 1)
 
     def onLastDisconnect(self, pv: SharedPV) -> None:
-        self.entry.pva_clients = 0
-        self.mirror.touch(self.entry)
+        self.mirror.connected(self.entry, 0)
 
 
 #: How long a PVA put to an ``asyn`` PV waits for ``callbackPV`` before failing (seconds).
@@ -256,16 +260,19 @@ class PvaMirror:
             entry.data = snap
             entry.updates += 1
             t0 = time.perf_counter()
-            with entry.lock:  # checked under the lock: exposure may change concurrently
+            with entry.lock:  # checked under the lock: exposure and clients change concurrently
                 V = entry.value
-                if V is not None:
+                if V is not None and entry.pva_clients:
                     if data.mask & DBE_PROPERTY:
                         self._refresh_meta(entry, V)
                     entry.update(V, *snap)
                     _RawSharedPV.post(entry.pva_pv, V)
                     V.unmark()
-                elif data.mask & DBE_PROPERTY:
-                    entry.meta = typemap.meta_from_info(entry.ca_pv.info)
+                else:  # nobody sees the PVA value: bring it up to date on first connect
+                    entry.stale = True
+                    V = None
+                    if data.mask & DBE_PROPERTY:
+                        entry.meta = typemap.meta_from_info(entry.ca_pv.info)
             if V is not None:
                 dt = time.perf_counter() - t0
                 if dt > self.worst_post:
@@ -296,6 +303,32 @@ class PvaMirror:
             dirty.clear()
         return items
 
+    def connected(self, entry: Entry, clients: int) -> None:
+        """First PVA channel opened (``clients`` 1) or last one closed (0), on a pvxs worker
+        before any operation of that channel: a PV nobody sees is not posted to (see
+        :meth:`publish`), so the first channel brings it up to date here."""
+        if clients:
+            with entry.lock:
+                entry.pva_clients = clients
+                self.sync(entry)
+        else:  # lock-free: close() under entry.lock waits for this callback
+            entry.pva_clients = 0
+        self.touch(entry)
+
+    def sync(self, entry: Entry) -> None:
+        """Post the newest driver data if a change was held back (caller holds entry.lock)."""
+        V = entry.value
+        if V is None or not entry.stale:
+            return
+        entry.stale = False
+        try:
+            self._refresh_meta(entry, V)
+            entry.update(V, *entry.data)
+            _RawSharedPV.post(entry.pva_pv, V)
+        except Exception:
+            self.report_error(entry, "PVA post failed")
+        V.unmark()
+
     def _refresh_meta(self, entry: Entry, V: Any) -> None:
         entry.meta = typemap.meta_from_info(entry.ca_pv.info)
         typemap.apply_meta(V, entry.spec, entry.meta)
@@ -314,17 +347,14 @@ class PvaMirror:
 
     def expose(self, entry: Entry, mode: str) -> None:
         """Apply an exposure mode: off removes the PV from PVA (clients disconnect)."""
+        closing = None
         with entry.lock:
             was_on = entry.pva_pv is not None
             entry.exposure = mode
             if mode == Exposure.OFF:
                 if was_on:
-                    pv = entry.pva_pv
-                    entry.pva_pv = None
-                    entry.value = None
+                    closing, entry.pva_pv, entry.value = entry.pva_pv, None, None
                     self.provider.remove(entry.name)
-                    pv.close()
-                    entry.pva_clients = 0
                 self._fail_pending(entry, "PV removed from PVA")
             elif not was_on:
                 entry.meta = typemap.meta_from_info(entry.ca_pv.info) if entry.ca_pv else entry.meta
@@ -334,9 +364,19 @@ class PvaMirror:
                 SharedPV.open(pv, V)
                 V.unmark()
                 entry.value = V
+                entry.stale = False
                 entry.pva_pv = pv
                 self.provider.add(entry.name, pv)
+        if closing is not None:
+            self._close(entry, closing)
         self.touch(entry)
+
+    @staticmethod
+    def _close(entry: Entry, pv: SharedPV) -> None:
+        """Disconnect the PV's PVA clients: outside entry.lock, since pvxs may wait for a
+        worker that is itself waiting for entry.lock (a first connect)."""
+        pv.close()
+        entry.pva_clients = 0
 
     def _current(self, entry: Entry) -> tuple:
         value, condition, severity, sec, nsec = entry.data
@@ -351,11 +391,11 @@ class PvaMirror:
     def close_all(self, entries: list[Entry]) -> None:
         for entry in entries:
             with entry.lock:
-                if entry.pva_pv is not None:
+                closing, entry.pva_pv, entry.value = entry.pva_pv, None, None
+                if closing is not None:
                     self.provider.remove(entry.name)
-                    entry.pva_pv.close()
-                    entry.pva_pv = None
-                    entry.value = None
+            if closing is not None:
+                self._close(entry, closing)
             self._fail_pending(entry, "server shutting down")
 
     # ------------------------------------------------------------------ puts

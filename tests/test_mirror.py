@@ -104,6 +104,39 @@ def test_status_and_metadata_changes_reach_pva(engine, pva):
     assert list(ctx.get("T:ENUM").value.choices) == ["A", "B", "C", "D"]
 
 
+def test_a_pva_client_connecting_later_sees_the_newest_data(engine, pva):
+    """While no PVA channel is open the mirror only notes changes; the first channel must
+    still see the newest value, alarm, timestamp and metadata (and a monitor's first
+    update too)."""
+    drv = driver_of(engine)
+    first = pva(engine)
+    assert first.get("T:FLOAT").value == 12.5
+    first.close()
+    wait_for(lambda: engine.entry("T:FLOAT").pva_clients == 0)
+    posts = engine.mirror.pva_posts
+    for x in (50.0, 60.0, 96.0):
+        drv.setParam("FLOAT", x)
+        drv.updatePV("FLOAT")
+    drv.setParamInfo("FLOAT", {"unit": "mV", "prec": 1})
+    drv.updatePVs()
+    assert engine.mirror.pva_posts == posts  # nobody was looking: nothing posted
+    v = pva(engine).get("T:FLOAT")
+    assert v.value == 96.0
+    assert (v.alarm.severity, v.alarm.message) == (2, "HIHI")
+    assert (v.display.units, v.display.precision) == ("mV", 1)
+    assert abs(v.timeStamp.secondsPastEpoch - time.time()) < 5
+    q: queue.Queue = queue.Queue()
+    sub = pva(engine).monitor("T:FLOAT", q.put)
+    try:
+        assert wait_for(lambda: _drain(q))[0].value == 96.0
+        drv.setParam("FLOAT", 97.0)
+        drv.updatePV("FLOAT")
+        seen: list = []
+        wait_for(lambda: seen.extend(x.value for x in _drain(q)) or 97.0 in seen)
+    finally:
+        sub.close()
+
+
 def test_scanned_pv_reaches_pva(engine_factory, pva, tmp_path):
     plugin = tmp_path / "scanned.py"
     plugin.write_text(
@@ -316,10 +349,16 @@ def test_plugin_threads_calling_updatepvs_are_mirrored_consistently(engine_facto
 
 def test_bad_driver_value_is_contained(engine, pva):
     drv = driver_of(engine)
-    drv.pvDB["INT"].value = "not a number"  # a plugin bug
-    drv.pvDB["INT"].flag = True
-    drv.updatePV("INT")
-    assert engine.mirror.errors >= 1
+    ctx = pva(engine)
+    sub = ctx.monitor("T:INT", lambda v: None)  # a PVA client sees it: the mirror posts
+    try:
+        wait_for(lambda: engine.entry("T:INT").pva_clients == 1)
+        drv.pvDB["INT"].value = "not a number"  # a plugin bug
+        drv.pvDB["INT"].flag = True
+        drv.updatePV("INT")
+        assert engine.mirror.errors >= 1
+    finally:
+        sub.close()
     drv.setParam("INT", 5)
     drv.updatePVs()
     wait_for(lambda: pva(engine).get("T:INT").value == 5)
