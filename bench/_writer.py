@@ -77,8 +77,10 @@ def _fixed_rate(targets, write, flush, rate, t_start, t_begin, t_end, t_stop) ->
         if t >= t_stop:
             break
         due = int((t - t_start) * rate)
-        while n < due:
+        while n < due:  # catching up after a stall: but never past t_stop
             v = now()
+            if v >= t_stop:
+                break
             write(targets[i], v)
             if t_begin <= v < t_end:
                 in_window += 1

@@ -1,0 +1,70 @@
+"""SteadyDataTable draws plain cells itself: the segments must look exactly like
+DataTable's own (Rich) rendering, for every kind of cell, row and cursor state."""
+
+from __future__ import annotations
+
+import asyncio
+
+from rich.segment import Segment
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.widgets import DataTable
+
+from pvconsole.tui.widgets.steadytable import SteadyDataTable, plain_cell
+
+CELLS = [
+    "plain", "PSU:VOLT:SET", "12:34:56.789", "", None, "a name much longer than the column is",
+    Text(" MAJOR ", style="bold white on red"), Text("12.500 V", style="yellow"),
+    Text("on", style=""), Text("ünïcødé ✓"), Text("full width 漢字漢字漢字"),
+    "[b]markup[/b]", "A:smile:B", Text.assemble(("two", "red"), ("spans", "blue")), 42, 3.5,
+]
+
+
+class One(App):
+    def compose(self) -> ComposeResult:
+        yield SteadyDataTable(id="steady", cursor_type="row", fixed_columns=1)
+
+    def on_mount(self) -> None:
+        for table in self.query(DataTable):
+            table.add_column("A", width=12, key="a")
+            table.add_column("B", width=8, key="b")
+            for i, cell in enumerate(CELLS):
+                table.add_row(cell, cell, key=f"r{i}")
+
+
+def _styled_cells(lines: list[list[Segment]]) -> list[tuple[str, object]]:
+    """One (char, style) per cell: equal for equal-looking output, however segmented."""
+    return [(ch, seg.style) for line in lines for seg in line for ch in seg.text]
+
+
+def test_plain_cells_render_like_datatable() -> None:
+    async def check() -> None:
+        app = One()
+        async with app.run_test(size=(60, 40)) as pilot:
+            await pilot.pause()
+            table = app.query_one(SteadyDataTable)
+            cache = table._cell_render_cache  # shared by both paths: emptied between them
+            for focused in (True, False):
+                table.can_focus = focused
+                if not focused:
+                    table.blur()
+                    await pilot.pause()
+                base = table.rich_style
+                for row in range(len(CELLS)):
+                    for column, width in ((0, 12), (1, 8)):
+                        for cursor, hover in ((False, False), (True, False), (False, True)):
+                            cache.clear()
+                            ours = table._render_cell(row, column, base, width, cursor, hover)
+                            cache.clear()
+                            theirs = DataTable._render_cell(table, row, column, base, width, cursor, hover)
+                            assert _styled_cells(ours) == _styled_cells(theirs), (CELLS[row], column, cursor)
+
+    asyncio.run(check())
+
+
+def test_which_cells_take_the_fast_path() -> None:
+    assert plain_cell("PSU:VOLT") == ("PSU:VOLT", None)
+    assert plain_cell(None) == ("", None)
+    assert plain_cell(Text("x", style="red")) == ("x", "red")
+    for odd in ("[b]x[/b]", "A:smile:B", "a\tb", Text.assemble(("a", "red"), ("b", "blue")), 1.5):
+        assert plain_cell(odd) is None
