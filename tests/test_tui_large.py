@@ -17,6 +17,7 @@ from textual.geometry import Region
 from pvconsole.tui.app import PvConsoleApp
 from pvconsole.tui.fixed import FixedSource
 from pvconsole.tui.widgets import connections
+from pvconsole.tui.widgets.keybar import KeyBar
 from pvconsole.tui.widgets.pvtable import PVTable
 
 
@@ -135,3 +136,20 @@ async def test_command_palette_switches_views_and_theme_restyles_the_table() -> 
         await pilot.pause()
         assert app.theme != dark and not app.current_theme.dark
         assert "PSU:VOLT" in rendered(table) and "12.503" in rendered(table)
+
+
+@run
+async def test_key_bar_follows_the_view() -> None:
+    _, app = console(0)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await pilot.pause()
+        bar = app.main.query_one(KeyBar)
+        first = rendered(bar)
+        assert "PVA on/off" in first and "palette" in first
+        await pilot.press("3")
+        await pilot.pause()
+        on_puts = rendered(bar)
+        assert "Follow" in on_puts and "PVA on/off" not in on_puts
+        await pilot.press("1")
+        await pilot.pause()
+        assert rendered(bar) == first

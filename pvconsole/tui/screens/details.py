@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from ...mirror import PVState
 from .. import fmt
@@ -19,6 +19,7 @@ from ..mapping import mapping_rows
 from ..source import DataSource, putlog_for_pv
 from ..settings import DETAIL_PUTS
 from ..widgets.header import StatusHeader
+from ..widgets.keybar import KeyBar
 from ..widgets.putlog import PUT_COLUMNS, put_cells
 
 MAP_COLUMNS = ("pcaspy field", "definition", "PVA field", "served")
@@ -52,7 +53,7 @@ class DetailsScreen(Screen):
             yield Static(id="pv-conns")
             yield Static("Recent puts", classes="section")
             yield DataTable(id="pv-puts", cursor_type="row")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         table = self.query_one("#mapping", DataTable)

@@ -8,10 +8,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from rich.text import Text
-from textual.widgets import ContentSwitcher, Footer, Static
+from textual.widgets import ContentSwitcher, Static
 
 from ..widgets.connections import ConnectionsView
 from ..widgets.header import StatusHeader
+from ..widgets.keybar import KeyBar
 from ..widgets.putlog import PutLogView
 from ..widgets.pvview import PVView
 from ..widgets.serverlog import ServerLog
@@ -49,7 +50,7 @@ class MainScreen(Screen):
             yield ConnectionsView(tz=self.tz, id="connections")
             yield PutLogView(tz=self.tz, id="puts")
             yield ServerLog(tz=self.tz, id="log")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.app.start_model()  # type: ignore[attr-defined]
