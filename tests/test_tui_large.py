@@ -106,11 +106,16 @@ async def test_connections_lists_a_bounded_number_of_pvs() -> None:
             summary = str(view.query_one("#conn-summary").render())
             assert f"first 3 of {len(monitored)}" in summary
             first = monitored[0]
+            channels = sum(s.pva_clients for s in source.states.values())
+            assert f"{channels} channel(s)" in summary
+            before = source.states[first].pva_clients
             source.push(replace(source.states[first], exposure="ro", pva_clients=7))
             app.poll()  # a live change reaches the listed row (row-level re-render)
             await pilot.pause()
             row = next(line for line in rendered(table).splitlines() if line.strip().startswith(first))
             assert "7" in row and "ro" in row
+            summary = str(view.query_one("#conn-summary").render())  # running totals
+            assert f"{channels - before + 7} channel(s)" in summary
     finally:
         connections.PV_ROWS_MAX = limit
 

@@ -57,6 +57,7 @@ class ConnectionsView(Vertical):
         self._report: list[dict[str, Any]] | None = None  # the client report shown
         self._counts: dict[str, tuple[int, int]] | None = None  # per PV, from that report
         self._flags: dict[str, tuple[bool, int]] = {}  # per PV: CA monitored, PVA clients
+        self._totals = [0, 0, 0]  # over _flags: PVs monitored on CA, PVs and channels on PVA
         self._summary: Text | None = None
         self._table_rows: dict[str, tuple] = {}  # what the per-PV table shows
 
@@ -90,13 +91,19 @@ class ConnectionsView(Vertical):
             self._report = clients
             self._counts = client_counts(clients) if clients is not None else {}
             self._flags.clear()
+            self._totals = [0, 0, 0]
             todo = list(states)
         else:
             todo = list(changed)
         rows = self._pv_rows
         membership = False
+        flags, totals = self._flags, self._totals
         for s in todo:
-            self._flags[s.name] = (s.ca_monitored, s.pva_clients)
+            old = flags.get(s.name)
+            if old is not None:
+                _count(totals, old, -1)
+            flags[s.name] = new = (s.ca_monitored, s.pva_clients)
+            _count(totals, new, 1)
             cells = self._row(s)
             if cells is None:
                 membership |= rows.pop(s.name, None) is not None
@@ -141,13 +148,12 @@ class ConnectionsView(Vertical):
                 str(max(pva, s.pva_clients)) if (pva or s.pva_clients) else "", s.exposure)
 
     def _show_summary(self, clients: list[dict[str, Any]] | None) -> None:
-        flags = self._flags.values()
+        monitored, with_clients, channels = self._totals
         summary = Text()
         summary.append("CA ", style="bold")
-        summary.append(f"{sum(1 for m, _ in flags if m)} PVs monitored")
+        summary.append(f"{monitored} PVs monitored")
         summary.append("   PVA ", style="bold")
-        summary.append(f"{sum(1 for _, n in flags if n)} PVs with clients, "
-                       f"{sum(n for _, n in flags)} channel(s)")
+        summary.append(f"{with_clients} PVs with clients, {channels} channel(s)")
         if clients is not None:
             by = {p: sum(1 for c in clients if str(c.get('protocol')).lower() == p) for p in ("ca", "pva")}
             summary.append(f"   clients: CA {by['ca']}, PVA {by['pva']}")
@@ -169,3 +175,11 @@ class ConnectionsView(Vertical):
         table.clear()
         for row in rows or []:
             table.add_row(*row)
+
+
+def _count(totals: list[int], flags: tuple[bool, int], sign: int) -> None:
+    """Add (sign 1) or remove (-1) one PV's (CA monitored, PVA clients) from the totals."""
+    monitored, pva = flags
+    totals[0] += sign * bool(monitored)
+    totals[1] += sign * bool(pva)
+    totals[2] += sign * pva
