@@ -99,11 +99,17 @@ class ConnectionsView(Vertical):
         membership = False
         flags, totals = self._flags, self._totals
         for s in todo:
+            new = (s.ca_monitored, s.pva_clients)
             old = flags.get(s.name)
-            if old is not None:
-                _count(totals, old, -1)
-            flags[s.name] = new = (s.ca_monitored, s.pva_clients)
-            _count(totals, new, 1)
+            if old != new:  # running totals; inline: a new report walks every PV
+                if old is not None:
+                    totals[0] -= bool(old[0])
+                    totals[1] -= bool(old[1])
+                    totals[2] -= old[1]
+                totals[0] += bool(new[0])
+                totals[1] += bool(new[1])
+                totals[2] += new[1]
+                flags[s.name] = new
             cells = self._row(s)
             if cells is None:
                 membership |= rows.pop(s.name, None) is not None
@@ -176,10 +182,3 @@ class ConnectionsView(Vertical):
         for row in rows or []:
             table.add_row(*row)
 
-
-def _count(totals: list[int], flags: tuple[bool, int], sign: int) -> None:
-    """Add (sign 1) or remove (-1) one PV's (CA monitored, PVA clients) from the totals."""
-    monitored, pva = flags
-    totals[0] += sign * bool(monitored)
-    totals[1] += sign * bool(pva)
-    totals[2] += sign * pva
