@@ -1,4 +1,4 @@
-"""The CA monitor post, built like pcaspy builds it, without its Python dispatch.
+"""The CA monitor post, built like pcaspy builds it, without its Python overhead.
 
 pcaspy's ``SimplePV.updateValue`` builds a DBR_CTRL container gdd for every update (value,
 timestamp, status and all the control metadata, so that any DBR type a CA client asked for
@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from pcaspy import _cas, cas
-from pcaspy.driver import SimplePV, _dbr_d
+from pcaspy.driver import Driver, SimplePV, _dbr_d
 
 _new_gdd = _cas.new_gdd
 _create_dd = _cas.gdd_createDD
@@ -105,3 +105,26 @@ def post(pv: Any, db: Any) -> None:
         SimplePV.updateValue(pv, db)
         return
     _post_event(pv, db.mask, gdd)
+
+
+def install_fast_update_pvs(driver: Any) -> bool:
+    """Give ``driver`` an ``updatePVs`` that visits only the PVs changed since the last post.
+
+    pcaspy's calls ``updatePV`` for every PV of the driver (a call and two dict lookups
+    each, changed or not): the bench's batch plugin, 1,000 PVs flushed every 5 ms, spent
+    a fifth of a core there. Only when the driver's class overrides neither method (an
+    override may rely on being called for every PV); returns whether it was installed.
+    """
+    cls = type(driver)
+    if cls.updatePVs is not Driver.updatePVs or cls.updatePV is not Driver.updatePV:
+        return False
+    update = driver.updatePV
+
+    def updatePVs() -> None:
+        """Post update events on the PVs whose value, alarm or metadata changed."""
+        for reason, data in driver.pvDB.items():
+            if data.flag:
+                update(reason)
+
+    driver.updatePVs = updatePVs
+    return True

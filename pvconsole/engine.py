@@ -29,7 +29,7 @@ from pcaspy import SimpleServer, cas
 from pcaspy.driver import PVInfo, manager
 
 from . import plugins as plugin_loader
-from . import typemap
+from . import capost, typemap
 from .access import AccessError, AccessRules
 from .clients import ClientInfo, ClientTracker, capture_fd1, per_pv_counts, pva_report
 from .config import Config, ConfigError, check_port_free
@@ -320,6 +320,7 @@ class Engine:
         """Make ``driver`` the one pcaspy and the mirror call for plugin ``name``'s PVs."""
         manager.driver[plugin_loader.driver_port(name)] = driver
         self.drivers[name] = driver
+        capost.install_fast_update_pvs(driver)
         count = 0
         for entry in self.entries.values():
             if entry.plugin == name:

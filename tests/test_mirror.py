@@ -388,3 +388,25 @@ def test_port_in_use_fails_fast_with_the_port_named(engine_factory, tmp_path):
 
 def test_unset_float_alarm_limits_are_nan(engine, pva):
     assert math.isnan(pva(engine).get("T:PLAIN").valueAlarm.highAlarmLimit)
+
+
+def test_batched_updatepvs_posts_only_changed_pvs_unless_the_plugin_overrides(engine_factory, pva, tmp_path):
+    plugin = tmp_path / "counting.py"
+    plugin.write_text(
+        "from pcaspy import Driver\nprefix='CNT:'\npvdb={'A': {}, 'B': {}, 'C': {}}\n"
+        "class D(Driver):\n    calls = []\n"
+        "    def updatePV(self, reason):\n        self.calls.append(reason)\n"
+        "        super().updatePV(reason)\n")
+    engine = engine_factory(ALLTYPES, str(plugin))
+    fast, counting = engine.drivers["alltypes"], engine.drivers["counting"]
+    assert "updatePVs" in vars(fast)  # pcaspy's own, per PV, replaced by the changed-only one
+    assert "updatePVs" not in vars(counting)  # an override may rely on every call
+    ctx = pva(engine)
+    fast.setParam("INT", 11)
+    fast.setParam("SHORT", 12)
+    fast.updatePVs()
+    wait_for(lambda: (ctx.get("T:INT").value, ctx.get("T:SHORT").value) == (11, 12))
+    counting.setParam("B", 5.0)
+    counting.updatePVs()
+    assert sorted(counting.calls) == ["A", "B", "C"]
+    wait_for(lambda: ctx.get("CNT:B").value == 5.0)
