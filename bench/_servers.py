@@ -57,7 +57,7 @@ class BenchDriver(Driver):
         if STYLE == "batch":
             def write(r, v):
                 sp(r, v)
-            _writer.run(STYLE, REASONS, write, self.updatePVs)
+            _writer.run(STYLE, REASONS, write, lambda: self.updatePVs())  # looked up per call, as a plugin's loop does
         else:
             def write(r, v):
                 sp(r, v)
