@@ -20,7 +20,7 @@ P EXPOSED      int        PVs served over PVA
 P CA_RATE      float      updates/s posted to CA monitors
 P PVA_RATE     float      updates/s posted to PVA
 P MIRROR_LAG   float      worst time to post one update to PVA in the last second, ms
-P CLIENTS      char[]     JSON list of connected clients (every 2 s)
+P CLIENTS      char[]     JSON list of connected clients (every 2 s while watched, fresh on get)
 P PUTLOG       char[]     JSON list of the last 50 puts
 P EXPOSE       char[]     write ``"PATTERN on|off|ro"`` to change PVA exposure (ASG PVCONSOLE_CTL)
 P EXPOSE:RESULT char[]    what the last EXPOSE did
@@ -56,6 +56,8 @@ RO_ASG = "PVCONSOLE_RO"
 TEXT_BYTES = 65536
 PUTLOG_ENTRIES = 50
 CLIENTS_EVERY = 2.0
+#: A get of CLIENTS returns a report at most this old (seconds).
+CLIENTS_FRESH = 1.0
 
 
 def pvdb() -> dict[str, dict]:
@@ -135,7 +137,8 @@ class ControlDriver(Driver):
         self._cpu = _cpu_seconds()
         self._posts = (0, 0)
         self._t = time.monotonic()
-        self._clients_due = 0.0
+        self._clients_at = float("-inf")  # when CLIENTS was last refreshed (monotonic)
+        self._clients_name = ""  # set by start(): the CLIENTS PV's full name
         self._putlog_seq = -1
         self.setParam("EXPOSE:RESULT", "")
         self.updatePVs()
@@ -180,10 +183,27 @@ class ControlDriver(Driver):
             self._putlog_seq = engine.putlog.seq
             recs = [json.loads(r.to_json()) for r in engine.putlog.tail(PUTLOG_ENTRIES)]
             self.setParam("PUTLOG", _fit(recs))
-        if now >= self._clients_due:
-            self._clients_due = now + CLIENTS_EVERY
-            self.setParam("CLIENTS", _fit([asdict(c) for c in engine.clients()]))
+        if now - self._clients_at >= CLIENTS_EVERY and self._clients_watched():
+            self._refresh_clients()
         self.updatePVs()
+
+    def _clients_watched(self) -> bool:
+        entry = self.engine.entries.get(self._clients_name)
+        return entry is not None and (entry.ca_monitored or entry.pva_clients > 0)
+
+    def _refresh_clients(self) -> None:
+        """Put a fresh client report in CLIENTS. A report costs 10-20 ms of the driver
+        thread and the GIL with 1,000 channels: made only for somebody who looks (a
+        monitor, every CLIENTS_EVERY; a CA get; the first PVA channel)."""
+        self._clients_at = time.monotonic()
+        self.setParam("CLIENTS", _fit([asdict(c) for c in self.engine.clients()]))
+        self.updatePV("CLIENTS")
+
+    def read(self, reason: str) -> Any:
+        """A CA get (driver thread): CLIENTS is brought up to date first."""
+        if reason == "CLIENTS" and time.monotonic() - self._clients_at >= CLIENTS_FRESH:
+            self._refresh_clients()
+        return super().read(reason)
 
     def write(self, reason: str, value: Any) -> bool:
         if reason == "EXPOSE":
@@ -244,4 +264,7 @@ def _status_field(name: str) -> float:
 
 def start(engine: Any, prefix: str) -> ControlDriver:
     """Serve the control PVs for ``engine`` under ``prefix``."""
-    return engine.add_builtin("pvconsole", prefix, pvdb(), partial(ControlDriver, engine))
+    driver = engine.add_builtin("pvconsole", prefix, pvdb(), partial(ControlDriver, engine))
+    driver._clients_name = prefix + "CLIENTS"
+    engine.entry(driver._clients_name).on_connect = driver._refresh_clients
+    return driver

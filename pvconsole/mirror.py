@@ -90,7 +90,8 @@ class Entry:
 
     __slots__ = ("spec", "plugin", "meta", "driver", "ca_pv", "pva_pv", "value", "lock",
                  "exposure", "update", "data", "updates", "puts", "pva_clients",
-                 "ca_monitored", "pending", "last_post", "pva_type_name", "put_busy", "stale")
+                 "ca_monitored", "pending", "last_post", "pva_type_name", "put_busy", "stale",
+                 "on_connect")
 
     def __init__(self, spec: PVSpec, plugin: str) -> None:
         self.spec = spec
@@ -115,6 +116,9 @@ class Entry:
         self.put_busy = False
         #: driver data newer than the PVA value (held back while no PVA channel is open)
         self.stale = False
+        #: called (pvxs worker) when the first PVA channel opens, before the value is
+        #: brought up to date: a PV computed only while watched refreshes itself here
+        self.on_connect: Callable[[], None] | None = None
 
     @property
     def name(self) -> str:
@@ -308,6 +312,11 @@ class PvaMirror:
         before any operation of that channel: a PV nobody sees is not posted to (see
         :meth:`publish`), so the first channel brings it up to date here."""
         if clients:
+            if entry.on_connect is not None:
+                try:
+                    entry.on_connect()
+                except Exception:
+                    log.exception("%s: refresh on first PVA connect failed", entry.name)
             with entry.lock:
                 entry.pva_clients = clients
                 self.sync(entry)

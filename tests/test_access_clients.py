@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from p4p.client.thread import RemoteError
@@ -206,3 +207,30 @@ def test_parse_cas_show_reads_user_host_channels_monitors_fd():
     text = (ROOT / "tests" / "data" / "cas_show_level3.txt").read_text()
     [c] = clients.parse_cas_show(text)
     assert (c.user, c.host, c.channels, c.monitors, c.fd) == ("alice", "opi1", ["S:X", "S:N"], 2, 15)
+
+
+def test_clients_pv_is_made_only_for_someone_who_looks_and_is_fresh_when_read(engine_factory, pva, ca):
+    engine = engine_factory(ALLTYPES, control_prefix="CTL:")
+    reports = []
+    real = engine._clients_report
+    engine._clients_report = lambda: reports.append(1) or real()  # counts the costly reports
+    client = ca(engine)
+    client.monitor("T:INT")
+    ctx = pva(engine)
+    sub = ctx.monitor("T:FLOAT", lambda v: None)
+    try:
+        wait_for(lambda: engine.entry("T:FLOAT").pva_clients and engine.entry("T:INT").ca_monitored)
+        time.sleep(2.5)  # > CLIENTS_EVERY: the control thread ran, nobody watches CLIENTS
+        assert reports == []
+        text = ctx.get("CTL:CLIENTS").value  # first PVA channel: refreshed before the get
+        seen = {c["protocol"]: c["channels"] for c in json.loads(text)}
+        assert "T:FLOAT" in seen["pva"] and "T:INT" in seen["ca"]
+        assert reports
+        driver = engine.drivers["pvconsole"]
+        engine._clients_cache = (float("-inf"), None)
+        driver._clients_at = float("-inf")  # the last report is older than CLIENTS_FRESH
+        before = len(reports)
+        text = engine.run_on_driver_thread(lambda: driver.read("CLIENTS"))  # a CA get's path
+        assert len(reports) == before + 1 and "T:INT" in text
+    finally:
+        sub.close()
