@@ -56,6 +56,14 @@ def plain_cell(datum: Any) -> tuple[str, Any] | None:
     return None
 
 
+def _row_at(offsets: Any, y: int) -> Any:
+    """The row key of table line ``y`` (``DataTable._get_offsets``), None past the end."""
+    try:
+        return offsets(y)[0]
+    except (LookupError, IndexError):
+        return None
+
+
 class SteadyDataTable(DataTable):
     """DataTable that re-renders only what changed: on a switch back, on a cell update."""
 
@@ -88,6 +96,7 @@ class SteadyDataTable(DataTable):
             data, rows = self._data, self._row_locations
             row_caches = (self._row_render_cache, self._cell_render_cache)
             by_index, lines = self._row_renderable_cache, self._line_cache
+            offsets = self._get_offsets
         except AttributeError:
             for name, cells in changes.items():
                 for column, value in cells.items():
@@ -104,7 +113,10 @@ class SteadyDataTable(DataTable):
         indexes = {rows.get(k) for k in keys}
         for key in [k for k in by_index.keys() if k[1] in indexes]:  # (count, row index)
             by_index.discard(key)
-        lines.clear()  # per screen line; cheap to rebuild from the row caches
+        # screen lines are cached by table line; the lines of unchanged rows stay (row order
+        # only changes with sort/add/remove, which bump the counter every key holds)
+        for key in [k for k in lines.keys() if _row_at(offsets, k[0]) in keys]:
+            lines.discard(key)
         self.refresh()
 
     def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
