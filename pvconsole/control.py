@@ -130,15 +130,16 @@ def _neutralise_unknown_levels(text: str, path: Path) -> str:
 class ControlDriver(Driver):
     """Publishes the engine's health once a second; applies EXPOSE and ACF:TEST writes."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: Any, prefix: str) -> None:
         super().__init__()
         self.engine = engine
+        #: full name of the CLIENTS PV (its report is made only when somebody looks)
+        self.clients_pv = prefix + "CLIENTS"
         self._stop = threading.Event()
         self._cpu = _cpu_seconds()
         self._posts = (0, 0)
         self._t = time.monotonic()
         self._clients_at = float("-inf")  # when CLIENTS was last refreshed (monotonic)
-        self._clients_name = ""  # set by start(): the CLIENTS PV's full name
         self._putlog_seq = -1
         self.setParam("EXPOSE:RESULT", "")
         self.updatePVs()
@@ -184,14 +185,14 @@ class ControlDriver(Driver):
             recs = [json.loads(r.to_json()) for r in engine.putlog.tail(PUTLOG_ENTRIES)]
             self.setParam("PUTLOG", _fit(recs))
         if now - self._clients_at >= CLIENTS_EVERY and self._clients_watched():
-            self._refresh_clients()
+            self.refresh_clients()
         self.updatePVs()
 
     def _clients_watched(self) -> bool:
-        entry = self.engine.entries.get(self._clients_name)
+        entry = self.engine.entries.get(self.clients_pv)
         return entry is not None and (entry.ca_monitored or entry.pva_clients > 0)
 
-    def _refresh_clients(self) -> None:
+    def refresh_clients(self) -> None:
         """Put a fresh client report in CLIENTS. A report costs 10-20 ms of the driver
         thread and the GIL with 1,000 channels: made only for somebody who looks (a
         monitor, every CLIENTS_EVERY; a CA get; the first PVA channel)."""
@@ -202,7 +203,7 @@ class ControlDriver(Driver):
     def read(self, reason: str) -> Any:
         """A CA get (driver thread): CLIENTS is brought up to date first."""
         if reason == "CLIENTS" and time.monotonic() - self._clients_at >= CLIENTS_FRESH:
-            self._refresh_clients()
+            self.refresh_clients()
         return super().read(reason)
 
     def write(self, reason: str, value: Any) -> bool:
@@ -264,7 +265,6 @@ def _status_field(name: str) -> float:
 
 def start(engine: Any, prefix: str) -> ControlDriver:
     """Serve the control PVs for ``engine`` under ``prefix``."""
-    driver = engine.add_builtin("pvconsole", prefix, pvdb(), partial(ControlDriver, engine))
-    driver._clients_name = prefix + "CLIENTS"
-    engine.entry(driver._clients_name).on_connect = driver._refresh_clients
+    driver = engine.add_builtin("pvconsole", prefix, pvdb(), partial(ControlDriver, engine, prefix))
+    engine.entry(driver.clients_pv).on_connect = driver.refresh_clients
     return driver
