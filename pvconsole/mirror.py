@@ -265,19 +265,14 @@ class PvaMirror:
             entry.updates += 1
             t0 = time.perf_counter()
             with entry.lock:  # checked under the lock: exposure and clients change concurrently
-                V = entry.value
-                if V is not None and entry.pva_clients:
-                    if data.mask & DBE_PROPERTY:
-                        self._refresh_meta(entry, V)
-                    entry.update(V, *snap)
-                    _RawSharedPV.post(entry.pva_pv, V)
-                    V.unmark()
-                else:  # nobody sees the PVA value: bring it up to date on first connect
+                posted = entry.value is not None and entry.pva_clients
+                if posted:
+                    self._post(entry, snap, data.mask & DBE_PROPERTY)
+                else:  # nobody sees the PVA value: sync() brings it up to date on first connect
                     entry.stale = True
-                    V = None
                     if data.mask & DBE_PROPERTY:
                         entry.meta = typemap.meta_from_info(entry.ca_pv.info)
-            if V is not None:
+            if posted:
                 dt = time.perf_counter() - t0
                 if dt > self.worst_post:
                     self.worst_post = dt
@@ -326,22 +321,27 @@ class PvaMirror:
 
     def sync(self, entry: Entry) -> None:
         """Post the newest driver data if a change was held back (caller holds entry.lock)."""
-        V = entry.value
-        if V is None or not entry.stale:
+        if entry.value is None or not entry.stale:
             return
         entry.stale = False
         try:
-            self._refresh_meta(entry, V)
-            entry.update(V, *entry.data)
-            _RawSharedPV.post(entry.pva_pv, V)
+            self._post(entry, entry.data, True)  # metadata too: it may have changed meanwhile
         except Exception:
             self.report_error(entry, "PVA post failed")
-        V.unmark()
 
-    def _refresh_meta(self, entry: Entry, V: Any) -> None:
-        entry.meta = typemap.meta_from_info(entry.ca_pv.info)
-        typemap.apply_meta(V, entry.spec, entry.meta)
-        entry.update.reset()
+    def _post(self, entry: Entry, snap: tuple, meta: bool) -> None:
+        """Write ``snap`` (and the metadata) into the PV's persistent Value and post the
+        changed fields (caller holds entry.lock, the PV is exposed)."""
+        V = entry.value
+        try:
+            if meta:
+                entry.meta = typemap.meta_from_info(entry.ca_pv.info)
+                typemap.apply_meta(V, entry.spec, entry.meta)
+                entry.update.reset()
+            entry.update(V, *snap)
+            _RawSharedPV.post(entry.pva_pv, V)
+        finally:
+            V.unmark()
 
     def report_error(self, entry: Entry, what: str) -> None:
         """Log a failure once per PV and kind (a bad driver value would flood the log)."""

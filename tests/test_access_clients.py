@@ -227,8 +227,7 @@ def test_clients_pv_is_made_only_for_someone_who_looks_and_is_fresh_when_read(en
         assert "T:FLOAT" in seen["pva"] and "T:INT" in seen["ca"]
         assert reports
         driver = engine.drivers["pvconsole"]
-        engine._clients_cache = (float("-inf"), None)
-        driver._clients_at = float("-inf")  # the last report is older than CLIENTS_FRESH
+        engine._clients_cache = (float("-inf"), None)  # the shared report has aged out
         before = len(reports)
         text = engine.run_on_driver_thread(lambda: driver.read("CLIENTS"))  # a CA get's path
         assert len(reports) == before + 1 and "T:INT" in text
