@@ -12,8 +12,9 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from datetime import tzinfo
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from textual import work
 from textual.app import App, ScreenStackError
@@ -42,6 +43,17 @@ log = logging.getLogger("pvconsole.tui")
 
 #: Names listed in the confirmation question before "and N more".
 CONFIRM_NAMES = 5
+
+
+@contextmanager
+def _unless_shutting_down(what: str) -> Iterator[None]:
+    """Every view is mounted for the app's lifetime: a widget (or the screen stack) can be
+    missing only when a timer or a worker's result fires while the app tears its screens
+    down on exit. That is not an error."""
+    try:
+        yield
+    except (NoMatches, ScreenStackError):
+        log.debug("%s during shutdown", what, exc_info=True)
 
 
 class PvConsoleApp(App[int]):
@@ -130,12 +142,8 @@ class PvConsoleApp(App[int]):
         """Drain the engine: changed PVs, new puts, new log lines; update what is shown."""
         if not self.loaded:
             return
-        try:
+        with _unless_shutting_down("poll"):
             self._poll()
-        except (NoMatches, ScreenStackError):
-            # every view is mounted for the app's lifetime: a widget can be missing only
-            # when a timer fires while the app tears its screens down on exit
-            log.debug("poll during shutdown", exc_info=True)
 
     def _poll(self) -> None:
         changed = self._changes.drain()
@@ -168,11 +176,9 @@ class PvConsoleApp(App[int]):
         if not self.loaded and self._changes is None:
             return
         self.status.sample(self.source.stats(), self.clock())
-        try:
+        with _unless_shutting_down("stats"):
             for header in self.screen.query(StatusHeader):
                 header.show(self.status)
-        except (NoMatches, ScreenStackError):  # shutting down (see poll)
-            log.debug("stats during shutdown", exc_info=True)
 
     def _show_connections(self, changed: list[PVState] | None = None) -> None:
         self.main.query_one(ConnectionsView).show(self.states.values(), self.known_clients, changed)
@@ -181,10 +187,9 @@ class PvConsoleApp(App[int]):
         """Ask for a client report when a screen that shows clients is visible."""
         if not self.live or not self.loaded:
             return
-        try:
+        shown = False
+        with _unless_shutting_down("client refresh"):
             shown = self._connections_shown() or isinstance(self.screen, DetailsScreen)
-        except (NoMatches, ScreenStackError):  # shutting down (see poll)
-            return
         if shown:
             self._fetch_clients()
 
@@ -202,14 +207,11 @@ class PvConsoleApp(App[int]):
 
     def _clients_ready(self, known: list[dict[str, Any]] | None) -> None:
         self.known_clients = known
-        try:
+        with _unless_shutting_down("client report"):
             if self._connections_shown():
                 self._show_connections()
             elif isinstance(self.screen, DetailsScreen):
                 self.screen.show(self.states[self.screen.state.name])
-        except (NoMatches, ScreenStackError):
-            # a report that lands while the app tears its screens down on exit
-            log.debug("client report during shutdown", exc_info=True)
 
     def _on_theme(self, theme: Any) -> None:
         table = self.pv_view.table
