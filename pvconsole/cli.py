@@ -84,9 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def setup_logging(stream, verbose: int) -> None:
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.getLogger().handlers[:] = [handler]
+    set_log_levels(verbose)
+
+
+def set_log_levels(verbose: int) -> None:
+    """-v: pcaspy's debug messages; -vv: everything at debug level."""
+    logging.getLogger().setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
     logging.getLogger("pcaspy").setLevel(logging.DEBUG if verbose > 0 else logging.WARNING)
 
 

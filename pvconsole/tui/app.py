@@ -8,6 +8,7 @@ changes run in a worker thread because they write the state file.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -22,6 +23,7 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.widgets import ContentSwitcher
 
+from ..cli import set_log_levels
 from ..config import Config
 from ..engine import settle_gc
 from ..mirror import PVState
@@ -30,7 +32,7 @@ from .logbuffer import LogBuffer
 from .screens.confirm import ConfirmScreen
 from .screens.details import DetailsScreen
 from .screens.main import MainScreen
-from .settings import CLIENTS_INTERVAL, GIL_SWITCH_INTERVAL, REFRESH, STATS_INTERVAL
+from .settings import CLIENTS_INTERVAL, REFRESH, STATS_INTERVAL, UI_NICE
 from .source import DataSource, clients, putlog_since, set_exposure_many
 from .status import StatusModel
 from .widgets.connections import ConnectionsView
@@ -99,6 +101,7 @@ class PvConsoleApp(App[int]):
         self.loaded = False
         #: Newest client report (dicts), None when the engine cannot tell or not fetched yet.
         self.known_clients: list[dict[str, Any]] | None = None
+        self._gone_told = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -176,6 +179,11 @@ class PvConsoleApp(App[int]):
         if not self.loaded and self._changes is None:
             return
         self.status.sample(self.source.stats(), self.clock())
+        gone = getattr(self.source, "gone", "")
+        if gone and not self._gone_told:  # the engine process died (a plugin crashed it)
+            self._gone_told = True
+            log.error("%s: PVs are no longer served", gone)
+            self.notify(f"{gone}: PVs are no longer served", severity="error", timeout=3600)
         with _unless_shutting_down("stats"):
             for header in self.screen.query(StatusHeader):
                 header.show(self.status)
@@ -348,29 +356,28 @@ class PvConsoleApp(App[int]):
 # ---------------------------------------------------------------------- entry point
 
 def run_console(cfg: Config, verbose: int) -> int:
-    """Run the engine with the console until the operator quits; 0 after a clean stop."""
-    from ..engine import Engine, StartupError
-    from ..fdcapture import capture
+    """Run the engine with the console until the operator quits; 0 after a clean stop.
 
-    fds = capture()  # from here on, what the C libraries print lands in the log
-    # The UI thread runs Python for milliseconds at a time (layout, rendering); every
-    # server thread that gave up the GIL (a PVA post, a socket call) then waits for the
-    # switch interval to get it back. 5 ms (CPython's default) per hand-over halves a
-    # plugin's update rate while the console draws; 0.5 ms keeps it level with headless.
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+    The engine runs in a child process (:mod:`pvconsole.enginehost`): drawing the console
+    takes the GIL for tens of milliseconds at a time, which the servers must not wait for.
+    """
+    from ..engine import StartupError
+    from ..fdcapture import capture
+    from .remote import RemoteSource
+
+    fds = capture()  # anything a library prints in this process lands in the log too
     buffer = LogBuffer()
-    root = logging.getLogger()
-    root.handlers[:] = [buffer]
-    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
-    logging.getLogger("pcaspy").setLevel(logging.DEBUG if verbose > 0 else logging.WARNING)
-    engine = Engine(cfg)
+    logging.getLogger().handlers[:] = [buffer]
+    set_log_levels(verbose)
     try:
-        engine.start()
+        source = RemoteSource.start(cfg, verbose, buffer)
     except StartupError as e:
         fds.restore()
         print(f"pvconsole: error: {e}", file=sys.stderr)
         return 2
-    app = PvConsoleApp(engine, log_buffer=buffer)
+    if UI_NICE:
+        os.nice(UI_NICE)  # this thread, and every thread the app starts from here on
+    app = PvConsoleApp(source, log_buffer=buffer)
 
     def on_sigterm(signum: int, frame: Any) -> None:
         # signal handlers run on the UI thread; exit from a helper thread via the app's loop
@@ -380,7 +387,10 @@ def run_console(cfg: Config, verbose: int) -> int:
     try:
         app.run()
     finally:
-        engine.stop()
+        code = source.stop()
         log.info("stopped")
         fds.restore()
+    if code not in (0, None) and source.gone:
+        print(f"pvconsole: {source.gone}", file=sys.stderr)
+        return 1
     return 0

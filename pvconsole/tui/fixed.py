@@ -18,6 +18,7 @@ from ..exposure import match
 from ..mirror import PVState
 from ..putlog import PutLog, PutRecord
 from ..typemap import PVSpec
+from .source import EntryView
 
 #: 2026-01-15 02:00:00 UTC: the frozen "now" of fixed sources.
 FIXED_NOW = 1768442400.0
@@ -92,15 +93,6 @@ class FixedPlugin:
     driver: str = ""
 
 
-@dataclass
-class FixedEntry:
-    """What ``Engine.entry`` returns that the console reads."""
-
-    spec: PVSpec
-    meta: typemap.Meta
-    plugin: str
-
-
 class FixedChanges:
     """Change stream of a fixed source: what :meth:`FixedSource.push` queued."""
 
@@ -122,7 +114,7 @@ class FixedSource:
         Args:
             extra: Synthetic PVs to add (``SIM:nnnnn``), for benchmarks.
         """
-        self.entries: dict[str, FixedEntry] = {}
+        self.entries: dict[str, EntryView] = {}
         self.states: dict[str, PVState] = {}
         self.plugins = []
         self._subs: list[FixedChanges] = []
@@ -148,7 +140,7 @@ class FixedSource:
             spec.name, (spec.initial if spec.initial is not None else 0.0, 0, 0, None, False, 0))
         if exposure is None:
             exposure = "off" if not spec.expose else "ro" if spec.readonly else "on"
-        self.entries[spec.name] = FixedEntry(spec, spec.meta, plugin)
+        self.entries[spec.name] = EntryView(spec, spec.meta, plugin)
         self.states[spec.name] = PVState(
             name=spec.name, plugin=plugin, ca_type=spec.ca_type, pva_type=typemap.pva_type_name(spec),
             value=value, text=typemap.format_value(spec, spec.meta, value), severity=sev,
@@ -182,7 +174,7 @@ class FixedSource:
             pva_posts=sum(800 + 60 * (k % 7) for k in range(n)), worst_post_ms=0.05 * (n % 4),
             errors=0, puts=self.putlog.seq, ca="127.0.0.1:5064", pva="127.0.0.1:5075", uptime=3723.0)
 
-    def entry(self, name: str) -> FixedEntry:
+    def entry(self, name: str) -> EntryView:
         return self.entries[name]
 
     def pva_structure(self, name: str) -> Any:

@@ -50,10 +50,15 @@ class LogBuffer(logging.Handler):
         except Exception:
             self.handleError(record)
             return
+        self.extend([line])
+
+    def extend(self, lines: list[LogLine]) -> None:
+        """Add lines formatted elsewhere (the engine process's log)."""
         with self._lock_:
-            if len(self._lines) == self._lines.maxlen:
-                self.dropped += 1
-            self._lines.append(line)
+            room = self._lines.maxlen
+            if room is not None:
+                self.dropped += max(0, len(self._lines) + len(lines) - room)
+            self._lines.extend(lines)
 
     def drain(self) -> list[LogLine]:
         """Everything buffered since the last drain, oldest first."""

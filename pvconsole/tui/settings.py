@@ -41,6 +41,7 @@ VALUE_WIDTH = _int("PVCONSOLE_TUI_VALUE_WIDTH", 28)
 #: Seconds between client reports while the connections or details screen shows. The CA
 #: report runs on the driver thread, so it is fetched in a worker and not more often.
 CLIENTS_INTERVAL = _float("PVCONSOLE_TUI_CLIENTS", 2.0)
-#: Seconds a thread may hold the GIL while another waits for it (``sys.setswitchinterval``)
-#: in console mode: short, so that server threads are not starved while the UI draws.
-GIL_SWITCH_INTERVAL = _float("PVCONSOLE_GIL_SWITCH_INTERVAL", 0.0005)
+#: Niceness added to the console's process once the engine process runs: when the cores
+#: are busy (a plugin writing flat out), the servers get them first and the console what
+#: is left; on an idle host it changes nothing. 0 keeps the console level with the servers.
+UI_NICE = _int("PVCONSOLE_TUI_NICE", 10)

@@ -9,10 +9,28 @@ missing in an older engine (per-client details, batch exposure changes).
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any, Iterable, Protocol
 
 from ..mirror import PVState
+from ..typemap import Meta, PVSpec
+
+
+@dataclass
+class EntryView:
+    """What the console reads of one PV's engine entry (``DataSource.entry``).
+
+    Attributes:
+        spec: The pcaspy definition as parsed.
+        meta: Its current metadata (limits, units, enums).
+        plugin: Plugin that serves it.
+        extra: CA server fields the definition does not hold (``adel``, ``mdel``).
+    """
+
+    spec: PVSpec
+    meta: Meta
+    plugin: str
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Changes(Protocol):
@@ -35,7 +53,7 @@ class DataSource(Protocol):
 
     def entry(self, name: str) -> Any: ...
 
-    def pva_structure(self, name: str) -> Any: ...
+    def pva_structure(self, name: str) -> Any: ...  # a p4p Value or its todict()
 
     def set_exposure(self, pattern: str, mode: str) -> list[str]: ...
 
@@ -90,3 +108,18 @@ def putlog_for_pv(source: DataSource, name: str, n: int) -> list[Any]:
     """The last ``n`` puts to one PV."""
     log = getattr(source, "putlog", None)
     return log.for_pv(name, n) if log is not None else []
+
+
+def entry_extra(entry: Any) -> dict[str, Any]:
+    """``adel``/``mdel`` of an entry: an :class:`EntryView`'s, or read from the engine's
+    CA server object."""
+    if isinstance(entry, EntryView):
+        return entry.extra
+    info = getattr(getattr(entry, "ca_pv", None), "info", None)
+    return {k: getattr(info, k) for k in ("adel", "mdel") if hasattr(info, k)}
+
+
+def served_dict(source: DataSource, name: str) -> dict[str, Any] | None:
+    """The PVA structure served for ``name`` as a dict, None when PVA is off for it."""
+    served = source.pva_structure(name)
+    return served.todict() if hasattr(served, "todict") else served

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Static
 from ...mirror import PVState
 from .. import fmt
 from ..mapping import mapping_rows
-from ..source import DataSource, putlog_for_pv
+from ..source import DataSource, entry_extra, putlog_for_pv, served_dict
 from ..settings import DETAIL_PUTS
 from ..widgets.header import StatusHeader
 from ..widgets.keybar import KeyBar
@@ -97,11 +97,8 @@ class DetailsScreen(Screen):
 
     def _show_mapping(self, s: PVState) -> None:
         entry = self.source.entry(s.name)
-        served_value = self.source.pva_structure(s.name)
-        served = served_value.todict() if served_value is not None else None
-        info = getattr(getattr(entry, "ca_pv", None), "info", None)
-        extra = {k: getattr(info, k) for k in ("adel", "mdel") if hasattr(info, k)}
-        rows = mapping_rows(entry.spec, entry.meta, s.text, served, extra)
+        rows = mapping_rows(entry.spec, entry.meta, s.text, served_dict(self.source, s.name),
+                            entry_extra(entry))
         table = self.query_one("#mapping", DataTable)
         if table.row_count == len(rows):
             for i, row in enumerate(rows):

@@ -1,0 +1,207 @@
+"""The engine in a process of its own, serving a console over one pipe.
+
+Why a process: the console draws in Python. In the servers' process every frame holds the
+GIL that the CA loop, the PVA posts and the plugins' threads need, so a view switch (a
+full-screen compositor pass, 50-150 ms with 10,000 PVs) stalled the servers and the
+servers' load slowed the keys. Here the engine runs as ``--headless`` does, plus one
+thread that pushes what a console shows (changed PVs, log lines, puts, counters) every
+``PUSH_INTERVAL`` and answers its requests. A console that dies or is closed only costs
+the engine its pipe: end of file on the pipe stops the engine as SIGTERM does.
+
+Wire format (``multiprocessing.connection`` pickles, one duplex connection):
+
+- console -> engine: the :class:`~pvconsole.config.Config` first, then
+  ``("call", id, method, args)`` for a method in :data:`CALLS`, or ``("stop",)``.
+- engine -> console: ``("started", info)`` or ``("failed", message)`` once, then
+  ``("push", state_rows, log_lines, put_records, stats)`` (:func:`state_rows`) and
+  ``("reply", id, ok, result_or_message)``, and ``("stopped",)`` last.
+
+Run as ``python -m pvconsole.enginehost FD VERBOSE`` by :mod:`pvconsole.tui.remote`;
+the engine starts in this process only after the configuration arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, is_dataclass
+from multiprocessing.connection import Connection
+from typing import Any, Callable
+
+from .mirror import PVState
+from .tui.logbuffer import LogBuffer
+from .tui.source import EntryView, entry_extra, served_dict
+
+log = logging.getLogger("pvconsole.host")
+
+#: Seconds between pushes to the console (it redraws every 0.25 s). Changes of one PV
+#: within it go as one; each state costs the servers' process ~5 us to send.
+PUSH_INTERVAL = 0.2
+#: States built between two GIL hand-overs (~0.2 ms of the servers' process).
+PAUSE_EVERY = 32
+#: Seconds between engine counters in the pushes.
+STATS_INTERVAL = 1.0
+#: What a console may call (name -> what answers it, given the engine and the args).
+CALLS: dict[str, Callable[..., Any]] = {
+    "snapshot": lambda engine: state_rows(engine.snapshot()),
+    "entry": lambda engine, name: entry_view(engine, name),
+    "pva_structure": served_dict,  # a p4p Value does not pickle
+    "set_exposure": lambda engine, pattern, mode: engine.set_exposure(pattern, mode),
+    "set_exposure_many": lambda engine, names, mode: engine.set_exposure_many(names, mode),
+    "clients": lambda engine: [asdict(c) if is_dataclass(c) else dict(c) for c in engine.clients()],
+    "putlog_for_pv": lambda engine, name, n: engine.putlog.for_pv(name, n) if engine.putlog else [],
+    "pva_client_conf": lambda engine: engine.pva_client_conf(),
+}
+#: Calls answered in order with the pushes (a snapshot must not be older than a push
+#: the console applies after it).
+ORDERED = {"snapshot"}
+
+
+def state_rows(states: list[PVState]) -> list[tuple]:
+    """PV states as plain tuples: a fifth of the pickling time of the dataclasses, paid
+    by the servers' process for every change the console is sent."""
+    return [tuple(vars(s).values()) for s in states]
+
+
+def states_from_rows(rows: list[tuple]) -> list[PVState]:
+    """The console's side of :func:`state_rows`."""
+    return [PVState(*row) for row in rows]
+
+
+def entry_view(engine: Any, name: str) -> EntryView:
+    """The parts of an engine entry the details screen reads, without its server objects."""
+    entry = engine.entry(name)
+    return EntryView(entry.spec, entry.meta, entry.plugin, entry_extra(entry))
+
+
+class EngineHost:
+    """Serves one console over ``conn`` until it asks to stop or goes away."""
+
+    def __init__(self, engine: Any, conn: Connection, logs: LogBuffer) -> None:
+        self.engine = engine
+        self.conn = conn
+        self.logs = logs
+        self.stopping = threading.Event()
+        self._send_lock = threading.Lock()
+        self._ordered: queue.SimpleQueue[tuple[int, str, tuple]] = queue.SimpleQueue()
+        self._changes = engine.subscribe()
+        self._put_seq = 0
+
+    def send(self, message: tuple) -> bool:
+        """Send one message; False once the console is gone."""
+        try:
+            with self._send_lock:
+                self.conn.send(message)
+            return True
+        except (OSError, EOFError, BrokenPipeError):
+            self.stopping.set()
+            return False
+
+    def run(self) -> None:
+        """Push until stopped; requests are read by a thread of their own."""
+        threading.Thread(target=self._receive, name="host-recv", daemon=True).start()
+        next_stats = 0.0
+        while not self.stopping.is_set():
+            self._answer_ordered()
+            now = time.monotonic()
+            stats = None
+            if now >= next_stats:
+                stats, next_stats = self.engine.stats(), now + STATS_INTERVAL
+            self.push(stats)
+            self.stopping.wait(PUSH_INTERVAL)
+
+    def push(self, stats: Any = None) -> None:
+        """Send what changed since the last push (nothing when nothing did)."""
+        states = self._changes.drain(pause_every=PAUSE_EVERY)
+        lines = self.logs.drain()
+        puts = self.engine.putlog.since(self._put_seq) if self.engine.putlog is not None else []
+        if puts:
+            self._put_seq = puts[-1].seq
+        if states or lines or puts or stats is not None:
+            self.send(("push", state_rows(states), lines, puts, stats))
+
+    def _answer_ordered(self) -> None:
+        while True:
+            try:
+                call_id, method, args = self._ordered.get_nowait()
+            except queue.Empty:
+                return
+            self.push()  # everything older goes first
+            self._answer(call_id, method, args)
+
+    def _receive(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                message = self.conn.recv()
+            except (EOFError, OSError):
+                log.info("console gone: stopping")
+                break
+            if message[0] == "stop":
+                break
+            if message[0] != "call":
+                log.warning("unknown message from the console: %r", message[0])
+                continue
+            _, call_id, method, args = message
+            if method in ORDERED:
+                self._ordered.put((call_id, method, args))
+            else:  # a client report waits for the driver thread: never hold up the others
+                threading.Thread(target=self._answer, args=(call_id, method, args),
+                                 name=f"host-{method}", daemon=True).start()
+        self.stopping.set()
+
+    def _answer(self, call_id: int, method: str, args: tuple) -> None:
+        fn = CALLS.get(method)
+        try:
+            if fn is None:
+                raise ValueError(f"unknown call {method!r}")
+            reply = ("reply", call_id, True, fn(self.engine, *args))
+        except Exception as e:  # the console shows the message; the engine keeps serving
+            log.debug("call %s failed", method, exc_info=True)
+            reply = ("reply", call_id, False, f"{type(e).__name__}: {e}")
+        self.send(reply)
+
+
+def main(argv: list[str]) -> int:
+    """Child entry point: configuration from the pipe, engine, serve, stop."""
+    from .cli import set_log_levels
+    from .engine import Engine, StartupError
+    from .fdcapture import capture
+
+    conn = Connection(int(argv[0]))
+    verbose = int(argv[1]) if len(argv) > 1 else 0
+    cfg = conn.recv()
+    fds = capture()  # what the C libraries print goes to the console's log screen
+    logs = LogBuffer()
+    logging.getLogger().handlers[:] = [logs]
+    set_log_levels(verbose)
+    engine = Engine(cfg)
+    try:
+        engine.start()
+    except StartupError as e:
+        conn.send(("failed", str(e)))
+        fds.restore()
+        return 2
+    host = EngineHost(engine, conn, logs)
+    # the console owns the terminal and stops this process; SIGTERM sent to it directly
+    # (a service manager killing the process group) stops it the same way
+    signal.signal(signal.SIGTERM, lambda *_: host.stopping.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    host.send(("started", {"plugins": list(engine.plugins), "stats": engine.stats(), "pid": os.getpid()}))
+    try:
+        host.run()
+    finally:
+        engine.stop()
+        log.info("stopped")
+        host.push()
+        host.send(("stopped",))
+        fds.restore()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

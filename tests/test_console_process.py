@@ -1,0 +1,235 @@
+"""The console's engine in a process of its own (pvconsole.enginehost + tui.remote).
+
+Real engine process on loopback ports, real PVA client: what the console reads through
+:class:`RemoteSource` is what the engine serves, operator actions reach PVA clients, the
+engine stops with the console, when the console goes away, and says why it cannot start.
+The last test runs ``pvconsole`` itself in a pseudo-terminal and quits it with ``q``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pty
+import select
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from p4p.client.thread import Context, TimeoutError as PvaTimeout
+
+from pvconsole.engine import StartupError
+from pvconsole.loopback import beacon_sink, free_port, loopback_config
+from pvconsole.tui.app import PvConsoleApp
+from pvconsole.tui.logbuffer import LogBuffer
+from pvconsole.tui.remote import EngineGone, RemoteSource
+from pvconsole.tui.widgets.putlog import PutLogView
+
+PSU = str(Path(__file__).resolve().parent.parent / "ioc_plugins" / "psu.py")
+WAIT = 10.0
+
+
+def wait_for(cond: Callable[[], object], what: str, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def gone(pid: int) -> bool:
+    """True once ``pid`` is no more (a zombie not yet reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.fixture
+def logs() -> LogBuffer:
+    return LogBuffer()
+
+
+@pytest.fixture
+def remote(tmp_path: Path, logs: LogBuffer):
+    source = RemoteSource.start(loopback_config([PSU], tmp_path / "state"), 0, logs)
+    try:
+        yield source
+    finally:
+        source.stop()
+
+
+@pytest.fixture
+def pva(remote: RemoteSource):
+    ctx = Context("pva", conf=remote.pva_client_conf(), useenv=False)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+def test_remote_source_reads_what_the_engine_serves(remote: RemoteSource, pva: Context,
+                                                    logs: LogBuffer) -> None:
+    changes = remote.subscribe()
+    states = {s.name: s for s in remote.snapshot()}
+    assert {"PSU:VOLT", "PSU:MODE", "PSU:MSG"} <= set(states)
+    assert states["PSU:MODE"].pva_type == "NTEnum"
+    assert remote.stats().pvs == len(states)
+    assert [p.name for p in remote.plugins if not p.error] == ["psu"]
+
+    pva.put("PSU:MSG", "from pva")
+    seen: list = []
+    wait_for(lambda: seen.extend(changes.drain()) or any(
+        s.name == "PSU:MSG" and s.value == "from pva" for s in seen), "the put in the change stream")
+    wait_for(lambda: any(r.pv == "PSU:MSG" and r.protocol == "pva" and r.result == "accepted"
+                         for r in remote.putlog.since(0)), "the put in the put log")
+    assert [r.requested for r in remote.putlog.for_pv("PSU:MSG", 5)][-1] == "from pva"
+
+    entry = remote.entry("PSU:VOLT")
+    assert entry.spec.name == "PSU:VOLT" and entry.meta.unit == "V" and entry.plugin == "psu"
+    served = remote.pva_structure("PSU:VOLT")
+    assert served["display"]["units"] == "V" and served["value"] == pva.get("PSU:VOLT").real
+    clients = remote.clients()
+    assert any(c["protocol"] == "pva" and "PSU:VOLT" in c["channels"] for c in clients)
+    wait_for(lambda: any("serving" in line.message for line in logs.drain()),
+             "the engine's log in the console's buffer")
+
+
+def test_exposure_and_refusals_through_the_pipe(remote: RemoteSource, pva: Context,
+                                                logs: LogBuffer) -> None:
+    assert pva.get("PSU:CURR", timeout=5) is not None
+    assert remote.set_exposure("PSU:CURR", "off") == ["PSU:CURR"]
+    with pytest.raises(PvaTimeout):
+        pva.get("PSU:CURR", timeout=1.0)
+    assert remote.set_exposure_many(["PSU:CURR"], "on") == ["PSU:CURR"]
+    wait_for(lambda: _gets(pva, "PSU:CURR"), "PSU:CURR back on PVA", timeout=40)
+    with pytest.raises(ValueError, match="no PV matches"):
+        remote.set_exposure("NO:SUCH:*", "off")
+    with pytest.raises(ValueError, match="unknown call"):
+        remote.call("shutdown_everything")
+    lines: list = []
+    wait_for(lambda: lines.extend(logs.drain()) or any("PVA exposure off: PSU:CURR" in x.message
+                                                       for x in lines), "the exposure change logged")
+
+
+def _gets(ctx: Context, name: str) -> bool:
+    try:
+        ctx.get(name, timeout=1.0)
+        return True
+    except PvaTimeout:
+        return False
+
+
+def test_engine_stops_when_the_console_goes_away(tmp_path: Path, logs: LogBuffer) -> None:
+    cfg = loopback_config([PSU], tmp_path / "state")
+    source = RemoteSource.start(cfg, 0, logs)
+    pid = source.proc.pid
+    # the console died: the kernel closes its end of the pipe
+    socket.socket(fileno=os.dup(source.conn.fileno())).shutdown(socket.SHUT_RDWR)
+    wait_for(lambda: source.proc.poll() is not None, "the engine process to exit")
+    assert source.proc.returncode == 0
+    wait_for(lambda: source.gone, "the console to notice")
+    with pytest.raises(EngineGone):
+        source.call("snapshot")
+    assert gone(pid)
+    with socket.socket() as s:  # its PVA port is free again
+        s.bind(("127.0.0.1", cfg.pva_port))
+
+
+def test_stop_is_clean_and_fast(tmp_path: Path, logs: LogBuffer) -> None:
+    source = RemoteSource.start(loopback_config([PSU], tmp_path / "state"), 0, logs)
+    t0 = time.monotonic()
+    assert source.stop() == 0
+    assert time.monotonic() - t0 < 2.0
+
+
+def test_port_in_use_is_a_one_line_startup_error(tmp_path: Path, logs: LogBuffer) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cfg = loopback_config([PSU], tmp_path / "state", )
+        cfg.pva_port = port
+        with pytest.raises(StartupError) as err:
+            RemoteSource.start(cfg, 0, logs)
+    message = str(err.value)
+    assert str(port) in message and "\n" not in message
+
+
+def test_console_over_the_engine_process(remote: RemoteSource, pva: Context) -> None:
+    async def body() -> None:
+        app = PvConsoleApp(remote, refresh=0.05, stats_interval=0.2)
+        async with app.run_test(size=(120, 40)) as pilot:
+            deadline = time.monotonic() + WAIT
+            while not app.loaded or len(app.states) != remote.stats().pvs:
+                assert time.monotonic() < deadline, "table never loaded"
+                await pilot.pause(0.05)
+            pva.put("PSU:MSG", "hello console")
+            await pilot.press("3")
+            view = app.main.query_one(PutLogView)
+            while not any("hello console" in str(cell) for row in _rows(view) for cell in row):
+                assert time.monotonic() < deadline + WAIT, "put never shown"
+                await pilot.pause(0.05)
+            await pilot.press("q")
+    asyncio.run(body())
+
+
+def _rows(view: PutLogView) -> list[list]:
+    table = view.query_one("#put-table")
+    return [table.get_row_at(i) for i in range(table.row_count)]
+
+
+def test_pvconsole_in_a_terminal_quits_on_q_and_takes_the_engine_along(tmp_path: Path) -> None:
+    args = [sys.executable, "-m", "pvconsole", "--plugin", PSU, "--state-dir", str(tmp_path / "state"),
+            "--ca-intf", "127.0.0.1", "--ca-port", str(free_port(udp=True)),
+            "--ca-beacon-addr", "127.0.0.1", "--ca-beacon-port", str(beacon_sink()),
+            "--pva-intf", "127.0.0.1", "--pva-port", str(free_port()),
+            "--pva-broadcast-port", str(free_port(udp=True))]
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40",
+           "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO"}
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    screen = b""
+
+    def read(timeout: float) -> None:
+        nonlocal screen
+        if select.select([master], [], [], timeout)[0]:
+            try:
+                screen += os.read(master, 65536)
+            except OSError:
+                pass
+
+    try:
+        deadline = time.monotonic() + 30
+        while b"PSU:VOLT" not in screen:
+            assert time.monotonic() < deadline and proc.poll() is None, screen[-2000:]
+            read(0.2)
+        children = _children(proc.pid)
+        assert children, "the engine runs in a child process"
+        os.write(master, b"q")
+        deadline = time.monotonic() + 10
+        while proc.poll() is None:
+            assert time.monotonic() < deadline, "console did not quit"
+            read(0.1)
+        assert proc.returncode == 0
+        assert all(gone(pid) for pid in children)
+        assert b"CAS:" not in screen and b"Traceback" not in screen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            out += [int(c) for c in f.read().split()]
+    return out
