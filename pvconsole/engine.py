@@ -516,7 +516,7 @@ class Engine:
         return EngineStats(
             pvs=len(self.entries),
             exposed=sum(1 for e in self.entries.values() if e.pva_pv is not None),
-            updates=sum(e.updates for e in self.entries.values()),
+            updates=m.updates,
             ca_posts=m.ca_posts, pva_posts=m.pva_posts, worst_post_ms=worst * 1000,
             errors=m.errors, puts=self.putlog.seq if self.putlog else 0,
             ca=self.ca_address(), pva=self.pva_address(),

@@ -246,6 +246,7 @@ class PvaMirror:
         self.asyn_timeout = asyn_timeout
         self.subscribers: list[set] = []
         self.sub_lock = threading.Lock()
+        self.updates = 0  # every driver update, all PVs (stats without a walk over them)
         self.pva_posts = 0
         self.ca_posts = 0
         self.errors = 0
@@ -263,6 +264,7 @@ class PvaMirror:
             snap = (data.value, data.alarm, data.severity, t.secPastEpoch, t.nsec)
             entry.data = snap
             entry.updates += 1
+            self.updates += 1
             t0 = time.perf_counter()
             with entry.lock:  # checked under the lock: exposure and clients change concurrently
                 posted = entry.value is not None and entry.pva_clients
