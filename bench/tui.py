@@ -167,7 +167,7 @@ def render(results: dict) -> str:
            f"{a['pvs']:,} float PVs, {a['seconds']:g} s window after {a['warmup']:g} s warm-up; one CA "
            "and one PVA client monitor every PV. *console* = `pvconsole` in a "
            f"{COLS}x{ROWS} pseudo-terminal, *headless* = `pvconsole --headless`; same plugin, "
-           "same clients. Server CPU includes the console (same process).", "",
+           "same clients. Server CPU and RSS: the console's process and the engine's (its child) together.", "",
            "| load | mode | driver writes/s | CA upd/s | CA p50 / p99 ms | PVA upd/s | PVA p50 / p99 ms "
            "| server CPU % | RSS MB | keys | key→screen p50 / p95 / max ms | < 100 ms |",
            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
