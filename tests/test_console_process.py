@@ -17,9 +17,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
-
 import pytest
+from conftest import pva_context, wait_for
 from p4p.client.thread import Context, TimeoutError as PvaTimeout
 
 from pvconsole.engine import StartupError
@@ -31,14 +30,6 @@ from pvconsole.tui.widgets.putlog import PutLogView
 
 PSU = str(Path(__file__).resolve().parent.parent / "ioc_plugins" / "psu.py")
 WAIT = 10.0
-
-
-def wait_for(cond: Callable[[], object], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def gone(pid: int) -> bool:
@@ -66,7 +57,7 @@ def remote(tmp_path: Path, logs: LogBuffer):
 
 @pytest.fixture
 def pva(remote: RemoteSource):
-    ctx = Context("pva", conf=remote.pva_client_conf(), useenv=False)
+    ctx = pva_context(remote.pva_client_conf())
     try:
         yield ctx
     finally:
@@ -85,19 +76,18 @@ def test_remote_source_reads_what_the_engine_serves(remote: RemoteSource, pva: C
     pva.put("PSU:MSG", "from pva")
     seen: list = []
     wait_for(lambda: seen.extend(changes.drain()) or any(
-        s.name == "PSU:MSG" and s.value == "from pva" for s in seen), "the put in the change stream")
+        s.name == "PSU:MSG" and s.value == "from pva" for s in seen), timeout=WAIT)
     wait_for(lambda: any(r.pv == "PSU:MSG" and r.protocol == "pva" and r.result == "accepted"
-                         for r in remote.putlog.since(0)), "the put in the put log")
+                         for r in remote.putlog.since(0)), timeout=WAIT)
     assert [r.requested for r in remote.putlog.for_pv("PSU:MSG", 5)][-1] == "from pva"
 
     entry = remote.entry("PSU:VOLT")
     assert entry.spec.name == "PSU:VOLT" and entry.meta.unit == "V" and entry.plugin == "psu"
     served = remote.pva_structure("PSU:VOLT")
-    assert served["display"]["units"] == "V" and served["value"] == pva.get("PSU:VOLT").real
+    assert served["display"]["units"] == "V" and served["value"] == pva.get("PSU:VOLT")["value"]
     clients = remote.clients()
     assert any(c["protocol"] == "pva" and "PSU:VOLT" in c["channels"] for c in clients)
-    wait_for(lambda: any("serving" in line.message for line in logs.drain()),
-             "the engine's log in the console's buffer")
+    wait_for(lambda: any("serving" in line.message for line in logs.drain()), timeout=WAIT)
 
 
 def test_exposure_and_refusals_through_the_pipe(remote: RemoteSource, pva: Context,
@@ -107,14 +97,14 @@ def test_exposure_and_refusals_through_the_pipe(remote: RemoteSource, pva: Conte
     with pytest.raises(PvaTimeout):
         pva.get("PSU:CURR", timeout=1.0)
     assert remote.set_exposure_many(["PSU:CURR"], "on") == ["PSU:CURR"]
-    wait_for(lambda: _gets(pva, "PSU:CURR"), "PSU:CURR back on PVA", timeout=40)
+    wait_for(lambda: _gets(pva, "PSU:CURR"), timeout=40)  # back on PVA (a client's search backs off)
     with pytest.raises(ValueError, match="no PV matches"):
         remote.set_exposure("NO:SUCH:*", "off")
     with pytest.raises(ValueError, match="unknown call"):
         remote.call("shutdown_everything")
     lines: list = []
     wait_for(lambda: lines.extend(logs.drain()) or any("PVA exposure off: PSU:CURR" in x.message
-                                                       for x in lines), "the exposure change logged")
+                                                       for x in lines), timeout=WAIT)
 
 
 def _gets(ctx: Context, name: str) -> bool:
@@ -131,9 +121,9 @@ def test_engine_stops_when_the_console_goes_away(tmp_path: Path, logs: LogBuffer
     pid = source.proc.pid
     # the console died: the kernel closes its end of the pipe
     socket.socket(fileno=os.dup(source.conn.fileno())).shutdown(socket.SHUT_RDWR)
-    wait_for(lambda: source.proc.poll() is not None, "the engine process to exit")
+    wait_for(lambda: source.proc.poll() is not None, timeout=WAIT)  # the engine process to exit
     assert source.proc.returncode == 0
-    wait_for(lambda: source.gone, "the console to notice")
+    wait_for(lambda: source.gone, timeout=WAIT)  # the console to notice
     with pytest.raises(EngineGone):
         source.call("snapshot")
     assert gone(pid)
