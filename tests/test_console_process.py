@@ -12,6 +12,7 @@ import asyncio
 import os
 import pty
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -167,6 +168,25 @@ def test_console_over_the_engine_process(remote: RemoteSource, pva: Context) -> 
                 await pilot.pause(0.05)
             await pilot.press("q")
     asyncio.run(body())
+
+
+def test_console_stays_up_when_the_engine_process_dies(remote: RemoteSource) -> None:
+    async def body() -> None:
+        app = PvConsoleApp(remote, refresh=0.05, stats_interval=0.1)
+        async with app.run_test(size=(120, 40)) as pilot:
+            deadline = time.monotonic() + WAIT
+            while not app.loaded:
+                assert time.monotonic() < deadline, "table never loaded"
+                await pilot.pause(0.05)
+            os.kill(remote.proc.pid, signal.SIGKILL)  # a plugin's C extension crashed it
+            while not any("engine process exited" in str(n.message) for n in app._notifications):
+                assert time.monotonic() < deadline + WAIT, "the console never said so"
+                await pilot.pause(0.05)
+            await pilot.press("enter", "escape", "2", "1")  # details and views still work
+            assert app.is_running and app.current_view == "pvs"
+            await pilot.press("q")
+    asyncio.run(body())
+    assert remote.stop() == -signal.SIGKILL
 
 
 def _rows(view: PutLogView) -> list[list]:

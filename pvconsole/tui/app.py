@@ -390,7 +390,7 @@ def run_console(cfg: Config, verbose: int) -> int:
         code = source.stop()
         log.info("stopped")
         fds.restore()
-    if code not in (0, None) and source.gone:
-        print(f"pvconsole: {source.gone}", file=sys.stderr)
+    if code != 0:  # it died while the console ran, or had to be killed
+        print(f"pvconsole: {source.gone or 'engine process did not stop: killed'}", file=sys.stderr)
         return 1
     return 0

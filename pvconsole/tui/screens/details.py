@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import tzinfo
 from typing import Any
 
@@ -21,6 +22,8 @@ from ..settings import DETAIL_PUTS
 from ..widgets.header import StatusHeader
 from ..widgets.keybar import KeyBar
 from ..widgets.putlog import PUT_COLUMNS, put_cells
+
+log = logging.getLogger("pvconsole.tui")
 
 MAP_COLUMNS = ("pcaspy field", "definition", "PVA field", "served")
 
@@ -79,9 +82,12 @@ class DetailsScreen(Screen):
         title.append(f"  plugin {state.plugin}   {state.ca_type} → {state.pva_type}")
         self.query_one("#pv-title", Static).update(title)
         self.query_one("#pv-state", Static).update(self._state_table(state, dark))
-        self._show_mapping(state)
         self._show_clients(state)
-        self._show_puts()
+        try:
+            self._show_mapping(state)
+            self._show_puts()
+        except RuntimeError as e:  # the engine process is gone: keep what is shown
+            log.warning("details of %s: %s", state.name, e)
 
     def _state_table(self, s: PVState, dark: bool) -> Table:
         t = Table.grid(padding=(0, 2))
