@@ -68,13 +68,10 @@ class RemotePutLog:
         self._source = source
         self._lock = threading.Lock()
         self._records: deque[PutRecord] = deque(maxlen=MEMORY_ENTRIES)
-        self.seq = 0
 
     def add(self, records: list[PutRecord]) -> None:
         with self._lock:
             self._records.extend(records)
-            if records:
-                self.seq = records[-1].seq
 
     def since(self, seq: int) -> list[PutRecord]:
         with self._lock:
