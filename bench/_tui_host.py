@@ -4,7 +4,9 @@ bench/tui.py starts this in a pseudo-terminal with the same arguments it would g
 ``pvconsole`` and types view keys into the terminal. Each time a frame that is about to be
 written to the terminal shows a different view than the frame before, one JSON line
 ``{"t": <time.time()>, "view": ..., "frames": <frames so far>}`` is appended to
-``$BENCH_UI_FRAMES``: key time -> first such frame is the key-to-screen latency.
+``$BENCH_UI_FRAMES``: key time -> first such frame is the key-to-screen latency. Each key the app receives is
+stamped too (``{"t", "key"}``), and each such frame with the time its write took, so the
+latency splits into key delivery, the app's work and the frame's output.
 The app, the engine and the loop are the product's own (``run_console``); only
 ``App._display`` is wrapped, which is where Textual hands a frame to the terminal driver.
 """
@@ -17,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from textual import events
 
 from pvconsole import cli
 from pvconsole.tui import app as console
@@ -33,8 +37,15 @@ class StampedApp(console.PvConsoleApp):
         self._frames = 0
         self._shown = ""
 
+    async def on_event(self, event: Any) -> None:
+        if isinstance(event, events.Key):  # when the app gets the key (a bench diagnostic)
+            self._stamps.write(json.dumps({"t": time.time(), "key": event.key}) + "\n")
+        await super().on_event(event)
+
     def _display(self, screen: Any, renderable: Any) -> None:
+        t0 = time.perf_counter()
         super()._display(screen, renderable)
+        took = (time.perf_counter() - t0) * 1000.0
         if renderable is None:
             return
         self._frames += 1
@@ -44,7 +55,8 @@ class StampedApp(console.PvConsoleApp):
             return
         if view != self._shown:
             self._shown = view
-            self._stamps.write(json.dumps({"t": time.time(), "view": view, "frames": self._frames}) + "\n")
+            self._stamps.write(json.dumps({"t": time.time(), "view": view, "frames": self._frames,
+                                           "display_ms": round(took, 1)}) + "\n")
 
 
 def main(argv: list[str]) -> int:

@@ -115,21 +115,30 @@ class ConsoleServer(mirror.Server):
         return {"ui": key_latencies(self.keys, self.shown())}
 
 
-def key_latencies(keys: list[tuple[float, str]], frames: list[dict]) -> dict:
-    """Key written -> first frame showing its view (before the next key), in ms."""
-    lat, missed = [], 0
+def key_latencies(keys: list[tuple[float, str]], stamps: list[dict]) -> dict:
+    """Key written -> first frame showing its view (before the next key), in ms; per key
+    also when the app got it and how long writing that frame took (where the time goes)."""
+    frames = [f for f in stamps if "view" in f]
+    got = [f["t"] for f in stamps if "key" in f]
+    lat, missed, per_key = [], 0, []
     for i, (t, view) in enumerate(keys):
         t_next = keys[i + 1][0] if i + 1 < len(keys) else float("inf")
-        hit = next((f["t"] for f in frames if f["view"] == view and t <= f["t"] < t_next), None)
+        hit = next((f for f in frames if f["view"] == view and t <= f["t"] < t_next), None)
+        seen = next((g for g in got if t <= g < t_next), None)
         if hit is None:
             missed += 1
         else:
-            lat.append((hit - t) * 1000.0)
+            lat.append((hit["t"] - t) * 1000.0)
+        per_key.append({"view": view,
+                        "ms": None if hit is None else round((hit["t"] - t) * 1000.0, 1),
+                        "key_seen_ms": None if seen is None else round((seen - t) * 1000.0, 1),
+                        "display_ms": None if hit is None else hit.get("display_ms")})
     lat.sort()
     pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")  # noqa: E731
     return {"keys": len(keys), "missed": missed, "p50_ms": pick(0.5), "p95_ms": pick(0.95),
             "max_ms": lat[-1] if lat else float("nan"),
-            "under_100ms_pct": 100.0 * sum(x < 100 for x in lat) / len(keys) if keys else float("nan")}
+            "under_100ms_pct": 100.0 * sum(x < 100 for x in lat) / len(keys) if keys else float("nan"),
+            "per_key": per_key}
 
 
 def typist(interval: float):

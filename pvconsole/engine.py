@@ -29,7 +29,7 @@ from pcaspy import SimpleServer, cas
 from pcaspy.driver import PVInfo, manager
 
 from . import plugins as plugin_loader
-from . import capost, typemap
+from . import capost, gcpolicy, typemap
 from .access import AccessError, AccessRules
 from .clients import ClientInfo, ClientTracker, capture_fd1, per_pv_counts, pva_report
 from .config import Config, ConfigError, check_port_free
@@ -44,15 +44,6 @@ log = logging.getLogger(__name__)
 CAS_POLL = float(os.environ.get("PVCONSOLE_CAS_POLL", "0.005"))
 #: Seconds a client report is shared between callers (console, control PVs, ctl).
 CLIENTS_MAX_AGE = float(os.environ.get("PVCONSOLE_CLIENTS_MAX_AGE", "1.0"))
-
-
-def settle_gc() -> None:
-    """Move what exists now (PV tables, drivers, Values) out of the cyclic collector's
-    reach. A full collection walks every live object while holding the GIL: with 10,000
-    PVs that was 100-750 ms during which neither server nor console moved. Objects made
-    later are still collected as usual."""
-    gc.collect()
-    gc.freeze()
 
 
 class _CAServer(SimpleServer):
@@ -262,7 +253,7 @@ class Engine:
             raise
         log.info("serving %d PVs from %d plugin(s): CA %s, PVA %s", len(self.entries),
                  sum(1 for p in self.plugins if not p.error), self.ca_address(), self.pva_address())
-        settle_gc()
+        gcpolicy.settle()
 
     def stop(self) -> None:
         """Stop serving: PVA clients disconnect, CA server closed, files flushed."""

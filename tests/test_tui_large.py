@@ -156,3 +156,29 @@ async def test_key_bar_follows_the_view() -> None:
     assert "PVA on/off" in on_pvs and "palette" in on_pvs
     assert "Follow" in on_puts and "PVA on/off" not in on_puts
     assert back == on_pvs
+
+
+@run
+async def test_connections_follow_a_new_client_report_and_changes_made_while_hidden() -> None:
+    source, app = console(50)
+    quiet = next(n for n, s in sorted(source.states.items())
+                 if not (s.ca_monitored or s.pva_clients) and n.startswith("SIM"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("2")
+        await pilot.pause()
+        table = app.main.query_one("#pv-clients")
+        assert quiet not in rendered(table)
+        report = [*source.clients(), {"protocol": "ca", "peer": "127.0.0.1:5", "user": "op",
+                                      "host": "h", "channels": [quiet], "monitors": 1, "since": 0}]
+        app._clients_ready(report, connections.client_counts(report))  # the worker's hand-over
+        await pilot.pause()
+        row = next(line for line in rendered(table).splitlines() if quiet in line)
+        assert row.split()[1] == "1"  # its CA client count, from the report's counts
+        await pilot.press("1")  # hidden: a change is noted, shown on the way back
+        source.push(replace(source.states[quiet], pva_clients=4))
+        app.poll()
+        await pilot.press("2")
+        await pilot.pause()
+        row = next(line for line in rendered(table).splitlines() if quiet in line)
+        assert row.split()[1:3] == ["1", "4"]

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import tzinfo
 from typing import Any, Callable, Iterator
 
-from textual import work
+from textual import events, work
 from textual.app import App, ScreenStackError
 from textual.binding import Binding
 from textual.css.query import NoMatches
@@ -25,15 +25,15 @@ from textual.widgets import ContentSwitcher
 
 from ..cli import set_log_levels
 from ..config import Config
-from ..engine import settle_gc
+from ..gcpolicy import IdleCollector, settle
 from ..mirror import PVState
 from .commands import ConsoleCommands
 from .logbuffer import LogBuffer
 from .screens.confirm import ConfirmScreen
 from .screens.details import DetailsScreen
 from .screens.main import MainScreen
-from .settings import CLIENTS_INTERVAL, REFRESH, STATS_INTERVAL, UI_NICE
-from .source import DataSource, clients, putlog_since, set_exposure_many
+from .settings import CLIENTS_INTERVAL, GC_CHECK, GC_INTERVAL, REFRESH, STATS_INTERVAL, UI_NICE
+from .source import DataSource, client_counts, clients, putlog_since, set_exposure_many
 from .status import StatusModel
 from .widgets.connections import ConnectionsView
 from .widgets.header import StatusHeader
@@ -101,7 +101,11 @@ class PvConsoleApp(App[int]):
         self.loaded = False
         #: Newest client report (dicts), None when the engine cannot tell or not fetched yet.
         self.known_clients: list[dict[str, Any]] | None = None
+        #: Per-PV (CA, PVA) counts of that report (made in the worker that fetched it).
+        self.known_counts: dict[str, tuple[int, int]] | None = None
+        self._clients_at = -1e9  # time.monotonic() when the newest report arrived
         self._gone_told = False
+        self.gc = IdleCollector(GC_INTERVAL)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -123,13 +127,23 @@ class PvConsoleApp(App[int]):
                 self.notify(f"plugin {plugin.name} not loaded: {plugin.error}", severity="error",
                             timeout=30)
         self.loaded = True
-        settle_gc()  # the table's 10,000 rows too
+        settle()  # the table's 10,000 rows too
         if not self.live:
-            self.known_clients = clients(self.source)
+            self._clients_ready(*self._client_report())
         if self.live:
             self.set_interval(CLIENTS_INTERVAL, self.refresh_clients, name="clients")
             self.set_interval(self.refresh_interval, self.poll, name="poll")
             self.set_interval(self.stats_interval, self.sample_stats, name="stats")
+            self.gc.defer()  # full collections when the operator is not typing
+            self.set_interval(GC_CHECK, self.gc.poll, name="gc")
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.MouseDown)):
+            self.gc.input_seen()
+        await super().on_event(event)
+
+    def on_unmount(self) -> None:
+        self.gc.restore()
 
     # ------------------------------------------------------------------ views
 
@@ -160,11 +174,12 @@ class PvConsoleApp(App[int]):
         with self.batch_update():
             pv_view = self.pv_view
             pv_view.table.apply(changed)
+            self.main.query_one(ConnectionsView).note(changed)
             if main_visible and self.current_view == "pvs":
                 pv_view.table.flush()
                 pv_view.update_info()
             if main_visible and self.current_view == "connections":
-                self._show_connections(changed)
+                self._show_connections()
             self.main.query_one(PutLogView).add(records)
             if lines:
                 self.main.query_one(ServerLog).add(lines)
@@ -188,12 +203,20 @@ class PvConsoleApp(App[int]):
             for header in self.screen.query(StatusHeader):
                 header.show(self.status)
 
-    def _show_connections(self, changed: list[PVState] | None = None) -> None:
-        self.main.query_one(ConnectionsView).show(self.states.values(), self.known_clients, changed)
+    def _show_connections(self) -> None:
+        self.main.query_one(ConnectionsView).show(self.states, self.known_clients, self.known_counts)
 
-    def refresh_clients(self) -> None:
-        """Ask for a client report when a screen that shows clients is visible."""
+    def refresh_clients(self, fresh: bool = False) -> None:
+        """Ask for a client report when a screen that shows clients is visible.
+
+        Args:
+            fresh: Only when the newest report is older than ``CLIENTS_INTERVAL`` (a view
+                switch shows the one it has: with 10,000 channels a CA report holds the
+                CA server's thread for tens of milliseconds).
+        """
         if not self.live or not self.loaded:
+            return
+        if fresh and time.monotonic() - self._clients_at < CLIENTS_INTERVAL:
             return
         shown = False
         with _unless_shutting_down("client refresh"):
@@ -207,14 +230,22 @@ class PvConsoleApp(App[int]):
     @work(thread=True, exclusive=True, group="clients", name="clients")
     def _fetch_clients(self) -> None:
         """Worker thread: the engine's report waits for the driver thread."""
-        known = clients(self.source)
+        report = self._client_report()
         if not self.is_running:  # quit while the report was being made
             return
         # call_from_thread: one report every CLIENTS_INTERVAL, not a hot path
-        self.call_from_thread(self._clients_ready, known)
+        self.call_from_thread(self._clients_ready, *report)
 
-    def _clients_ready(self, known: list[dict[str, Any]] | None) -> None:
-        self.known_clients = known
+    def _client_report(self) -> tuple[list[dict[str, Any]] | None, dict[str, tuple[int, int]] | None]:
+        """The engine's client report and its per-PV counts (a walk over every channel of
+        every client: done here, in the worker, not on the UI thread)."""
+        known = clients(self.source)
+        return known, client_counts(known) if known is not None else None
+
+    def _clients_ready(self, known: list[dict[str, Any]] | None,
+                       counts: dict[str, tuple[int, int]] | None) -> None:
+        self.known_clients, self.known_counts = known, counts
+        self._clients_at = time.monotonic()
         with _unless_shutting_down("client report"):
             if self._connections_shown():
                 self._show_connections()
@@ -240,7 +271,7 @@ class PvConsoleApp(App[int]):
             self.pv_view.table.focus()
         elif view == "connections":
             self._show_connections()
-            self.refresh_clients()
+            self.refresh_clients(fresh=True)
             self.main.query_one("#pv-clients").focus()
         elif view == "puts":
             self.main.query_one("#put-table").focus()

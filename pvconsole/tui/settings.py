@@ -45,3 +45,9 @@ CLIENTS_INTERVAL = _float("PVCONSOLE_TUI_CLIENTS", 2.0)
 #: are busy (a plugin writing flat out), the servers get them first and the console what
 #: is left; on an idle host it changes nothing. 0 keeps the console level with the servers.
 UI_NICE = _int("PVCONSOLE_TUI_NICE", 10)
+#: Seconds between full garbage collections of the console's process, run only when no
+#: key was pressed for a while (a full collection holds the UI for 50-150 ms with 10,000
+#: PVs; see :mod:`pvconsole.gcpolicy`).
+GC_INTERVAL = _float("PVCONSOLE_TUI_GC", 60.0)
+#: Seconds between checks whether that collection is due.
+GC_CHECK = 1.0

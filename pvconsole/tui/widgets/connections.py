@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import tzinfo
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -55,7 +55,9 @@ class ConnectionsView(Vertical):
         self._pv_rows: dict[str, tuple] = {}
         self._clients: list[tuple] | None = []
         self._report: list[dict[str, Any]] | None = None  # the client report shown
-        self._counts: dict[str, tuple[int, int]] | None = None  # per PV, from that report
+        self._counts: Mapping[str, tuple[int, int]] | None = None  # per PV, from that report
+        self._seen: dict[str, tuple] = {}  # per PV: client flags and exposure last noted
+        self._dirty: set[str] = set()  # PVs to look at on the next show
         self._flags: dict[str, tuple[bool, int]] = {}  # per PV: CA monitored, PVA clients
         self._totals = [0, 0, 0]  # over _flags: PVs monitored on CA, PVs and channels on PVA
         self._summary: Text | None = None
@@ -78,44 +80,64 @@ class ConnectionsView(Vertical):
             pvs.add_column(label, key=key)
         self.query_one("#conn-note").display = False
 
-    def show(self, states: Iterable[PVState], clients: list[dict[str, Any]] | None,
-             changed: Iterable[PVState] | None = None) -> None:
-        """Bring both tables up to date (diffed by row key).
+    def note(self, changed: Iterable[PVState]) -> None:
+        """Remember the PVs whose client flags or exposure changed. Called on every poll,
+        shown or not (a dict lookup per change), so that showing the view walks only
+        those, not 10,000 PVs."""
+        seen, dirty = self._seen, self._dirty
+        for s in changed:
+            key = (s.ca_monitored, s.pva_clients, s.exposure)
+            if seen.get(s.name) != key:
+                seen[s.name] = key
+                dirty.add(s.name)
 
-        ``changed``: only these PVs changed since the last call and ``clients`` is the
-        same report as then, so only their rows are checked (a live update must not walk
-        10,000 PVs four times a second); otherwise every PV is.
+    def show(self, states: Mapping[str, PVState], clients: list[dict[str, Any]] | None,
+             counts: Mapping[str, tuple[int, int]] | None = None) -> None:
+        """Bring both tables up to date, touching only PVs that changed.
+
+        Args:
+            states: Every PV's newest state, by name.
+            clients: The client report (None: the engine cannot list clients).
+            counts: Per-PV (CA, PVA) client counts of that report (:func:`client_counts`,
+                computed off the UI thread); derived here when not given.
         """
-        if changed is None or clients is not self._report or self._counts is None:
+        dirty = self._dirty
+        if self._counts is None or clients is not self._report:
             self._show_clients(clients)
-            self._report = clients
-            self._counts = client_counts(clients) if clients is not None else {}
-            self._flags.clear()
-            self._totals = [0, 0, 0]
-            todo = list(states)
-        else:
-            todo = list(changed)
+            if counts is None:
+                counts = client_counts(clients) if clients is not None else {}
+            old, self._counts, self._report = self._counts, counts, clients
+            if old is None:  # first time: every PV
+                dirty.update(states)
+            else:  # a new report: the PVs whose counts differ
+                new = self._counts
+                dirty.update(n for n in old.keys() | new.keys() if old.get(n) != new.get(n))
         rows = self._pv_rows
         membership = False
-        flags, totals = self._flags, self._totals
-        for s in todo:
-            new = (s.ca_monitored, s.pva_clients)
-            old = flags.get(s.name)
-            if old != new:  # running totals; inline: a new report walks every PV
-                if old is not None:
-                    totals[0] -= bool(old[0])
-                    totals[1] -= bool(old[1])
-                    totals[2] -= old[1]
-                totals[0] += bool(new[0])
-                totals[1] += bool(new[1])
-                totals[2] += new[1]
-                flags[s.name] = new
+        flags, totals, seen = self._flags, self._totals, self._seen
+        for name in dirty:
+            s = states.get(name)
+            if s is None:
+                continue
+            seen[name] = (s.ca_monitored, s.pva_clients, s.exposure)
+            new_flags = (s.ca_monitored, s.pva_clients)
+            old_flags = flags.get(name)
+            if old_flags != new_flags:  # running totals; inline: the first show walks every PV
+                if old_flags is not None:
+                    totals[0] -= bool(old_flags[0])
+                    totals[1] -= bool(old_flags[1])
+                    totals[2] -= old_flags[1]
+                totals[0] += bool(new_flags[0])
+                totals[1] += bool(new_flags[1])
+                totals[2] += new_flags[1]
+                flags[name] = new_flags
             cells = self._row(s)
             if cells is None:
-                membership |= rows.pop(s.name, None) is not None
+                membership |= rows.pop(name, None) is not None
             else:
-                membership |= s.name not in rows
-                rows[s.name] = cells
+                membership |= name not in rows
+                rows[name] = cells
+        dirty.clear()
         self._sync_table(resort=membership)
         self._show_summary(clients)
 
