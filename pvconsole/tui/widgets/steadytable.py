@@ -117,7 +117,19 @@ class SteadyDataTable(DataTable):
         # only changes with sort/add/remove, which bump the counter every key holds)
         for key in [k for k in lines.keys() if _row_at(offsets, k[0]) in keys]:
             lines.discard(key)
-        self.refresh()
+        self._refresh_rows(indexes)
+
+    def _refresh_rows(self, indexes: set[int | None]) -> None:
+        """Repaint the on-screen lines of these rows only. ``refresh()`` with no region
+        drops the widget's whole line cache: every visible line would be styled again."""
+        if self._total_row_height != self.row_count:  # a row taller than a line: by hand
+            self.refresh()
+            return
+        top, height = round(self.scroll_y), self.size.height
+        header = self.header_height if self.show_header else 0
+        for i in indexes:
+            if i is not None and top <= i < top + height:
+                self.refresh_line(header + i)
 
     def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
                      cursor: bool = False, hover: bool = False) -> Any:
