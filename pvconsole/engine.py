@@ -228,29 +228,30 @@ class Engine:
         self.mirror.access = self._pva_access
         os.environ.update(cfg.ca_env())
         Engine._active = self
-        try:
-            self.access.start_ca()
-            self.ca_server = _CAServer()
-            self.thread = DriverThread(self.mirror)
-            for spec in plugin_loader.discover(cfg.plugins, cfg.plugins_dir):
-                self._load_plugin(spec)
-            if cfg.control_prefix:
-                self.control = control.start(self, cfg.control_prefix)
-            self.thread.start()  # CA serves while the PVA side is being built
+        with gcpolicy.loading():
             try:
-                self.pva_server = Server(providers=[self.mirror.provider], conf=cfg.pva_conf(), useenv=False)
-            except Exception as e:
-                raise StartupError(f"PVA server: {e}") from None
-            for entry in self.entries.values():
-                mode = self.exposure.get(entry.name, self._defaults[entry.name])
-                self.mirror.expose(entry, mode) if mode != Exposure.OFF else setattr(entry, "exposure", mode)
-            self.started = time.time()
-        except AccessError as e:
-            self.stop()
-            raise StartupError(str(e)) from None
-        except BaseException:
-            self.stop()
-            raise
+                self.access.start_ca()
+                self.ca_server = _CAServer()
+                self.thread = DriverThread(self.mirror)
+                for spec in plugin_loader.discover(cfg.plugins, cfg.plugins_dir):
+                    self._load_plugin(spec)
+                if cfg.control_prefix:
+                    self.control = control.start(self, cfg.control_prefix)
+                self.thread.start()  # CA serves while the PVA side is being built
+                try:
+                    self.pva_server = Server(providers=[self.mirror.provider], conf=cfg.pva_conf(), useenv=False)
+                except Exception as e:
+                    raise StartupError(f"PVA server: {e}") from None
+                for entry in self.entries.values():
+                    mode = self.exposure.get(entry.name, self._defaults[entry.name])
+                    self.mirror.expose(entry, mode) if mode != Exposure.OFF else setattr(entry, "exposure", mode)
+                self.started = time.time()
+            except AccessError as e:
+                self.stop()
+                raise StartupError(str(e)) from None
+            except BaseException:
+                self.stop()
+                raise
         log.info("serving %d PVs from %d plugin(s): CA %s, PVA %s", len(self.entries),
                  sum(1 for p in self.plugins if not p.error), self.ca_address(), self.pva_address())
         gcpolicy.settle()

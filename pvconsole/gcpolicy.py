@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import gc
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 #: Seconds without operator input before a deferred full collection may run.
 QUIET = 2.0
@@ -27,6 +28,20 @@ def settle() -> None:
     collected as usual."""
     gc.collect()
     gc.freeze()
+
+
+@contextmanager
+def loading() -> Iterator[None]:
+    """The collector off while building what lives as long as the process: every full
+    collection would walk the growing heap only to find nothing (five of them, ~0.35 s,
+    while loading 10,000 PVs). Call :func:`settle` after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class IdleCollector:

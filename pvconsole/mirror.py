@@ -20,8 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from p4p._p4p import SharedPV as _RawSharedPV
 from p4p.server import StaticProvider
@@ -48,9 +47,11 @@ class Exposure:
     ALL = (ON, OFF, READONLY)
 
 
-@dataclass(frozen=True)
-class PVState:
+class PVState(NamedTuple):
     """A consistent view of one PV for UIs (engine snapshot and change stream).
+
+    A named tuple, not a dataclass: one is made for every change a console is sent, on
+    both sides of the pipe, and a tuple is built six times faster (and pickles as one).
 
     Attributes:
         name: Full PV name.

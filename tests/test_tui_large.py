@@ -9,7 +9,6 @@ breaks the row-level cache handling shows up here.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from datetime import timezone
 
 from textual.geometry import Region
@@ -29,7 +28,7 @@ def rendered(widget) -> str:
 
 def changed(source: FixedSource, name: str, value: float) -> None:
     s = source.states[name]
-    source.push(replace(s, value=value, text=f"{value:.3f}", timestamp=s.timestamp + 1))
+    source.push(s._replace(value=value, text=f"{value:.3f}", timestamp=s.timestamp + 1))
 
 
 def run(test):
@@ -109,7 +108,7 @@ async def test_connections_lists_a_bounded_number_of_pvs() -> None:
             channels = sum(s.pva_clients for s in source.states.values())
             assert f"{channels} channel(s)" in summary
             before = source.states[first].pva_clients
-            source.push(replace(source.states[first], exposure="ro", pva_clients=7))
+            source.push(source.states[first]._replace(exposure="ro", pva_clients=7))
             app.poll()  # a live change reaches the listed row (row-level re-render)
             await pilot.pause()
             row = next(line for line in rendered(table).splitlines() if line.strip().startswith(first))
@@ -176,7 +175,7 @@ async def test_connections_follow_a_new_client_report_and_changes_made_while_hid
         row = next(line for line in rendered(table).splitlines() if quiet in line)
         assert row.split()[1] == "1"  # its CA client count, from the report's counts
         await pilot.press("1")  # hidden: a change is noted, shown on the way back
-        source.push(replace(source.states[quiet], pva_clients=4))
+        source.push(source.states[quiet]._replace(pva_clients=4))
         app.poll()
         await pilot.press("2")
         await pilot.pause()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import replace
 from datetime import timezone
 
 import pytest
@@ -98,7 +97,7 @@ def test_live_update_touches_the_row(snap_compare) -> None:
 
     def update(app: PvConsoleApp) -> None:
         s = source.states["PSU:VOLT"]
-        source.push(replace(s, value=96.0, text="96.000 V", severity=2, condition=3,
+        source.push(s._replace(value=96.0, text="96.000 V", severity=2, condition=3,
                             timestamp=FIXED_NOW))
         app.poll()
 

@@ -25,7 +25,7 @@ from textual.widgets import ContentSwitcher
 
 from ..cli import set_log_levels
 from ..config import Config
-from ..gcpolicy import IdleCollector, settle
+from ..gcpolicy import IdleCollector, loading, settle
 from ..mirror import PVState
 from .commands import ConsoleCommands
 from .logbuffer import LogBuffer
@@ -115,9 +115,10 @@ class PvConsoleApp(App[int]):
     def start_model(self) -> None:
         """Load the model; called by the main screen once its widgets exist."""
         self._changes = self.source.subscribe()  # before the snapshot: no change is lost
-        self.states = {s.name: s for s in self.source.snapshot()}
-        self.pv_view.table.dark = self.current_theme.dark
-        self.pv_view.load(list(self.states.values()))
+        with loading():  # 10,000 rows: settled below
+            self.states = {s.name: s for s in self.source.snapshot()}
+            self.pv_view.table.dark = self.current_theme.dark
+            self.pv_view.load(list(self.states.values()))
         self.sample_stats()
         self.poll()
         self.pv_view.table.focus()

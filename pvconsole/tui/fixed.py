@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..engine import EngineStats
 
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -192,7 +192,7 @@ class FixedSource:
         changed = [n for n in names if self.states[n].exposure != mode]
         for n in changed:
             s = self.states[n]
-            self.push(replace(s, exposure=mode, pva_clients=0 if mode == "off" else s.pva_clients))
+            self.push(s._replace(exposure=mode, pva_clients=0 if mode == "off" else s.pva_clients))
         return changed
 
     def clients(self) -> list[dict[str, Any]]:
