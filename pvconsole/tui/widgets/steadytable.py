@@ -94,7 +94,7 @@ class SteadyDataTable(DataTable):
         """
         try:
             data, rows = self._data, self._row_locations
-            row_caches = (self._row_render_cache, self._cell_render_cache)
+            row_cache, cell_cache = self._row_render_cache, self._cell_render_cache
             by_index, lines = self._row_renderable_cache, self._line_cache
             offsets = self._get_offsets
         except AttributeError:
@@ -103,13 +103,20 @@ class SteadyDataTable(DataTable):
                     self.update_cell(name, column, value)
             return
         keys = {RowKey(name) for name in changes}
+        cells_changed = set()
         for name, cells in changes.items():
-            row = data[RowKey(name)]
+            row_key = RowKey(name)
+            row = data[row_key]
             for column, value in cells.items():
-                row[ColumnKey(column)] = value
-        for cache in row_caches:  # keys start with the row key
-            for key in [k for k in cache.keys() if k[0] in keys]:
-                cache.discard(key)
+                column_key = ColumnKey(column)
+                row[column_key] = value
+                cells_changed.add((row_key, column_key))
+        for key in [k for k in row_cache.keys() if k[0] in keys]:  # (row key, ...)
+            row_cache.discard(key)
+        # (row key, column key, ...): the row's other cells stay rendered (a live value
+        # changes two cells of eleven)
+        for key in [k for k in cell_cache.keys() if k[:2] in cells_changed]:
+            cell_cache.discard(key)
         indexes = {rows.get(k) for k in keys}
         for key in [k for k in by_index.keys() if k[1] in indexes]:  # (count, row index)
             by_index.discard(key)
