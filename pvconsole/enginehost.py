@@ -44,6 +44,8 @@ log = logging.getLogger("pvconsole.host")
 PUSH_INTERVAL = 0.2
 #: States built between two GIL hand-overs (~0.2 ms of the servers' process).
 PAUSE_EVERY = 32
+#: States per push message (each pickled in one GIL hold of ~0.2 ms).
+SEND_EVERY = 64
 #: Seconds between engine counters in the pushes.
 STATS_INTERVAL = 1.0
 #: What a console may call (name -> what answers it, given the engine and the args).
@@ -122,8 +124,16 @@ class EngineHost:
         puts = self.engine.putlog.since(self._put_seq) if self.engine.putlog is not None else []
         if puts:
             self._put_seq = puts[-1].seq
-        if states or lines or puts or stats is not None:
-            self.send(("push", state_rows(states), lines, puts, stats))
+        if not (states or lines or puts or stats is not None):
+            return
+        # one message per SEND_EVERY states: pickling holds the GIL, and 400 states in one
+        # go (2,000 updates/s) held the servers' threads for ~1.5 ms
+        last = max(0, len(states) - 1) // SEND_EVERY * SEND_EVERY
+        for i in range(0, last, SEND_EVERY):
+            if not self.send(("push", state_rows(states[i:i + SEND_EVERY]), [], [], None)):
+                return
+            time.sleep(0)  # the servers' threads get the GIL between two messages
+        self.send(("push", state_rows(states[last:]), lines, puts, stats))
 
     def _answer_ordered(self) -> None:
         while True:

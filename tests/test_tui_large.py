@@ -181,3 +181,31 @@ async def test_connections_follow_a_new_client_report_and_changes_made_while_hid
         await pilot.pause()
         row = next(line for line in rendered(table).splitlines() if quiet in line)
         assert row.split()[1:3] == ["1", "4"]
+
+
+@run
+async def test_focus_redraws_the_cursor_row_only_and_it_shows_focus() -> None:
+    """Focus is left out of the table's render caches (a view switch must not re-render
+    every cell): the cursor row must still change with focus, the others must not."""
+    _, app = console(0)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        table = app.main.query_one(PVTable)
+
+        def lines() -> list[list]:
+            region = Region(0, 0, table.size.width, table.size.height)
+            return [list(strip) for strip in table.render_lines(region)]
+
+        cursor_line = 1 + table.cursor_coordinate.row  # below the header
+        focused = lines()
+        await pilot.press("slash")  # the filter input takes focus
+        await pilot.pause()
+        assert not table.has_focus
+        blurred = lines()
+        assert blurred[cursor_line] != focused[cursor_line]  # the cursor shows the blur
+        assert [l for i, l in enumerate(blurred) if i != cursor_line] == \
+            [l for i, l in enumerate(focused) if i != cursor_line]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert table.has_focus
+        assert lines() == focused

@@ -1,11 +1,12 @@
 """A DataTable that keeps its render caches across view switches and live updates, and
 renders plain one-line cells without Rich's layout machinery.
 
-Textual's DataTable drops every cached cell on any ``Resize`` and on any restyle. A view
-switch sends both to a table that is shown again (display toggle, focus in), so every
-switch back re-rendered a whole screen of cells (~100 ms for 160x48) on the thread the
-servers share the GIL with. The caches are keyed on the widget size, the base style and
-the focus state already, so at an unchanged size and theme they are still right.
+Textual's DataTable drops every cached cell on any ``Resize``, any restyle and any focus
+change, and a live ``update_cell`` re-renders every visible cell. A view switch sends all
+three to a table shown again, so every switch re-rendered a whole screen of cells. Here the
+caches are kept at an unchanged size and theme, focus is left out of their keys (it only
+changes the cursor row, which is redrawn), and a changed cell costs its own cell and its
+row's screen line.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.events import Resize
-from textual.geometry import Size
+from textual.geometry import Region, Size
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
@@ -64,6 +66,12 @@ def _row_at(offsets: Any, y: int) -> Any:
         return None
 
 
+#: DataTable internals the render-cache handling below uses (Textual 8).
+_INTERNALS = ("_data", "_row_locations", "_row_render_cache", "_cell_render_cache",
+              "_row_renderable_cache", "_line_cache", "_get_offsets", "_pseudo_class_state",
+              "_get_styles_to_render_cell", "_total_row_height")
+
+
 class SteadyDataTable(DataTable):
     """DataTable that re-renders only what changed: on a switch back, on a cell update."""
 
@@ -71,37 +79,73 @@ class SteadyDataTable(DataTable):
         super().__init__(*args, **kwargs)
         self._shown_size: Size | None = None
         self._styled_theme: str | None = None
+        #: DataTable's internals this class relies on are there (else: DataTable's ways).
+        self._steady = all(hasattr(self, name) for name in _INTERNALS)
 
     def notify_style_update(self) -> None:
         theme = self.app.theme
-        if theme != self._styled_theme:
+        if theme != self._styled_theme or not self._steady:
             self._styled_theme = theme
             super().notify_style_update()
             return
         super(DataTable, self).notify_style_update()
         self._get_styles_to_render_cell.cache_clear()  # not keyed on focus: always rebuilt
-        self._line_cache.clear()
+        self._forget_rows({self._cursor_row_key()})
         self.refresh()
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """DataTable keys every render cache on its pseudo-classes, focus included, so a
+        view switch (focus in) re-rendered every cell. Here focus is left out of the keys:
+        the app's CSS gives a focused table no tint of its own, so focus changes only the
+        cursor row, whose caches :meth:`notify_style_update` drops."""
+        if not self._steady:
+            return super().render_lines(crop)
+        self._pseudo_class_state = self.get_pseudo_class_state()._replace(focus=False)
+        return super(DataTable, self).render_lines(crop)
+
+    def _cursor_row_key(self) -> Any:
+        try:
+            return self._row_locations.get_key(self.cursor_coordinate.row)
+        except (AttributeError, KeyError, LookupError):
+            return None
+
+    def _forget_rows(self, keys: set[Any], cells: set[tuple] | None = None) -> set[int | None]:
+        """Drop the render cache entries of these rows (by row key); of their cells only
+        ``cells`` ((row key, column key) pairs) when given. Returns the rows' indexes."""
+        for key in [k for k in self._row_render_cache.keys() if k[0] in keys]:  # (row key, ...)
+            self._row_render_cache.discard(key)
+        cell_cache = self._cell_render_cache  # (row key, column key, ...)
+        drop = [k for k in cell_cache.keys() if (k[:2] in cells if cells is not None else k[0] in keys)]
+        for key in drop:
+            cell_cache.discard(key)
+        rows = self._row_locations
+        indexes = {rows.get(k) for k in keys}
+        by_index = self._row_renderable_cache
+        for key in [k for k in by_index.keys() if k[1] in indexes]:  # (count, row index)
+            by_index.discard(key)
+        # screen lines are cached by table line; the lines of other rows stay (row order
+        # only changes with sort/add/remove, which bump the counter every key holds)
+        offsets = self._get_offsets
+        for key in [k for k in self._line_cache.keys() if _row_at(offsets, k[0]) in keys]:
+            self._line_cache.discard(key)
+        return indexes
+
     def set_cells(self, changes: dict[str, dict[str, Any]]) -> None:
-        """Write changed cells, re-rendering only their rows.
+        """Write changed cells, re-rendering only those cells and their rows' lines.
 
         ``DataTable.update_cell`` bumps a table-wide counter that every render cache is
         keyed on, so one changed cell re-renders every visible cell (~50 ms for a 160x48
-        table, on the thread the servers share the GIL with). Here the
-        cells are written and only the cache entries of the changed rows are dropped.
-        Falls back to ``update_cell`` if a Textual release renames those internals.
+        table, on the thread the servers share the GIL with). Here the cells are written
+        and only the cache entries of the changed cells and rows are dropped (a live value
+        changes two cells of eleven). Falls back to ``update_cell`` if a Textual release
+        renames those internals.
         """
-        try:
-            data, rows = self._data, self._row_locations
-            row_cache, cell_cache = self._row_render_cache, self._cell_render_cache
-            by_index, lines = self._row_renderable_cache, self._line_cache
-            offsets = self._get_offsets
-        except AttributeError:
+        if not self._steady:
             for name, cells in changes.items():
                 for column, value in cells.items():
                     self.update_cell(name, column, value)
             return
+        data = self._data
         keys = {RowKey(name) for name in changes}
         cells_changed = set()
         for name, cells in changes.items():
@@ -111,20 +155,7 @@ class SteadyDataTable(DataTable):
                 column_key = ColumnKey(column)
                 row[column_key] = value
                 cells_changed.add((row_key, column_key))
-        for key in [k for k in row_cache.keys() if k[0] in keys]:  # (row key, ...)
-            row_cache.discard(key)
-        # (row key, column key, ...): the row's other cells stay rendered (a live value
-        # changes two cells of eleven)
-        for key in [k for k in cell_cache.keys() if k[:2] in cells_changed]:
-            cell_cache.discard(key)
-        indexes = {rows.get(k) for k in keys}
-        for key in [k for k in by_index.keys() if k[1] in indexes]:  # (count, row index)
-            by_index.discard(key)
-        # screen lines are cached by table line; the lines of unchanged rows stay (row order
-        # only changes with sort/add/remove, which bump the counter every key holds)
-        for key in [k for k in lines.keys() if _row_at(offsets, k[0]) in keys]:
-            lines.discard(key)
-        self._refresh_rows(indexes)
+        self._refresh_rows(self._forget_rows(keys, cells_changed))
 
     def _refresh_rows(self, indexes: set[int | None]) -> None:
         """Repaint the on-screen lines of these rows only. ``refresh()`` with no region
