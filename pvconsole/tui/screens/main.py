@@ -16,6 +16,7 @@ from ..widgets.keybar import KeyBar
 from ..widgets.putlog import PutLogView
 from ..widgets.pvview import PVView
 from ..widgets.serverlog import ServerLog
+from ..widgets.line import show_line
 
 #: (view id, tab label); the number keys 1..4 select them in this order.
 VIEWS = (("pvs", "1 PVs"), ("connections", "2 Connections"), ("puts", "3 Put log"),
@@ -58,4 +59,4 @@ class MainScreen(Screen):
     def show_view(self, view: str) -> None:
         """Switch the visible view (a display toggle) and mark it in the view bar."""
         self.query_one(ContentSwitcher).current = view
-        self.query_one("#views", Static).update(view_bar(view))
+        show_line(self.query_one("#views", Static), view_bar(view))

@@ -177,14 +177,17 @@ class ConnectionsView(Vertical):
 
     def _show_summary(self, clients: list[dict[str, Any]] | None) -> None:
         monitored, with_clients, channels = self._totals
+        by = {p: sum(1 for c in clients if str(c.get("protocol")).lower() == p) for p in ("ca", "pva")} \
+            if clients is not None else None
         summary = Text()
         summary.append("CA ", style="bold")
+        if by is not None:
+            summary.append(f"{by['ca']} client(s), ")
         summary.append(f"{monitored} PVs monitored")
         summary.append("   PVA ", style="bold")
-        summary.append(f"{with_clients} PVs with clients, {channels} channel(s)")
-        if clients is not None:
-            by = {p: sum(1 for c in clients if str(c.get('protocol')).lower() == p) for p in ("ca", "pva")}
-            summary.append(f"   clients: CA {by['ca']}, PVA {by['pva']}")
+        if by is not None:
+            summary.append(f"{by['pva']} client(s), ")
+        summary.append(f"{with_clients} PVs, {channels} channel(s)")
         if len(self._pv_rows) > PV_ROWS_MAX:
             summary.append(f"\nlisting the first {PV_ROWS_MAX:,} of {len(self._pv_rows):,} PVs with "
                            "clients: sort the PV table by CA# or PVA# (s) to see them all", style="dim")

@@ -10,6 +10,7 @@ from textual.widgets import Sparkline, Static
 
 from ..fmt import duration, rate
 from ..status import StatusModel
+from .line import show_line
 
 
 class StatusHeader(Widget):
@@ -43,13 +44,13 @@ class StatusHeader(Widget):
         line.append(f"  {s.pvs} PVs, {s.exposed} on PVA")
         line.append(f"  puts {s.puts}")
         line.append(f"  up {duration(s.uptime)}")
-        self.query_one("#servers", Static).update(line)
+        show_line(self.query_one("#servers", Static), line)
         self.query_one("#ca-spark", Sparkline).data = list(status.ca_rates)
         self.query_one("#pva-spark", Sparkline).data = list(status.pva_rates)
-        self.query_one("#ca-rate", Static).update(f"{rate(status.ca_rate)}/s")
-        self.query_one("#pva-rate", Static).update(f"{rate(status.pva_rate)}/s")
+        show_line(self.query_one("#ca-rate", Static), f"{rate(status.ca_rate)}/s")
+        show_line(self.query_one("#pva-rate", Static), f"{rate(status.pva_rate)}/s")
         health = Text()
         health.append(f"lag ≤{status.worst_lag_ms:.2f}ms  posts CA {s.ca_posts} PVA {s.pva_posts}")
         if s.errors:
             health.append(f"  errors {s.errors}", style="bold red")
-        self.query_one("#health", Static).update(health)
+        show_line(self.query_one("#health", Static), health)

@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Input, Static
 from .. import fmt
 from ..settings import PUTLOG_ROWS
 from .steadytable import SteadyDataTable
+from .line import show_line
 
 PUT_COLUMNS = (("time", "Time"), ("pv", "PV"), ("proto", "Proto"), ("client", "Client"),
                ("change", "Old → New"), ("result", "Result"), ("reason", "Why"))
@@ -102,8 +103,8 @@ class PutLogView(Vertical):
 
     def _info(self) -> None:
         shown = self.table.row_count
-        self.query_one("#put-info", Static).update(
-            f"{shown}/{len(self.records)} puts  follow {'on' if self.follow else 'off'}")
+        show_line(self.query_one("#put-info", Static),
+                  f"{shown}/{len(self.records)} puts  follow {'on' if self.follow else 'off'}")
 
     def set_filter(self, text: str) -> None:
         """Show only puts matching ``text``."""

@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Input, Static
 
 from ...mirror import PVState
 from .pvtable import COLUMNS, JumpRequested, PVTable
+from .line import show_line
 
 
 class PVView(Vertical):
@@ -61,7 +62,7 @@ class PVView(Vertical):
                  f"{t.row_count}/{len(t.states)} PVs"]
         if t.marked:
             parts.append(f"{len(t.marked)} marked")
-        self.query_one("#pv-info", Static).update("  ".join(parts))
+        show_line(self.query_one("#pv-info", Static), "  ".join(parts))
 
     # ------------------------------------------------------------------ filter & plugin
 
