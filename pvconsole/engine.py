@@ -44,6 +44,15 @@ log = logging.getLogger(__name__)
 CAS_POLL = float(os.environ.get("PVCONSOLE_CAS_POLL", "0.005"))
 #: Seconds a client report is shared between callers (console, control PVs, ctl).
 CLIENTS_MAX_AGE = float(os.environ.get("PVCONSOLE_CLIENTS_MAX_AGE", "1.0"))
+#: A client report may cost the servers this share of their time at most: the CA report
+#: (``caServer.show``, C code holding the GIL) takes ~50 ms with 10,000 channels, during
+#: which neither server moves.
+CLIENTS_DUTY = 0.02
+
+
+def clients_max_age(report_seconds: float) -> float:
+    """How long to share a client report that took ``report_seconds`` to make."""
+    return max(CLIENTS_MAX_AGE, report_seconds / CLIENTS_DUTY)
 
 
 class _CAServer(SimpleServer):
@@ -187,6 +196,8 @@ class Engine:
         self._tracker = ClientTracker()
         self._clients_lock = threading.Lock()
         self._clients_cache: tuple[float, list[ClientInfo] | None] = (0.0, None)
+        #: Seconds a client report is shared (grows with what one costs: see clients_max_age).
+        self.clients_max_age = CLIENTS_MAX_AGE
         self.control: Any = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -416,17 +427,20 @@ class Engine:
     def clients(self) -> list[ClientInfo]:
         """Connected clients on both protocols (see :mod:`pvconsole.clients`).
 
-        A report younger than ``CLIENTS_MAX_AGE`` is shared: the console and the control
-        PVs both ask every few seconds, and with 10,000 channels one report costs tens of
-        milliseconds of the driver thread (CA) and of the GIL (PVA).
+        A report younger than :attr:`clients_max_age` is shared: the console and the
+        control PVs both ask every few seconds, and with 10,000 channels one report holds
+        the GIL for ~50 ms (CA) plus ~20 ms (PVA). That age is ``CLIENTS_MAX_AGE``, or
+        longer when a report costs more than ``CLIENTS_DUTY`` of it.
         """
         with self._clients_lock:
             at, known = self._clients_cache
             now = time.monotonic()
-            if known is not None and now - at < CLIENTS_MAX_AGE:
+            if known is not None and now - at < self.clients_max_age:
                 return known
             known = self._clients_report()
-            self._clients_cache = (time.monotonic(), known)
+            done = time.monotonic()
+            self.clients_max_age = clients_max_age(done - now)
+            self._clients_cache = (done, known)
             return known
 
     def _clients_report(self) -> list[ClientInfo]:

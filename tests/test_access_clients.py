@@ -233,3 +233,25 @@ def test_clients_pv_is_made_only_for_someone_who_looks_and_is_fresh_when_read(en
         assert len(reports) == before + 1 and "T:INT" in text
     finally:
         sub.close()
+
+
+def test_a_costly_client_report_is_shared_longer(engine_factory, monkeypatch):
+    """A report that holds the servers for 50 ms (10,000 CA channels) is made at most
+    every 2.5 s, however often the console and the control PVs ask."""
+    from pvconsole import engine as engine_mod
+    assert engine_mod.clients_max_age(0.001) == engine_mod.CLIENTS_MAX_AGE
+    assert engine_mod.clients_max_age(0.05) == pytest.approx(0.05 / engine_mod.CLIENTS_DUTY)
+    engine = engine_factory(ALLTYPES)
+    made = []
+
+    def slow_report():
+        made.append(time.monotonic())
+        time.sleep(0.05)
+        return []
+
+    monkeypatch.setattr(engine, "_clients_report", slow_report)
+    engine._clients_cache = (0.0, None)
+    for _ in range(5):
+        engine.clients()
+        time.sleep(0.3)  # past CLIENTS_MAX_AGE (1 s) after four asks
+    assert len(made) == 1 and engine.clients_max_age >= 2.5

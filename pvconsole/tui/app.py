@@ -241,6 +241,8 @@ class PvConsoleApp(App[int]):
         """The engine's client report and its per-PV counts (a walk over every channel of
         every client: done here, in the worker, not on the UI thread)."""
         known = clients(self.source)
+        if known is not None and known == self.known_clients:  # the engine's shared report
+            return self.known_clients, self.known_counts  # the same objects: nothing to redo
         return known, client_counts(known) if known is not None else None
 
     def _clients_ready(self, known: list[dict[str, Any]] | None,
