@@ -79,6 +79,7 @@ class SteadyDataTable(DataTable):
         super().__init__(*args, **kwargs)
         self._shown_size: Size | None = None
         self._styled_theme: str | None = None
+        self._frame_style: Style | None = None
         #: DataTable's internals this class relies on are there (else: DataTable's ways).
         self._steady = all(hasattr(self, name) for name in _INTERNALS)
 
@@ -101,7 +102,18 @@ class SteadyDataTable(DataTable):
         if not self._steady:
             return super().render_lines(crop)
         self._pseudo_class_state = self.get_pseudo_class_state()._replace(focus=False)
-        return super(DataTable, self).render_lines(crop)
+        self._frame_style = None
+        self._frame_style = self.rich_style
+        try:
+            return super(DataTable, self).render_lines(crop)
+        finally:
+            self._frame_style = None
+
+    @property
+    def rich_style(self) -> Style:
+        """The table's style, once per frame: DOMNode's walks the styles of every ancestor,
+        and DataTable asks for it on every line it draws."""
+        return self._frame_style or super().rich_style
 
     def _cursor_row_key(self) -> Any:
         try:
