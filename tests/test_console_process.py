@@ -243,3 +243,37 @@ def _children(pid: int) -> list[int]:
         with open(f"/proc/{pid}/task/{task}/children") as f:
             out += [int(c) for c in f.read().split()]
     return out
+
+
+MANY = '''
+from pcaspy import Driver
+prefix = "MANY:"
+pvdb = {"GO": {"type": "float"}, **{"V%03d" % i: {"type": "float"} for i in range(300)}}
+class ManyDriver(Driver):
+    def write(self, reason, value):
+        for i in range(300):
+            self.setParam("V%03d" % i, value + i)
+        self.setParam(reason, value)
+        self.updatePVs()
+        return True
+'''
+
+
+def test_a_push_larger_than_one_message_arrives_whole(tmp_path: Path, logs: LogBuffer) -> None:
+    """The engine sends a push of many changed PVs as several messages (no pickle may
+    hold the servers' GIL long): every state must still arrive, newest value each."""
+    plugin = tmp_path / "many.py"
+    plugin.write_text(MANY)
+    source = RemoteSource.start(loopback_config([str(plugin)], tmp_path / "state"), 0, logs)
+    try:
+        changes = source.subscribe()
+        ctx = pva_context(source.pva_client_conf())
+        try:
+            ctx.put("MANY:GO", 1000.0)
+            seen: dict = {}
+            wait_for(lambda: seen.update((s.name, s.value) for s in changes.drain()) or
+                     all(seen.get("MANY:V%03d" % i) == 1000.0 + i for i in range(300)), timeout=WAIT)
+        finally:
+            ctx.close()
+    finally:
+        source.stop()
