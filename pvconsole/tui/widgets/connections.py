@@ -56,10 +56,10 @@ class ConnectionsView(Vertical):
         self._clients: list[tuple] | None = []
         self._report: list[dict[str, Any]] | None = None  # the client report shown
         self._counts: Mapping[str, tuple[int, int]] | None = None  # per PV, from that report
-        self._seen: dict[str, tuple] = {}  # per PV: client flags and exposure last noted
+        #: Per PV as last shown (and counted in the totals): CA monitored, PVA clients, exposure.
+        self._shown: dict[str, tuple[bool, int, str]] = {}
         self._dirty: set[str] = set()  # PVs to look at on the next show
-        self._flags: dict[str, tuple[bool, int]] = {}  # per PV: CA monitored, PVA clients
-        self._totals = [0, 0, 0]  # over _flags: PVs monitored on CA, PVs and channels on PVA
+        self._totals = [0, 0, 0]  # over _shown: PVs monitored on CA, PVs and channels on PVA
         self._summary: Text | None = None
         self._table_rows: dict[str, tuple] = {}  # what the per-PV table shows
 
@@ -84,11 +84,9 @@ class ConnectionsView(Vertical):
         """Remember the PVs whose client flags or exposure changed. Called on every poll,
         shown or not (a dict lookup per change), so that showing the view walks only
         those, not 10,000 PVs."""
-        seen, dirty = self._seen, self._dirty
+        shown, dirty = self._shown, self._dirty
         for s in changed:
-            key = (s.ca_monitored, s.pva_clients, s.exposure)
-            if seen.get(s.name) != key:
-                seen[s.name] = key
+            if shown.get(s.name) != (s.ca_monitored, s.pva_clients, s.exposure):
                 dirty.add(s.name)
 
     def show(self, states: Mapping[str, PVState], clients: list[dict[str, Any]] | None,
@@ -114,23 +112,22 @@ class ConnectionsView(Vertical):
                 dirty.update(n for n in old.keys() | new.keys() if old.get(n) != new.get(n))
         rows = self._pv_rows
         membership = False
-        flags, totals, seen = self._flags, self._totals, self._seen
+        shown, totals = self._shown, self._totals
         for name in dirty:
             s = states.get(name)
             if s is None:
                 continue
-            seen[name] = (s.ca_monitored, s.pva_clients, s.exposure)
-            new_flags = (s.ca_monitored, s.pva_clients)
-            old_flags = flags.get(name)
-            if old_flags != new_flags:  # running totals; inline: the first show walks every PV
-                if old_flags is not None:
-                    totals[0] -= bool(old_flags[0])
-                    totals[1] -= bool(old_flags[1])
-                    totals[2] -= old_flags[1]
-                totals[0] += bool(new_flags[0])
-                totals[1] += bool(new_flags[1])
-                totals[2] += new_flags[1]
-                flags[name] = new_flags
+            old = shown.get(name)
+            if old is None or old[:2] != (s.ca_monitored, s.pva_clients):
+                # running totals; inline: the first show walks every PV
+                if old is not None:
+                    totals[0] -= bool(old[0])
+                    totals[1] -= bool(old[1])
+                    totals[2] -= old[1]
+                totals[0] += bool(s.ca_monitored)
+                totals[1] += bool(s.pva_clients)
+                totals[2] += s.pva_clients
+            shown[name] = (s.ca_monitored, s.pva_clients, s.exposure)
             cells = self._row(s)
             if cells is None:
                 membership |= rows.pop(name, None) is not None

@@ -67,9 +67,10 @@ def _row_at(offsets: Any, y: int) -> Any:
 
 
 #: DataTable internals the render-cache handling below uses (Textual 8).
-_INTERNALS = ("_data", "_row_locations", "_row_render_cache", "_cell_render_cache",
-              "_row_renderable_cache", "_line_cache", "_get_offsets", "_pseudo_class_state",
-              "_get_styles_to_render_cell", "_total_row_height")
+_INTERNALS = ("_data", "_row_locations", "_column_locations", "_row_render_cache",
+              "_cell_render_cache", "_row_renderable_cache", "_line_cache", "_get_offsets",
+              "_pseudo_class_state", "_get_styles_to_render_cell", "_total_row_height",
+              "_show_hover_cursor", "_update_count")
 
 
 class SteadyDataTable(DataTable):
@@ -102,7 +103,6 @@ class SteadyDataTable(DataTable):
         if not self._steady:
             return super().render_lines(crop)
         self._pseudo_class_state = self.get_pseudo_class_state()._replace(focus=False)
-        self._frame_style = None
         self._frame_style = self.rich_style
         try:
             return super(DataTable, self).render_lines(crop)
@@ -186,11 +186,11 @@ class SteadyDataTable(DataTable):
         """A body cell that is plain text in one style: its segments built directly, the
         same ones DataTable gets from Rich's render of ``Styled(Padding(Text))`` (a
         tenth of the time; a screen of cells per frame under live updates). Anything else
-        goes through DataTable."""
-        try:
-            return self._render_plain_cell(row_index, column_index, base_style, width, cursor, hover)
-        except AttributeError:  # a Textual release renamed the internals: DataTable's way
+        goes through DataTable, as everything does if a Textual release renamed the
+        internals (``_INTERNALS``)."""
+        if not self._steady:
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        return self._render_plain_cell(row_index, column_index, base_style, width, cursor, hover)
 
     def _render_plain_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
                            cursor: bool, hover: bool) -> Any:
