@@ -171,6 +171,29 @@ def _coerce(values: dict[str, Any]) -> Config:
     return cfg
 
 
+def _bindable(addr: str, port: int, kind: int) -> bool:
+    with socket.socket(socket.AF_INET, kind) as s:
+        try:
+            s.bind((addr, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(addrs: str = "", udp: bool = False) -> int:
+    """A port the kernel reports free for TCP (and UDP when ``udp``) on every address of
+    ``addrs`` (empty: all interfaces). CA needs the same number on both: its server
+    listens for searches on UDP and for circuits on TCP."""
+    hosts = addrs.split() or ["0.0.0.0"]
+    while True:
+        with socket.socket() as s:
+            s.bind((hosts[0], 0))
+            port = s.getsockname()[1]
+        if all(_bindable(h, port, socket.SOCK_STREAM) and (not udp or _bindable(h, port, socket.SOCK_DGRAM))
+               for h in hosts):
+            return port
+
+
 def check_port_free(kind: str, addrs: str, port: int) -> None:
     """Fail fast when the TCP port is taken: the CA and PVA libraries would otherwise
     quietly fall back to a random port and clients would never find the server."""

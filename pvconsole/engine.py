@@ -32,7 +32,7 @@ from . import plugins as plugin_loader
 from . import capost, gcpolicy, typemap
 from .access import AccessError, AccessRules
 from .clients import ClientInfo, ClientTracker, capture_fd1, per_pv_counts, pva_report
-from .config import Config, ConfigError, check_port_free
+from .config import Config, ConfigError, check_port_free, free_port
 from .exposure import ExposureStore, match
 from .mirror import Entry, Exposure, MirroredPV, PVState, PvaMirror
 from .putlog import PutLog
@@ -217,6 +217,9 @@ class Engine:
         self._defaults.clear()
         self._clients_cache = (0.0, None)
         cfg = self.config
+        if cfg.ca_port == 0:  # the CA server itself would take 5064; 0 means "any free port"
+            cfg.ca_port = free_port(cfg.ca_intf, udp=True)
+            log.info("CA port 0: serving on free port %d", cfg.ca_port)
         try:
             check_port_free("CA", cfg.ca_intf, cfg.ca_port)
             check_port_free("PVA", cfg.pva_intf, cfg.pva_port)
@@ -279,6 +282,7 @@ class Engine:
                     stop()
                 except Exception:
                     log.exception("plugin %s: stop() raised", name)
+        plugin_loader.release_scripts()
         if self.thread is not None:
             self.thread.stop()
             if self.thread.is_alive():

@@ -11,28 +11,12 @@ from pathlib import Path
 
 from typing import Any
 
-from .config import Config
+from .config import Config, free_port as _free_port
 
 
 def free_port(udp: bool = False) -> int:
     """A loopback port free for TCP (and for UDP too when ``udp``)."""
-    while True:
-        tcp = socket.socket()
-        tcp.bind(("127.0.0.1", 0))
-        port = tcp.getsockname()[1]
-        try:
-            if not udp:
-                return port
-            dgram = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            try:
-                dgram.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-            finally:
-                dgram.close()
-        finally:
-            tcp.close()
+    return _free_port("127.0.0.1", udp=udp)
 
 
 _beacon_sinks: list[socket.socket] = []
@@ -50,7 +34,9 @@ def beacon_sink() -> int:
 
 def loopback_config(plugins: list[str], state_dir: Path, **kw: Any) -> Config:
     """Engine configuration serving ``plugins`` on loopback only, on free ports."""
-    return Config(plugins=plugins, ca_intf="127.0.0.1", ca_port=free_port(udp=True),
-                  ca_beacon_addr="127.0.0.1", ca_beacon_port=beacon_sink(),
-                  ca_auto_beacon="NO", pva_intf="127.0.0.1", pva_port=free_port(),
-                  pva_broadcast_port=free_port(udp=True), state_dir=state_dir, **kw)
+    settings: dict[str, Any] = dict(
+        ca_intf="127.0.0.1", ca_port=free_port(udp=True), ca_beacon_addr="127.0.0.1",
+        ca_beacon_port=beacon_sink(), ca_auto_beacon="NO", pva_intf="127.0.0.1",
+        pva_port=free_port(), pva_broadcast_port=free_port(udp=True))
+    settings.update(kw)
+    return Config(plugins=plugins, state_dir=state_dir, **settings)

@@ -8,7 +8,13 @@ A plugin is any of:
 * ``module:attr`` where ``attr`` is an object or dict with those three names;
 * an entry point in the group ``pvconsole.plugins`` (``pvconsole --plugin ep:NAME``);
 * an unmodified pcaspy IOC script: its ``SimpleServer.createPV`` calls and its Driver are
-  captured when it runs, and its ``process()`` loop is taken over by pvconsole.
+  captured when it runs, and its ``process()`` loop is taken over by pvconsole. A script
+  that runs its server in ``pcaspy.tools.ServerThread`` keeps running its own main loop
+  (polling hardware, say) on a thread of its own after it hands over.
+
+Plugin code runs on a loader thread: a script that neither finishes nor hands its server
+over within :data:`HANDOVER_TIMEOUT` seconds is reported and skipped instead of hanging
+the start-up.
 
 Loading never starts servers: :class:`PluginDef` is only a description, the engine
 registers it with CA and PVA.
@@ -18,13 +24,16 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.machinery
 import importlib.metadata
 import importlib.util
 import logging
-import runpy
+import signal
 import sys
 import threading
+import time
 import traceback
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -35,6 +44,9 @@ import pcaspy.driver
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "pvconsole.plugins"
+
+#: seconds a plugin's code may run before it must have finished or handed its server over
+HANDOVER_TIMEOUT = 10.0
 
 #: ``register(prefix, pvdb, port)``: the engine's way to serve a database; raises on clash.
 Register = Callable[[str, dict, str], None]
@@ -79,13 +91,25 @@ class _ScriptHandOver(BaseException):
 
 
 class _Capture:
-    """Stands in for ``pcaspy.SimpleServer`` while a plugin module runs."""
+    """Stands in for ``pcaspy.SimpleServer`` (and ``pcaspy.tools.ServerThread``) while a
+    plugin's code runs."""
 
-    def __init__(self, port: str, register: Register) -> None:
-        self.port = port
+    def __init__(self, name: str, register: Register) -> None:
+        self.name = name
+        self.port = driver_port(name)
         self.register = register
         self.databases: list[tuple[str, dict]] = []
         self.acf: tuple[str, dict] | None = None
+        self.handed_over = threading.Event()  # the script reached its server loop
+        self.stopped = threading.Event()      # the plugin is no longer served
+        self.closed = False                   # loading is over: late createPV calls are refused
+
+    def create_pv(self, prefix: str, pvdb: dict) -> None:
+        if self.closed:
+            raise PluginError(f"{self.name}: createPV({prefix!r}) after start-up is not supported")
+        # registered at once: the script's Driver() reads pcaspy's PV table next
+        self.register(prefix, pvdb, self.port)
+        self.databases.append((prefix, pvdb))
 
     def server_class(self) -> type:
         capture = self
@@ -94,13 +118,16 @@ class _Capture:
             """Records what a script asks of its server; its loop hands over to pvconsole."""
 
             def __init__(self, *args: Any, **kwargs: Any) -> None:
-                pass
+                dynamic = [m for m in ("pvExistTest", "pvAttach")
+                           if getattr(type(self), m, None) is not None]
+                if dynamic:
+                    log.warning("plugin %s: its server class defines %s (PVs made on demand); "
+                                "pvconsole serves the PVs of its createPV calls only",
+                                capture.name, "/".join(dynamic))
 
             @staticmethod
             def createPV(prefix: str, pvdb: dict) -> None:
-                # registered at once: the script's Driver() reads pcaspy's PV table next
-                capture.register(prefix, pvdb, capture.port)
-                capture.databases.append((prefix, pvdb))
+                capture.create_pv(prefix, pvdb)
 
             @staticmethod
             def initAccessSecurityFile(filename: str, **subst: Any) -> None:
@@ -108,6 +135,7 @@ class _Capture:
 
             @staticmethod
             def process(delay: float) -> None:
+                capture.handed_over.set()
                 raise _ScriptHandOver()
 
             def setDebugLevel(self, level: int) -> None:
@@ -115,23 +143,97 @@ class _Capture:
 
         return CapturedServer
 
+    def server_thread_class(self) -> type:
+        capture = self
+
+        class CapturedServerThread(threading.Thread):
+            """``pcaspy.tools.ServerThread``: starting it hands the server over to pvconsole;
+            the script goes on with its own loop. ``join()`` returns when pvconsole stops."""
+
+            def __init__(self, server: Any) -> None:
+                super().__init__(name=f"{capture.name}-server", daemon=True)
+                self.server = server
+                self.running = True
+
+            def run(self) -> None:
+                capture.handed_over.set()
+                capture.stopped.wait()
+
+            def stop(self) -> None:
+                self.running = False
+
+        return CapturedServerThread
+
 
 _load_lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def _captured_pcaspy(capture: _Capture, driver_port: str, argv0: str) -> Iterator[None]:
+def _captured_pcaspy(capture: _Capture, argv0: str) -> Iterator[None]:
     """Swap pcaspy's server for the capture while plugin code runs; give any Driver it
-    creates its own pcaspy port, so that plugins never share a parameter database."""
-    saved = (pcaspy.SimpleServer, pcaspy.driver.SimpleServer, pcaspy.Driver.port, sys.argv)
-    fake = capture.server_class()
-    pcaspy.SimpleServer = pcaspy.driver.SimpleServer = fake  # type: ignore[misc]
-    pcaspy.Driver.port = driver_port
+    creates its own pcaspy port, so that plugins never share a parameter database. Signal
+    handlers a script installs are ignored: pvconsole owns SIGINT/SIGTERM."""
+    import pcaspy.tools
+    saved = (pcaspy.SimpleServer, pcaspy.driver.SimpleServer, pcaspy.tools.ServerThread,
+             pcaspy.Driver.port, sys.argv, signal.signal)
+    pcaspy.SimpleServer = pcaspy.driver.SimpleServer = capture.server_class()  # type: ignore[misc]
+    pcaspy.tools.ServerThread = capture.server_thread_class()  # type: ignore[misc]
+    pcaspy.Driver.port = capture.port
     sys.argv = [argv0]
+
+    def keep_signal(signum: int, handler: Any) -> Any:
+        log.info("plugin %s: its handler for signal %s is not installed (pvconsole owns signals)",
+                 capture.name, signum)
+        return signal.getsignal(signum)
+
+    signal.signal = keep_signal  # type: ignore[assignment]
     try:
         yield
     finally:
-        pcaspy.SimpleServer, pcaspy.driver.SimpleServer, pcaspy.Driver.port, sys.argv = saved
+        (pcaspy.SimpleServer, pcaspy.driver.SimpleServer, pcaspy.tools.ServerThread,
+         pcaspy.Driver.port, sys.argv, signal.signal) = saved
+        capture.closed = True
+
+
+def _run_plugin_code(capture: _Capture, source: str, code: Callable[[], None],
+                     timeout: float | None = None) -> None:
+    """Run plugin code on a thread of its own until it returns or hands its server over.
+
+    A script that hands over through ``ServerThread`` keeps running its own loop there.
+
+    Raises:
+        PluginError: the code neither finished nor handed over within ``timeout``.
+        Exception: whatever the plugin code raised.
+    """
+    done = threading.Event()
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            code()
+        except _ScriptHandOver:
+            pass
+        except BaseException as e:  # noqa: BLE001 - re-raised on the loading thread
+            failure.append(e)
+            if capture.handed_over.is_set() and not capture.stopped.is_set():  # nobody waits for it
+                log.error("plugin %s: its own loop stopped: %s: %s", capture.name,
+                          type(e).__name__, e, exc_info=e)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=target, name=f"plugin-{capture.name}", daemon=True)
+    thread.start()
+    limit = HANDOVER_TIMEOUT if timeout is None else timeout
+    deadline = time.monotonic() + limit
+    while not done.wait(0.02):
+        if capture.handed_over.is_set():
+            return
+        if time.monotonic() > deadline:
+            raise PluginError(f"{source}: still running after {limit:g} s without handing its "
+                              "server over (pvconsole takes over SimpleServer.process() loops and "
+                              "pcaspy.tools.ServerThread)")
+    if failure:
+        raise failure[0]
 
 
 def driver_port(name: str) -> str:
@@ -179,12 +281,14 @@ def _load(spec: str, register: Register) -> PluginDef:
         return _load_file(path, register)
     module_name, _, attr = spec.partition(":")
     name = (attr or module_name).rsplit(".", 1)[-1]
-    capture = _Capture(driver_port(name), register)
-    with _captured_pcaspy(capture, driver_port(name), module_name):
-        try:
-            module = importlib.import_module(module_name)
-        except _ScriptHandOver:
-            module = sys.modules.get(module_name)
+    capture = _new_capture(name, register)
+    module = sys.modules.get(module_name)
+    if module is None:
+        found = importlib.util.find_spec(module_name)
+        if found is None:
+            raise PluginError(f"{spec}: no module named {module_name!r}")
+        with _captured_pcaspy(capture, module_name):
+            module = _exec_module(capture, spec, found)
     if attr:
         obj = getattr(module, attr)
         return _from_namespace(name, spec, _as_namespace(obj), capture)
@@ -201,30 +305,75 @@ def _load_entry_point(ep_name: str, register: Register) -> PluginDef:
 def _load_file(path: Path, register: Register) -> PluginDef:
     name = path.stem
     module_name = f"pvconsole_plugin_{name}"
-    capture = _Capture(driver_port(name), register)
+    capture = _new_capture(name, register)
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise PluginError(f"{path}: not a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
     sys.path.insert(0, str(path.parent.resolve()))
     try:
-        with _captured_pcaspy(capture, driver_port(name), str(path)):
-            try:
-                spec.loader.exec_module(module)
-            except _ScriptHandOver:
-                pass
-            namespace = vars(module)
-            if not capture.databases and not _has_contract(namespace) and _has_main_guard(path):
-                # a classic pcaspy script: everything happens under `if __name__ == '__main__'`
-                try:
-                    namespace = runpy.run_path(str(path), run_name="__main__")
-                except _ScriptHandOver:
-                    namespace = {}
+        with _captured_pcaspy(capture, str(path)):
+            if _has_main_guard(path):
+                namespace = _run_as_script(capture, path)
+            else:
+                namespace = vars(_exec_module(capture, str(path), spec))
         return _from_namespace(name, str(path), namespace, capture)
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(str(path.parent.resolve()))
+
+
+def _exec_module(capture: _Capture, source: str, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+    """Import a plugin module under the capture; it stays imported when it hands over."""
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        _run_plugin_code(capture, source, lambda: spec.loader.exec_module(module))
+    except BaseException:
+        sys.modules.pop(spec.name, None)
+        raise
+    return module
+
+
+def _run_as_script(capture: _Capture, path: Path) -> dict:
+    """Run a file with a ``__main__`` part as the IOC script it is (its own argument
+    defaults, prefixes and start-up); when that part stops before any ``createPV`` and the
+    module defines ``prefix`` and ``pvdb``, those are served instead."""
+    namespace = _main_namespace(path)
+    try:
+        _run_plugin_code(capture, str(path), lambda: _exec_as_main(path, namespace))
+    except (Exception, SystemExit) as e:
+        if capture.databases or not _has_contract(namespace):
+            raise
+        log.info("plugin %s: its __main__ part stopped before createPV (%s: %s); serving its "
+                 "module-level prefix and pvdb", capture.name, type(e).__name__, e)
+    return namespace
+
+
+def _main_namespace(path: Path) -> dict:
+    """Globals of a script run as ``__main__`` (not installed in ``sys.modules``: the
+    script may keep running after it hands over, pvconsole's own ``__main__`` stays)."""
+    module = types.ModuleType("__main__")
+    module.__file__ = str(path)
+    return vars(module)
+
+
+def _exec_as_main(path: Path, namespace: dict) -> None:
+    exec(compile(path.read_bytes(), str(path), "exec"), namespace)  # noqa: S102 - it is the plugin
+
+
+_captures: list[_Capture] = []
+
+
+def _new_capture(name: str, register: Register) -> _Capture:
+    capture = _Capture(name, register)
+    _captures.append(capture)
+    return capture
+
+
+def release_scripts() -> None:
+    """pvconsole stops serving: scripts waiting on their ``ServerThread`` go on."""
+    while _captures:
+        _captures.pop().stopped.set()
 
 
 def _has_contract(ns: dict) -> bool:
@@ -245,6 +394,8 @@ def _as_namespace(obj: Any) -> dict:
 def _from_namespace(name: str, source: str, ns: dict, capture: _Capture) -> PluginDef:
     port = driver_port(name)
     created = pcaspy.driver.manager.driver.get(port)
+    if created is None and isinstance(ns.get("driver"), pcaspy.Driver):
+        created = ns["driver"]  # pcaspy registers instances of subclasses only, not Driver()
     if capture.databases:
         # a script: it made its own server calls and (usually) its own driver instance
         plugin = PluginDef(name=name, source=source, databases=list(capture.databases),

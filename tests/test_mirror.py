@@ -331,6 +331,41 @@ def test_unmodified_pcaspy_scripts_run(engine_factory, pva):
     assert ctx.get("MAIN:LAST").value == "A"
 
 
+def test_script_with_server_thread_keeps_its_own_loop(engine_factory, pva):
+    engine = engine_factory(plugin_path("script_thread"))
+    assert not [p.error for p in engine.plugins if p.error]
+    assert "UNUSED:COUNT" not in engine.entries  # its __main__ part chose the prefix
+    ctx = pva(engine)
+    first = ctx.get("THR:COUNT").value
+    wait_for(lambda: ctx.get("THR:COUNT").value > first + 2)  # its loop goes on after hand-over
+    assert ctx.get("THR:SP").value == 1.5
+
+
+def test_script_with_pvs_made_on_demand_is_served_with_a_warning(engine_factory, pva, caplog):
+    engine = engine_factory(plugin_path("script_dynamic"))
+    assert "made on demand" in caplog.text and "script_dynamic" in caplog.text
+    assert pva(engine).get("DYN:STATIC").value == 3.0
+
+
+def test_script_that_never_hands_over_is_skipped(engine_factory, pva, monkeypatch):
+    monkeypatch.setattr("pvconsole.plugins.HANDOVER_TIMEOUT", 1.0)
+    started = time.monotonic()
+    engine = engine_factory(plugin_path("script_stuck"), plugin_path("script_fallback"), ALLTYPES)
+    assert time.monotonic() - started < 5
+    errors = {p.name: p.error for p in engine.plugins if p.error}
+    assert "script_stuck" in errors and "without handing its server over" in errors["script_stuck"]
+    assert "script_fallback" not in errors  # its main part exited: module-level pvdb served
+    ctx = pva(engine)
+    assert ctx.get("FB:X").value == 2.0
+    assert ctx.get("T:FLOAT").value == 12.5
+
+
+def test_ca_port_zero_means_a_free_port(engine_factory, ca):
+    engine = engine_factory(ALLTYPES, ca_port=0)
+    assert engine.config.ca_port != 0
+    assert ca(engine).get("T:FLOAT")["value"] == 12.5
+
+
 def test_plugin_threads_calling_updatepvs_are_mirrored_consistently(engine_factory, pva):
     engine = engine_factory(plugin_path("threaded"))
     ctx = pva(engine)
