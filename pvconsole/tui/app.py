@@ -8,7 +8,6 @@ changes run in a worker thread because they write the state file.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -28,6 +27,7 @@ from ..config import Config
 from ..gcpolicy import IdleCollector, loading, settle
 from ..mirror import PVState
 from .commands import ConsoleCommands
+from .priority import lower_priority
 from .logbuffer import LogBuffer
 from .screens.confirm import ConfirmScreen
 from .screens.details import DetailsScreen
@@ -409,8 +409,7 @@ def run_console(cfg: Config, verbose: int) -> int:
         fds.restore()
         print(f"pvconsole: error: {e}", file=sys.stderr)
         return 2
-    if UI_NICE:
-        os.nice(UI_NICE)  # this thread, and every thread the app starts from here on
+    lower_priority(UI_NICE)  # every thread of the console: the servers come first
     app = PvConsoleApp(source, log_buffer=buffer)
 
     def on_sigterm(signum: int, frame: Any) -> None:
