@@ -124,13 +124,18 @@ class Subscription:
         self._engine = engine
         self._dirty = engine.mirror.subscribe()
 
+    def drain_entries(self) -> list[Any]:
+        """The entries of the PVs that changed since the last drain (their states are
+        built by whoever needs them: :meth:`drain`, or the console's focus)."""
+        return self._engine.mirror.drain(self._dirty)
+
     def drain(self, pause_every: int = 0) -> list[PVState]:
         """States of the PVs that changed since the last drain (newest wins).
 
         ``pause_every``: give up the GIL after every so many states, so that a large drain
         does not hold the server threads for a whole switch interval (5 ms).
         """
-        entries = self._engine.mirror.drain(self._dirty)
+        entries = self.drain_entries()
         if not pause_every:
             return [e.state() for e in entries]
         states = []

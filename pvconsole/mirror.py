@@ -85,6 +85,11 @@ class PVState(NamedTuple):
     updates: int
     puts: int
 
+    @property
+    def flags(self) -> tuple:
+        """What a console shows of a PV even off screen (see ``Entry.flags``)."""
+        return (self.severity, self.condition, self.exposure, self.ca_monitored, self.pva_clients)
+
 
 class Entry:
     """Everything the engine knows about one PV; shared by the CA and PVA sides."""
@@ -124,6 +129,12 @@ class Entry:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def flags(self) -> tuple:
+        """What a console counts and colours even off screen, as ``PVState.flags`` of
+        :meth:`state` has it (cheap: no value formatting)."""
+        _, condition, severity, _, _ = self.data
+        return (int(severity), int(condition), self.exposure, self.ca_monitored, self.pva_clients)
 
     def state(self) -> PVState:
         value, condition, severity, sec, nsec = self.data

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 import pytest
 from conftest import pva_context, wait_for
 from p4p.client.thread import Context, TimeoutError as PvaTimeout
@@ -170,6 +171,29 @@ def test_console_over_the_engine_process(remote: RemoteSource, pva: Context) -> 
     asyncio.run(body())
 
 
+def test_console_tells_the_engine_what_it_shows(remote: RemoteSource, pva: Context) -> None:
+    async def until(pilot: Any, cond: Any, what: str) -> None:
+        deadline = time.monotonic() + WAIT
+        while not cond():
+            assert time.monotonic() < deadline, what
+            await pilot.pause(0.05)
+
+    async def body() -> None:
+        app = PvConsoleApp(remote, refresh=0.05, stats_interval=0.2)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app._focus is not None and "PSU:VOLT" in app._focus,
+                        "the rows on screen never became the focus")
+            pva.put("PSU:MSG", "shown")
+            await until(pilot, lambda: app.states["PSU:MSG"].value == "shown", "change not shown")
+            await pilot.press("3")  # the put log: no PV row on screen
+            await until(pilot, lambda: app._focus == frozenset(), "focus kept off screen")
+            await pilot.press("1")
+            app.pv_view.table.set_sort("value")  # any change may move a row into view
+            await until(pilot, lambda: app._focus is None, "sorted by value without every change")
+            await pilot.press("q")
+    asyncio.run(body())
+
+
 def test_console_stays_up_when_the_engine_process_dies(remote: RemoteSource) -> None:
     async def body() -> None:
         app = PvConsoleApp(remote, refresh=0.05, stats_interval=0.1)
@@ -273,6 +297,39 @@ def test_a_push_larger_than_one_message_arrives_whole(tmp_path: Path, logs: LogB
             seen: dict = {}
             wait_for(lambda: seen.update((s.name, s.value) for s in changes.drain()) or
                      all(seen.get("MANY:V%03d" % i) == 1000.0 + i for i in range(300)), timeout=WAIT)
+        finally:
+            ctx.close()
+    finally:
+        source.stop()
+
+
+def test_focus_sends_shown_pvs_and_holds_the_rest(tmp_path: Path, logs: LogBuffer) -> None:
+    """With a focus, value changes of PVs off screen wait until they are shown; the PVs
+    on screen get every change."""
+    plugin = tmp_path / "many.py"
+    plugin.write_text(MANY)
+    source = RemoteSource.start(loopback_config([str(plugin)], tmp_path / "state"), 0, logs)
+    try:
+        changes = source.subscribe()
+        source.set_focus(["MANY:V000"])
+        ctx = pva_context(source.pva_client_conf())
+        try:
+            seen: dict = {}
+
+            def arrived(name: str, value: float) -> bool:
+                seen.update((s.name, s.value) for s in changes.drain())
+                return seen.get(name) == value
+
+            ctx.put("MANY:GO", 10.0)
+            wait_for(lambda: arrived("MANY:V000", 10.0), timeout=WAIT)
+            ctx.put("MANY:GO", 20.0)  # a later push: the first one's V001 would have gone too
+            wait_for(lambda: arrived("MANY:V000", 20.0), timeout=WAIT)
+            assert seen.get("MANY:V001") != 21.0  # held: off screen
+            source.set_focus(["MANY:V001"])
+            wait_for(lambda: arrived("MANY:V001", 21.0), timeout=WAIT)  # shown: the newest
+            assert seen.get("MANY:V002") != 22.0
+            source.set_focus(None)
+            wait_for(lambda: arrived("MANY:V299", 319.0), timeout=WAIT)  # focus lifted: all
         finally:
             ctx.close()
     finally:

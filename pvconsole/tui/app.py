@@ -105,6 +105,7 @@ class PvConsoleApp(App[int]):
         self.known_counts: dict[str, tuple[int, int]] | None = None
         self._clients_at = -1e9  # time.monotonic() when the newest report arrived
         self._gone_told = False
+        self._focus: frozenset[str] | None = None  # PVs the engine sends every change of
         self.gc = IdleCollector(GC_INTERVAL)
 
     # ------------------------------------------------------------------ lifecycle
@@ -162,6 +163,7 @@ class PvConsoleApp(App[int]):
             return
         with _unless_shutting_down("poll"):
             self._poll()
+            self._send_focus()
 
     def _poll(self) -> None:
         changed = self._changes.drain()
@@ -189,6 +191,26 @@ class PvConsoleApp(App[int]):
                 name = screen.state.name
                 if records or any(s.name == name for s in changed):
                     screen.show(self.states[name])
+
+    def _send_focus(self) -> None:
+        """Tell the engine which PVs are on screen: it sends every change of those and
+        only alarm, exposure and client changes of the rest (``enginehost.Focus``)."""
+        set_focus = getattr(self.source, "set_focus", None)
+        if set_focus is None:  # an in-process engine: its change stream costs no pipe
+            return
+        table = self.pv_view.table
+        table_shown = self.screen is self.main and self.current_view == "pvs"
+        names: frozenset[str] | None
+        if table_shown and table.needs_every_change():
+            names = None
+        else:
+            shown = table.window() if table_shown else []
+            if isinstance(self.screen, DetailsScreen):
+                shown.append(self.screen.state.name)
+            names = frozenset(shown)
+        if names != self._focus:
+            self._focus = names
+            set_focus(None if names is None else sorted(names))
 
     def sample_stats(self) -> None:
         """Read the engine's counters and redraw the visible header."""

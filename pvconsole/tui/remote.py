@@ -182,6 +182,17 @@ class RemoteSource:
     def pva_client_conf(self) -> dict[str, str]:
         return self.call("pva_client_conf")
 
+    def set_focus(self, names: list[str] | None) -> None:
+        """Ask for every change of ``names`` and only the alarm, exposure and client
+        changes of the other PVs (``None``: every change of every PV). Not waited for."""
+        if self.gone:
+            return
+        with self._lock:
+            try:
+                self.conn.send(("focus", names))
+            except (OSError, ValueError):
+                pass  # the reader notices the engine is gone
+
     # ------------------------------------------------------------------ the pipe
 
     def call(self, method: str, *args: Any, timeout: float = CALL_TIMEOUT) -> Any:

@@ -45,6 +45,8 @@ SORT_KEYS = {k: f for k, _, f in COLUMNS}
 MARK = "●"
 #: Sort keys whose order changes with live updates (an off-screen change may move a row).
 LIVE_SORT = frozenset({"value", "sev", "exp", "ca", "pvac", "time"})
+#: Live columns whose changes the engine sends for every PV, on screen or not.
+FLAG_SORT = frozenset({"sev", "exp", "ca", "pvac"})
 
 
 def name_matches(name: str, pattern: str) -> bool:
@@ -118,14 +120,23 @@ class PVTable(SteadyDataTable):
         if self._maybe_sort():
             self._flush_window()
 
-    def _flush_window(self) -> None:
-        if not self._pending:
-            return
+    def window(self) -> list[str]:
+        """The PVs on screen, with a page of margin each way (scrolling shows them fresh)."""
         if self._order is None:  # row order changes only on rebuild, sort and add
             self._order = self.visible_names()
         top = int(self.scroll_y)
         page = max(1, self.size.height)
-        window = self._order[max(0, top - page):top + 2 * page]  # a page of margin each way
+        return self._order[max(0, top - page):top + 2 * page]
+
+    def needs_every_change(self) -> bool:
+        """Sorted by a column that any change moves (value, time): the table must see
+        every PV's changes, not only those of the rows on screen."""
+        return self.sort_key in LIVE_SORT - FLAG_SORT
+
+    def _flush_window(self) -> None:
+        if not self._pending:
+            return
+        window = self.window()
         pending = self._pending
         changes: dict[str, dict[str, Any]] = {}
         for name in window:
