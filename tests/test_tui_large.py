@@ -119,6 +119,24 @@ async def test_connections_lists_a_bounded_number_of_pvs() -> None:
         connections.PV_ROWS_MAX = limit
 
 
+def test_connections_view_is_filled_before_it_is_first_shown(monkeypatch) -> None:
+    """Its first show walks every PV: done once, hidden, while nobody types."""
+    from pvconsole.tui import app as app_module
+    monkeypatch.setattr(app_module, "WARM_AFTER", 0.2)
+
+    async def body() -> None:
+        source = FixedSource(extra=200)
+        app = PvConsoleApp(source, tz=timezone.utc)
+        async with app.run_test(size=(120, 40)) as pilot:
+            table = app.main.query_one(connections.ConnectionsView).query_one("#pv-clients")
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if table.row_count:
+                    break
+            assert table.row_count > 0 and app.current_view == "pvs"
+    asyncio.run(body())
+
+
 @run
 async def test_command_palette_switches_views_and_theme_restyles_the_table() -> None:
     source, app = console(0)

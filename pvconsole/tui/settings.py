@@ -51,3 +51,7 @@ UI_NICE = _int("PVCONSOLE_TUI_NICE", 10)
 GC_INTERVAL = _float("PVCONSOLE_TUI_GC", 60.0)
 #: Seconds between checks whether that collection is due.
 GC_CHECK = 1.0
+#: Seconds after start-up before the hidden connections view is filled once (its first
+#: show is the costly one); put off while keys were pressed in the last WARM_QUIET seconds.
+WARM_AFTER = _float("PVCONSOLE_TUI_WARM", 3.0)
+WARM_QUIET = 2.0
