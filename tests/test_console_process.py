@@ -185,6 +185,11 @@ def test_console_tells_the_engine_what_it_shows(remote: RemoteSource, pva: Conte
                         "the rows on screen never became the focus")
             pva.put("PSU:MSG", "shown")
             await until(pilot, lambda: app.states["PSU:MSG"].value == "shown", "change not shown")
+            shown = app._focus
+            await pilot.press("ctrl+p")  # a dialog over the table: its rows still show
+            await pilot.pause(0.3)
+            assert app._focus == shown
+            await pilot.press("escape")
             await pilot.press("3")  # the put log: no PV row on screen
             await until(pilot, lambda: app._focus == frozenset(), "focus kept off screen")
             await pilot.press("1")

@@ -202,7 +202,11 @@ class PvConsoleApp(App[int]):
         if set_focus is None:  # an in-process engine: its change stream costs no pipe
             return
         table = self.pv_view.table
-        table_shown = self.screen is self.main and self.current_view == "pvs"
+        stack = self.screen_stack
+        # the main screen shows, alone or under a dialog (confirmation, command palette)
+        main_shown = stack[-1] is self.main or (
+            len(stack) > 1 and stack[-1].is_modal and stack[-2] is self.main)
+        table_shown = main_shown and self.current_view == "pvs"
         names: frozenset[str] | None
         if table_shown and table.needs_every_change():
             names = None
