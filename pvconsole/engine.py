@@ -133,21 +133,9 @@ class Subscription:
         built by whoever needs them: :meth:`drain`, or the console's focus)."""
         return self._engine.mirror.drain(self._dirty)
 
-    def drain(self, pause_every: int = 0) -> list[PVState]:
-        """States of the PVs that changed since the last drain (newest wins).
-
-        ``pause_every``: give up the GIL after every so many states, so that a large drain
-        does not hold the server threads for a whole switch interval (5 ms).
-        """
-        entries = self.drain_entries()
-        if not pause_every:
-            return [e.state() for e in entries]
-        states = []
-        for i, e in enumerate(entries, 1):
-            states.append(e.state())
-            if i % pause_every == 0:
-                time.sleep(0)
-        return states
+    def drain(self) -> list[PVState]:
+        """States of the PVs that changed since the last drain (newest wins)."""
+        return [e.state() for e in self.drain_entries()]
 
 
 class LoopPace:

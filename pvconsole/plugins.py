@@ -195,14 +195,13 @@ def _captured_pcaspy(capture: _Capture, argv0: str) -> Iterator[None]:
         capture.closed = True
 
 
-def _run_plugin_code(capture: _Capture, source: str, code: Callable[[], None],
-                     timeout: float | None = None) -> None:
+def _run_plugin_code(capture: _Capture, source: str, code: Callable[[], None]) -> None:
     """Run plugin code on a thread of its own until it returns or hands its server over.
 
     A script that hands over through ``ServerThread`` keeps running its own loop there.
 
     Raises:
-        PluginError: the code neither finished nor handed over within ``timeout``.
+        PluginError: the code neither finished nor handed over within ``HANDOVER_TIMEOUT``.
         Exception: whatever the plugin code raised.
     """
     done = threading.Event()
@@ -223,7 +222,7 @@ def _run_plugin_code(capture: _Capture, source: str, code: Callable[[], None],
 
     thread = threading.Thread(target=target, name=f"plugin-{capture.name}", daemon=True)
     thread.start()
-    limit = HANDOVER_TIMEOUT if timeout is None else timeout
+    limit = HANDOVER_TIMEOUT
     deadline = time.monotonic() + limit
     while not done.wait(0.02):
         if capture.handed_over.is_set():

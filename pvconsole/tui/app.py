@@ -27,8 +27,8 @@ from ..config import Config
 from ..gcpolicy import IdleCollector, loading, settle
 from ..mirror import PVState
 from .commands import ConsoleCommands
-from .priority import lower_priority
 from .logbuffer import LogBuffer
+from .priority import lower_priority
 from .screens.confirm import ConfirmScreen
 from .screens.details import DetailsScreen
 from .screens.main import MainScreen
@@ -176,7 +176,7 @@ class PvConsoleApp(App[int]):
         if records:
             self.put_seq = records[-1].seq
         lines = self.log_buffer.drain() if self.log_buffer is not None else []
-        main_visible = self.screen is self.main
+        main_visible = self._main_shown()
         with self.batch_update():
             pv_view = self.pv_view
             pv_view.table.apply(changed)
@@ -202,11 +202,7 @@ class PvConsoleApp(App[int]):
         if set_focus is None:  # an in-process engine: its change stream costs no pipe
             return
         table = self.pv_view.table
-        stack = self.screen_stack
-        # the main screen shows, alone or under a dialog (confirmation, command palette)
-        main_shown = stack[-1] is self.main or (
-            len(stack) > 1 and stack[-1].is_modal and stack[-2] is self.main)
-        table_shown = main_shown and self.current_view == "pvs"
+        table_shown = self._main_shown() and self.current_view == "pvs"
         names: frozenset[str] | None
         if table_shown and table.needs_every_change():
             names = None
@@ -264,8 +260,14 @@ class PvConsoleApp(App[int]):
         self._warming = True
         self._fetch_clients()
 
+    def _main_shown(self) -> bool:
+        """The main screen shows, alone or under a dialog (confirmation, command palette)."""
+        stack = self.screen_stack
+        return stack[-1] is self.main or (
+            len(stack) > 1 and stack[-1].is_modal and stack[-2] is self.main)
+
     def _connections_shown(self) -> bool:
-        return self.screen is self.main and self.current_view == "connections"
+        return self._main_shown() and self.current_view == "connections"
 
     @work(thread=True, exclusive=True, group="clients", name="clients")
     def _fetch_clients(self) -> None:
