@@ -138,6 +138,37 @@ def test_connections_view_is_filled_before_it_is_first_shown(monkeypatch) -> Non
 
 
 @run
+async def test_hidden_connections_view_catches_up_when_many_clients_changed() -> None:
+    """Its next show would walk every changed PV on the key press: done when quiet."""
+    source, app = console(40)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        app._clients_ready(source.clients(), None)  # a report at hand (shown hidden once)
+        view = app.main.query_one(connections.ConnectionsView)
+        quiet = [n for n, s in source.states.items() if not (s.ca_monitored or s.pva_clients)]
+        from pvconsole.tui import app as app_module
+        app_module.CATCH_UP_PENDING, saved = 5, app_module.CATCH_UP_PENDING
+        try:
+            for name in quiet[:3]:  # a few: left for the next show
+                source.push(source.states[name]._replace(pva_clients=1))
+            app.gc.last_input = -1e9
+            app.poll()
+            assert view.pending == 3
+            for name in quiet[3:10]:
+                source.push(source.states[name]._replace(pva_clients=1))
+            app.gc.input_seen()  # someone is typing: not now
+            app.poll()
+            assert view.pending == 10
+            app.gc.last_input = -1e9
+            app.poll()
+            assert view.pending == 0 and app.current_view == "pvs"
+            table = view.query_one("#pv-clients")
+            assert str(quiet[9]) in {str(r.key.value) for r in table.ordered_rows}
+        finally:
+            app_module.CATCH_UP_PENDING = saved
+
+
+@run
 async def test_command_palette_switches_views_and_theme_restyles_the_table() -> None:
     source, app = console(0)
     async with app.run_test(size=(120, 30)) as pilot:

@@ -33,7 +33,7 @@ from .screens.confirm import ConfirmScreen
 from .screens.details import DetailsScreen
 from .screens.main import MainScreen
 from .settings import (CLIENTS_INTERVAL, GC_CHECK, GC_INTERVAL, REFRESH, STATS_INTERVAL, UI_NICE,
-                       WARM_AFTER, WARM_QUIET)
+                       CATCH_UP_PENDING, WARM_AFTER, WARM_QUIET)
 from .source import DataSource, client_counts, clients, putlog_since, set_exposure_many
 from .status import StatusModel
 from .widgets.connections import ConnectionsView
@@ -180,12 +180,15 @@ class PvConsoleApp(App[int]):
         with self.batch_update():
             pv_view = self.pv_view
             pv_view.table.apply(changed)
-            self.main.query_one(ConnectionsView).note(changed)
+            connections = self.main.query_one(ConnectionsView)
+            connections.note(changed)
             if main_visible and self.current_view == "pvs":
                 pv_view.table.flush()
                 pv_view.update_info()
             if main_visible and self.current_view == "connections":
                 self._show_connections()
+            elif self._catch_up_hidden(connections.pending):
+                self._show_connections()  # many clients came or went: not on the next key
             self.main.query_one(PutLogView).add(records)
             if lines:
                 self.main.query_one(ServerLog).add(lines)
@@ -249,6 +252,13 @@ class PvConsoleApp(App[int]):
             shown = self._connections_shown() or isinstance(self.screen, DetailsScreen)
         if shown:
             self._fetch_clients()
+
+    def _catch_up_hidden(self, pending: int) -> bool:
+        """Bring the hidden connections view up to date now? When many PVs' clients
+        changed (its next show would walk them all on a key press), a client report is at
+        hand and nobody typed for a while."""
+        return (pending >= CATCH_UP_PENDING and self.known_clients is not None
+                and time.monotonic() - self.gc.last_input >= WARM_QUIET)
 
     def _warm_connections(self) -> None:
         """Fill the connections view once, hidden, while nobody types: its first show walks

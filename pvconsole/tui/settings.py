@@ -55,3 +55,6 @@ GC_CHECK = 1.0
 #: show is the costly one); put off while keys were pressed in the last WARM_QUIET seconds.
 WARM_AFTER = _float("PVCONSOLE_TUI_WARM", 3.0)
 WARM_QUIET = 2.0
+#: PVs with changed clients after which the hidden connections view catches up at once
+#: (when nobody typed for WARM_QUIET seconds) instead of on the key that shows it.
+CATCH_UP_PENDING = _int("PVCONSOLE_TUI_CATCH_UP", 500)

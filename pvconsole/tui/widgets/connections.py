@@ -89,6 +89,11 @@ class ConnectionsView(Vertical):
             if shown.get(s.name) != (s.ca_monitored, s.pva_clients, s.exposure):
                 dirty.add(s.name)
 
+    @property
+    def pending(self) -> int:
+        """PVs whose changes the next :meth:`show` walks."""
+        return len(self._dirty)
+
     def show(self, states: Mapping[str, PVState], clients: list[dict[str, Any]] | None,
              counts: Mapping[str, tuple[int, int]] | None = None) -> None:
         """Bring both tables up to date, touching only PVs that changed.
