@@ -157,6 +157,8 @@ class MirroredPV(SimplePV):
         self.mirror = mirror
         entry.ca_pv = self
         super().__init__(name, info)
+        if entry.data[0] is None:  # no pvdb 'value': pcaspy's default (0, '' or zeros)
+            entry.data = (info.value, *entry.data[1:])
 
     def updateValue(self, dbValue: Any) -> None:
         self.mirror.publish(self.entry, dbValue)

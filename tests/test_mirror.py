@@ -331,6 +331,14 @@ def test_unmodified_pcaspy_scripts_run(engine_factory, pva):
     assert ctx.get("MAIN:LAST").value == "A"
 
 
+def test_pvs_without_a_pvdb_value_show_what_the_servers_serve(engine, pva, ca):
+    """pcaspy gives them 0, '' or zeros: the engine's states (the console's table) too."""
+    states = {s.name: s for s in engine.snapshot()}
+    assert not [n for n, s in states.items() if s.value is None or s.text == "None"]
+    assert states["T:PLAIN"].value == pva(engine).get("T:PLAIN").value == ca(engine).get("T:PLAIN")["value"]
+    assert list(states["T:SARR"].value) == list(pva(engine).get("T:SARR").value) == [0, 0, 0, 0]
+
+
 def test_script_with_server_thread_keeps_its_own_loop(engine_factory, pva):
     engine = engine_factory(plugin_path("script_thread"))
     assert not [p.error for p in engine.plugins if p.error]
