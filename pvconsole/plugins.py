@@ -103,10 +103,12 @@ class _Capture:
         self.handed_over = threading.Event()  # the script reached its server loop
         self.stopped = threading.Event()      # the plugin is no longer served
         self.closed = False                   # loading is over: late createPV calls are refused
+        self.create_called = False            # the script reached createPV (even if it failed)
 
     def create_pv(self, prefix: str, pvdb: dict) -> None:
         if self.closed:
             raise PluginError(f"{self.name}: createPV({prefix!r}) after start-up is not supported")
+        self.create_called = True
         # registered at once: the script's Driver() reads pcaspy's PV table next
         self.register(prefix, pvdb, self.port)
         self.databases.append((prefix, pvdb))
@@ -341,8 +343,8 @@ def _run_as_script(capture: _Capture, path: Path) -> dict:
     try:
         _run_plugin_code(capture, str(path), lambda: _exec_as_main(path, namespace))
     except (Exception, SystemExit) as e:
-        if capture.databases or not _has_contract(namespace):
-            raise
+        if capture.create_called or not _has_contract(namespace):
+            raise  # its own createPV failed (a name clash, a bad pvdb): that is the error
         log.info("plugin %s: its __main__ part stopped before createPV (%s: %s); serving its "
                  "module-level prefix and pvdb", capture.name, type(e).__name__, e)
     return namespace

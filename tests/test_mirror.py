@@ -368,6 +368,15 @@ def test_script_that_never_hands_over_is_skipped(engine_factory, pva, monkeypatc
     assert ctx.get("T:FLOAT").value == 12.5
 
 
+def test_script_whose_createpv_clashes_is_reported_as_such(engine_factory, caplog):
+    caplog.set_level("INFO", logger="pvconsole.plugins")
+    engine = engine_factory(plugin_path("script_thread"), plugin_path("script_dynamic"),
+                            plugin_path("script_thread_again"))
+    errors = {p.name: p.error for p in engine.plugins if p.error}
+    assert "PV name clash: THR:" in errors["script_thread_again"]
+    assert "stopped before createPV" not in caplog.text  # no fallback to its module pvdb
+
+
 def test_ca_port_zero_means_a_free_port(engine_factory, ca):
     engine = engine_factory(ALLTYPES, ca_port=0)
     assert engine.config.ca_port != 0
