@@ -317,8 +317,8 @@ def to_pva_value(spec: PVSpec, value: Any) -> Any:
     if kind == "enum":
         return int(value)
     if kind == "string":
-        if ca_type == "char":
-            return _chars_to_str(value)
+        if ca_type == "char" or isinstance(value, (bytes, bytearray)):
+            return _chars_to_str(value)  # bytes (a subprocess's output): text, as CA reads it
         return "" if value is None else str(value)
     if kind == "array":
         if ca_type == "char" and isinstance(value, (str, bytes)):

@@ -105,6 +105,14 @@ def test_char_scalar_and_long_string_values():
     assert typemap.to_pva_value(raw, "AB") == [65, 66]
 
 
+def test_bytes_in_a_string_pv_are_text() -> None:
+    """A script that stores a subprocess's output (bytes) in a string PV means the text."""
+    s = spec(type="string")
+    assert typemap.to_pva_value(s, b"out\n") == "out\n"
+    assert typemap.to_pva_value(s, b"") == ""
+    assert typemap.format_value(s, s.meta, b"") == ""
+
+
 def _put(s, **fields):
     V = typemap.pva_type(s)()
     for k, v in fields.items():
