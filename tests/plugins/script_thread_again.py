@@ -1,12 +1,14 @@
 """A pcaspy script serving a PV that script_thread serves too: its createPV clashes."""
-from pcaspy import Driver, SimpleServer
+from pcaspy import SimpleServer
 
 prefix = "THR:"
 pvdb = {"COUNT": {"type": "int"}}
 
+
+def main() -> None:
+    SimpleServer().createPV(prefix, pvdb)  # raises: the clash is what pvconsole reports
+    raise SystemExit("not reached")
+
+
 if __name__ == "__main__":
-    server = SimpleServer()
-    server.createPV(prefix, pvdb)
-    driver = Driver()
-    while True:
-        server.process(0.1)
+    main()
