@@ -28,6 +28,7 @@ import importlib.machinery
 import importlib.metadata
 import importlib.util
 import logging
+import os
 import signal
 import sys
 import threading
@@ -46,7 +47,8 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "pvconsole.plugins"
 
 #: seconds a plugin's code may run before it must have finished or handed its server over
-HANDOVER_TIMEOUT = 10.0
+#: (a script that initialises slow hardware before ``createPV`` may need more)
+HANDOVER_TIMEOUT = float(os.environ.get("PVCONSOLE_HANDOVER_TIMEOUT", "10"))
 
 #: ``register(prefix, pvdb, port)``: the engine's way to serve a database; raises on clash.
 Register = Callable[[str, dict, str], None]
