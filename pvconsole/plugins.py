@@ -136,6 +136,11 @@ class _Capture:
             @staticmethod
             def initAccessSecurityFile(filename: str, **subst: Any) -> None:
                 capture.acf = (filename, subst)
+                macros = ", ".join(f"{k}={v}" for k, v in subst.items())
+                log.warning("plugin %s: its access security file %s%s is not applied: pvconsole "
+                            "loads one file for every plugin and both protocols (--acf FILE, "
+                            "macros substituted)", capture.name, filename,
+                            f" ({macros})" if macros else "")
 
             @staticmethod
             def process(delay: float) -> None:

@@ -352,6 +352,7 @@ def test_script_with_server_thread_keeps_its_own_loop(engine_factory, pva):
 def test_script_with_pvs_made_on_demand_is_served_with_a_warning(engine_factory, pva, caplog):
     engine = engine_factory(plugin_path("script_dynamic"))
     assert "made on demand" in caplog.text and "script_dynamic" in caplog.text
+    assert "rules.as (P=DYN:) is not applied" in caplog.text  # said, not silently dropped
     assert pva(engine).get("DYN:STATIC").value == 3.0
 
 

@@ -1,4 +1,5 @@
-"""A pcaspy script whose server makes PVs on demand (pvExistTest/pvAttach)."""
+"""A pcaspy script whose server makes PVs on demand (pvExistTest/pvAttach) and asks for
+an access security file of its own."""
 from pcaspy import Driver, SimpleServer
 import pcaspy.cas as cas
 
@@ -14,6 +15,7 @@ class DynServer(SimpleServer):
 
 if __name__ == "__main__":
     server = DynServer()
+    server.initAccessSecurityFile("rules.as", P=prefix)
     server.createPV(prefix, pvdb)
     driver = Driver()
     while True:
