@@ -10,11 +10,15 @@ DEFAULT, as in an IOC.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
+
+_INP = re.compile(r"\bINP[A-L]\s*\(")
 
 
 class AccessError(Exception):
@@ -47,17 +51,35 @@ class AccessRules:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._engine = None
+        self._text = ""
+        self._inputs: Any = None  # the p4p client context that reads INP PVs
         if path is None:
             return
         from p4p.asLib import ACFError, Engine
         try:
-            text = path.read_text()
+            self._text = path.read_text()
         except OSError as e:
             raise AccessError(f"access security file {path}: {e.strerror or e}") from None
         try:
-            self._engine = Engine(text)
+            self._engine = Engine(self._text)
         except ACFError as e:
             raise AccessError(f"access security file {path}: {e}") from None
+
+    def connect_inputs(self, conf: dict[str, str]) -> None:
+        """Read the rules' ``INP`` PVs (``CALC`` conditions) over PVA with a client of
+        this configuration. Without it p4p's engine takes every input as 0, so a PVA put
+        that CA's asLib (which reads them over CA) refuses would be allowed."""
+        if self._engine is None or not _INP.search(self._text):
+            return
+        from p4p.asLib import Engine
+        from p4p.client.thread import Context
+        self._inputs = Context("pva", conf=conf, useenv=True)  # NT values unwrapped: the engine takes floats
+        self._engine = Engine(self._text, ctxt=self._inputs)
+
+    def close(self) -> None:
+        if self._inputs is not None:
+            self._inputs.close()
+            self._inputs = None
 
     @property
     def active(self) -> bool:

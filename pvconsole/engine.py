@@ -290,6 +290,7 @@ class Engine:
                     self.pva_server = Server(providers=[self.mirror.provider], conf=cfg.pva_conf(), useenv=False)
                 except Exception as e:
                     raise StartupError(f"PVA server: {e}") from None
+                self.access.connect_inputs(self._inputs_conf())
                 for entry in self.entries.values():
                     mode = self.exposure.get(entry.name, self._defaults[entry.name])
                     self.mirror.expose(entry, mode) if mode != Exposure.OFF else setattr(entry, "exposure", mode)
@@ -323,6 +324,7 @@ class Engine:
                 self.thread.join(timeout=2)
             self.thread = None
         self.mirror.close_all(list(self.entries.values()))
+        self.access.close()
         if self.pva_server is not None:
             self.pva_server.stop()
             self.pva_server = None
@@ -587,6 +589,14 @@ class Engine:
             intf = "127.0.0.1"
         return {"EPICS_PVA_NAME_SERVERS": f"{intf}:{conf['EPICS_PVAS_SERVER_PORT']}",
                 "EPICS_PVA_ADDR_LIST": "", "EPICS_PVA_AUTO_ADDR_LIST": "NO"}
+
+
+    def _inputs_conf(self) -> dict[str, str]:
+        """Where access rules' INP PVs are looked for: this engine's PVA server first,
+        then whatever the EPICS_PVA_* environment reaches (other IOCs)."""
+        ours = self.pva_client_conf()["EPICS_PVA_NAME_SERVERS"]
+        others = os.environ.get("EPICS_PVA_NAME_SERVERS", "")
+        return {"EPICS_PVA_NAME_SERVERS": f"{ours} {others}".strip()}
 
 
 def _plugin_name(spec: str) -> str:

@@ -119,6 +119,41 @@ def test_unknown_access_level_grants_nothing(engine_factory, pva, tmp_path):
         pva(engine).put("T:INT", 5, wait=True)
 
 
+LEVEL_PLUGIN = """
+from pcaspy import Driver
+prefix = "TANK:"
+pvdb = {"LEVEL": {"type": "float"}, "FILL": {"type": "float", "asg": "fill"}}
+class TankDriver(Driver):
+    pass
+"""
+
+
+def test_calc_rules_read_their_inputs_for_pva_puts(engine_factory, pva, tmp_path):
+    """ASG with INPA + CALC (pcaspy's access_control example): PVA puts follow the input,
+    as CA's asLib does (p4p's engine alone takes every input as 0)."""
+    plugin = tmp_path / "tank.py"
+    plugin.write_text(LEVEL_PLUGIN)
+    acf = tmp_path / "rules.acf"
+    acf.write_text('ASG(DEFAULT) {\n    RULE(1, WRITE)\n}\n'
+                   'ASG(fill) {\n    INPA(TANK:LEVEL)\n    RULE(1, READ)\n'
+                   '    RULE(1, WRITE) {\n        CALC("A<3")\n    }\n}\n')
+    engine = engine_factory(str(plugin), acf=acf)
+    ctx = pva(engine)
+    ctx.put("TANK:LEVEL", 5.0, wait=True)
+
+    def refused() -> bool:
+        try:
+            ctx.put("TANK:FILL", 1.0, wait=True)
+        except RemoteError as e:
+            return "write access denied" in str(e)
+        return False
+
+    wait_for(refused, timeout=10)
+    ctx.put("TANK:LEVEL", 1.0, wait=True)
+    wait_for(lambda: not refused(), timeout=10)
+    assert ctx.get("TANK:FILL").value == 1.0
+
+
 def _headless(tmp_path, *extra):
     pva_port = free_port()
     args = [sys.executable, "-m", "pvconsole", "--headless", "--state-dir", str(tmp_path / "state"),
