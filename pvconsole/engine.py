@@ -226,6 +226,7 @@ class Engine:
         self.started = 0.0
         self._ports: set[str] = set()
         self._defaults: dict[str, str] = {}
+        self._env_before: dict[str, str | None] | None = None  # what start() changed
         self.access = AccessRules(None)
         self._tracker = ClientTracker()
         self._clients_lock = threading.Lock()
@@ -275,6 +276,12 @@ class Engine:
             raise StartupError(str(e)) from None
         self.mirror.access = self._pva_access
         os.environ.update(cfg.ca_env())
+        # the CA server's asLib reads CALC rules' INP PVs with a CA client in this process:
+        # it must find this server's own PVs (an IOC reads them from its database)
+        own = " ".join(f"{'127.0.0.1' if a == '0.0.0.0' else a}:{cfg.ca_port}"
+                       for a in (cfg.ca_intf.split() or ["0.0.0.0"]))
+        before = self._env_before = {"EPICS_CA_ADDR_LIST": os.environ.get("EPICS_CA_ADDR_LIST")}
+        os.environ["EPICS_CA_ADDR_LIST"] = f"{own} {before['EPICS_CA_ADDR_LIST'] or ''}".strip()
         Engine._active = self
         with gcpolicy.loading():
             try:
@@ -333,6 +340,12 @@ class Engine:
         self.ca_server = None  # pcaspy's server is torn down when collected
         if self.putlog is not None:
             self.putlog.close()
+        for key, value in (self._env_before or {}).items():  # as before start()
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._env_before = None
         if Engine._active is self:
             Engine._active = None
         gc.unfreeze()  # what start() froze may be garbage now (an engine can be restarted)

@@ -128,15 +128,21 @@ class TankDriver(Driver):
 """
 
 
-def test_calc_rules_read_their_inputs_for_pva_puts(engine_factory, pva, tmp_path):
-    """ASG with INPA + CALC (pcaspy's access_control example): PVA puts follow the input,
-    as CA's asLib does (p4p's engine alone takes every input as 0)."""
+def _tank(tmp_path):
+    """A plugin and an ACF whose FILL is writable only while LEVEL < 3 (INPA + CALC)."""
     plugin = tmp_path / "tank.py"
     plugin.write_text(LEVEL_PLUGIN)
     acf = tmp_path / "rules.acf"
     acf.write_text('ASG(DEFAULT) {\n    RULE(1, WRITE)\n}\n'
                    'ASG(fill) {\n    INPA(TANK:LEVEL)\n    RULE(1, READ)\n'
                    '    RULE(1, WRITE) {\n        CALC("A<3")\n    }\n}\n')
+    return plugin, acf
+
+
+def test_calc_rules_read_their_inputs_for_pva_puts(engine_factory, pva, tmp_path):
+    """ASG with INPA + CALC (pcaspy's access_control example): PVA puts follow the input,
+    as CA's asLib does (p4p's engine alone takes every input as 0)."""
+    plugin, acf = _tank(tmp_path)
     engine = engine_factory(str(plugin), acf=acf)
     ctx = pva(engine)
     ctx.put("TANK:LEVEL", 5.0, wait=True)
@@ -154,10 +160,29 @@ def test_calc_rules_read_their_inputs_for_pva_puts(engine_factory, pva, tmp_path
     assert ctx.get("TANK:FILL").value == 1.0
 
 
-def _headless(tmp_path, *extra):
+def test_calc_rules_read_their_inputs_for_ca_puts(tmp_path):
+    """The CA server's asLib reads INP PVs with a CA client of its own process: it must
+    find this server's PVs. A headless process: asLib's client starts once per process."""
+    from conftest import CAClient
+    plugin, acf = _tank(tmp_path)
+    ca_port = free_port()
+    proc, _ = _headless(tmp_path, "--plugin", str(plugin), "--acf", str(acf), ca_port=ca_port)
+    ca = CAClient(ca_port)
+    try:
+        assert ca.put("TANK:LEVEL", 5.0, wait=True).get("ok")
+        wait_for(lambda: "denied" in ca.put("TANK:FILL", 2.0, wait=True).get("error", ""), timeout=10)
+        assert ca.put("TANK:LEVEL", 1.0, wait=True).get("ok")
+        wait_for(lambda: ca.put("TANK:FILL", 3.0, wait=True).get("ok"), timeout=10)
+    finally:
+        ca.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+def _headless(tmp_path, *extra, ca_port=None):
     pva_port = free_port()
     args = [sys.executable, "-m", "pvconsole", "--headless", "--state-dir", str(tmp_path / "state"),
-            "--ca-intf", "127.0.0.1", "--ca-port", str(free_port()), "--ca-beacon-addr", "127.0.0.1",
+            "--ca-intf", "127.0.0.1", "--ca-port", str(ca_port or free_port()), "--ca-beacon-addr", "127.0.0.1",
             "--ca-beacon-port", str(free_port()), "--pva-intf", "127.0.0.1", "--pva-port", str(pva_port),
             "--pva-broadcast-port", str(free_port()), "--control-prefix", "CTL:", *extra]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
