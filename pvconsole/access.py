@@ -10,6 +10,7 @@ DEFAULT, as in an IOC.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import socket
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ class AccessRules:
         self._engine = None
         self._text = ""
         self._inputs: Any = None  # the p4p client context that reads INP PVs
+        self._env_before: dict[str, str | None] = {}  # what start_ca changed
         if path is None:
             return
         from p4p.asLib import ACFError, Engine
@@ -77,9 +79,16 @@ class AccessRules:
         self._engine = Engine(self._text, ctxt=self._inputs)
 
     def close(self) -> None:
+        """Stop reading inputs; the environment as it was before :meth:`start_ca`."""
         if self._inputs is not None:
             self._inputs.close()
             self._inputs = None
+        for key, value in self._env_before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._env_before = {}
 
     @property
     def active(self) -> bool:
@@ -105,10 +114,19 @@ class AccessRules:
         # resolves HAG members to addresses. With a resolvable host both agree.
         return [Verdict("ca", True, write, why), Verdict("pva", True, write, why)]
 
-    def start_ca(self) -> None:
-        """Hand the file to the CA server's asLib (before any PV is created)."""
+    def start_ca(self, own: list[str]) -> None:
+        """Hand the file to the CA server's asLib (before any PV is created).
+
+        ``own``: this CA server's ``host:port``. asLib reads the rules' ``INP`` PVs with a
+        CA client in this process (an IOC reads them from its database): they are looked
+        for here first, then where ``EPICS_CA_ADDR_LIST`` points.
+        """
         if self.path is None:
             return
+        if _INP.search(self._text):
+            before = os.environ.get("EPICS_CA_ADDR_LIST")
+            self._env_before = {"EPICS_CA_ADDR_LIST": before}
+            os.environ["EPICS_CA_ADDR_LIST"] = " ".join([*own, before or ""]).strip()
         from pcaspy import cas
         status = cas.asInitFile(str(self.path), "")
         if status:

@@ -194,6 +194,12 @@ def free_port(addrs: str = "", udp: bool = False) -> int:
             return port
 
 
+def client_addresses(addrs: str, port: int) -> list[str]:
+    """``host:port`` a client on this host uses to reach a server bound to ``addrs``
+    (the wildcard address is reached on loopback)."""
+    return [f"{'127.0.0.1' if a == '0.0.0.0' else a}:{port}" for a in (addrs.split() or ["0.0.0.0"])]
+
+
 def check_port_free(kind: str, addrs: str, port: int) -> None:
     """Fail fast when the TCP port is taken: the CA and PVA libraries would otherwise
     quietly fall back to a random port and clients would never find the server."""

@@ -32,7 +32,7 @@ from . import plugins as plugin_loader
 from . import capost, gcpolicy, typemap
 from .access import AccessError, AccessRules
 from .clients import ClientInfo, ClientTracker, capture_fd1, per_pv_counts, pva_report
-from .config import Config, ConfigError, check_port_free, free_port
+from .config import Config, ConfigError, check_port_free, client_addresses, free_port
 from .exposure import ExposureStore, match
 from .mirror import Entry, Exposure, MirroredPV, PVState, PvaMirror
 from .putlog import PutLog
@@ -226,7 +226,6 @@ class Engine:
         self.started = 0.0
         self._ports: set[str] = set()
         self._defaults: dict[str, str] = {}
-        self._env_before: dict[str, str | None] | None = None  # what start() changed
         self.access = AccessRules(None)
         self._tracker = ClientTracker()
         self._clients_lock = threading.Lock()
@@ -276,16 +275,10 @@ class Engine:
             raise StartupError(str(e)) from None
         self.mirror.access = self._pva_access
         os.environ.update(cfg.ca_env())
-        # the CA server's asLib reads CALC rules' INP PVs with a CA client in this process:
-        # it must find this server's own PVs (an IOC reads them from its database)
-        own = " ".join(f"{'127.0.0.1' if a == '0.0.0.0' else a}:{cfg.ca_port}"
-                       for a in (cfg.ca_intf.split() or ["0.0.0.0"]))
-        before = self._env_before = {"EPICS_CA_ADDR_LIST": os.environ.get("EPICS_CA_ADDR_LIST")}
-        os.environ["EPICS_CA_ADDR_LIST"] = f"{own} {before['EPICS_CA_ADDR_LIST'] or ''}".strip()
         Engine._active = self
         with gcpolicy.loading():
             try:
-                self.access.start_ca()
+                self.access.start_ca(client_addresses(cfg.ca_intf, cfg.ca_port))
                 self.ca_server = _CAServer()
                 self.thread = DriverThread(self.mirror)
                 for spec in plugin_loader.discover(cfg.plugins, cfg.plugins_dir):
@@ -340,12 +333,6 @@ class Engine:
         self.ca_server = None  # pcaspy's server is torn down when collected
         if self.putlog is not None:
             self.putlog.close()
-        for key, value in (self._env_before or {}).items():  # as before start()
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        self._env_before = None
         if Engine._active is self:
             Engine._active = None
         gc.unfreeze()  # what start() froze may be garbage now (an engine can be restarted)
@@ -596,13 +583,9 @@ class Engine:
     def pva_client_conf(self) -> dict[str, str]:
         """A p4p client configuration that reaches this engine's PVA server directly."""
         assert self.pva_server is not None
-        conf = self.pva_server.conf()
-        intf = (self.config.pva_intf.split() or ["127.0.0.1"])[0]
-        if intf == "0.0.0.0":
-            intf = "127.0.0.1"
-        return {"EPICS_PVA_NAME_SERVERS": f"{intf}:{conf['EPICS_PVAS_SERVER_PORT']}",
+        port = int(self.pva_server.conf()["EPICS_PVAS_SERVER_PORT"])
+        return {"EPICS_PVA_NAME_SERVERS": client_addresses(self.config.pva_intf, port)[0],
                 "EPICS_PVA_ADDR_LIST": "", "EPICS_PVA_AUTO_ADDR_LIST": "NO"}
-
 
     def _inputs_conf(self) -> dict[str, str]:
         """Where access rules' INP PVs are looked for: this engine's PVA server first,

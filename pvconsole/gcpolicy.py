@@ -73,11 +73,15 @@ class IdleCollector:
     def input_seen(self) -> None:
         self.last_input = self.clock()
 
+    def quiet(self) -> bool:
+        """No key pressed for ``QUIET`` seconds: a good time for work nobody waits for."""
+        return self.clock() - self.last_input >= QUIET
+
     def due(self) -> bool:
         """True when a full collection should run now."""
         now = self.clock()
         since = now - self.last_full
-        return since >= FORCE_AFTER or (since >= self.interval and now - self.last_input >= QUIET)
+        return since >= FORCE_AFTER or (since >= self.interval and self.quiet())
 
     def poll(self) -> bool:
         """Run a full collection when due; True when it did."""

@@ -101,7 +101,6 @@ class _Capture:
         self.port = driver_port(name)
         self.register = register
         self.databases: list[tuple[str, dict]] = []
-        self.acf: tuple[str, dict] | None = None
         self.handed_over = threading.Event()  # the script reached its server loop
         self.stopped = threading.Event()      # the plugin is no longer served
         self.closed = False                   # loading is over: late createPV calls are refused
@@ -135,7 +134,6 @@ class _Capture:
 
             @staticmethod
             def initAccessSecurityFile(filename: str, **subst: Any) -> None:
-                capture.acf = (filename, subst)
                 macros = ", ".join(f"{k}={v}" for k, v in subst.items())
                 log.warning("plugin %s: its access security file %s%s is not applied: pvconsole "
                             "loads one file for every plugin and both protocols (--acf FILE, "
@@ -231,13 +229,12 @@ def _run_plugin_code(capture: _Capture, source: str, code: Callable[[], None]) -
 
     thread = threading.Thread(target=target, name=f"plugin-{capture.name}", daemon=True)
     thread.start()
-    limit = HANDOVER_TIMEOUT
-    deadline = time.monotonic() + limit
+    deadline = time.monotonic() + HANDOVER_TIMEOUT
     while not done.wait(0.02):
         if capture.handed_over.is_set():
             return
         if time.monotonic() > deadline:
-            raise PluginError(f"{source}: still running after {limit:g} s without handing its "
+            raise PluginError(f"{source}: still running after {HANDOVER_TIMEOUT:g} s without handing its "
                               "server over (pvconsole takes over SimpleServer.process() loops and "
                               "pcaspy.tools.ServerThread)")
     if failure:

@@ -24,7 +24,7 @@ from textual.widgets import ContentSwitcher
 
 from ..cli import set_log_levels
 from ..config import Config
-from ..gcpolicy import IdleCollector, loading, settle
+from ..gcpolicy import QUIET, IdleCollector, loading, settle
 from ..mirror import PVState
 from .commands import ConsoleCommands
 from .logbuffer import LogBuffer
@@ -32,8 +32,8 @@ from .priority import lower_priority
 from .screens.confirm import ConfirmScreen
 from .screens.details import DetailsScreen
 from .screens.main import MainScreen
-from .settings import (CLIENTS_INTERVAL, GC_CHECK, GC_INTERVAL, REFRESH, STATS_INTERVAL, UI_NICE,
-                       CATCH_UP_PENDING, WARM_AFTER, WARM_QUIET)
+from .settings import (CATCH_UP_PENDING, CLIENTS_INTERVAL, GC_CHECK, GC_INTERVAL, REFRESH,
+                       STATS_INTERVAL, UI_NICE, WARM_AFTER)
 from .source import DataSource, client_counts, clients, putlog_since, set_exposure_many
 from .status import StatusModel
 from .widgets.connections import ConnectionsView
@@ -257,15 +257,14 @@ class PvConsoleApp(App[int]):
         """Bring the hidden connections view up to date now? When many PVs' clients
         changed (its next show would walk them all on a key press), a client report is at
         hand and nobody typed for a while."""
-        return (pending >= CATCH_UP_PENDING and self.known_clients is not None
-                and time.monotonic() - self.gc.last_input >= WARM_QUIET)
+        return pending >= CATCH_UP_PENDING and self.known_clients is not None and self.gc.quiet()
 
     def _warm_connections(self) -> None:
         """Fill the connections view once, hidden, while nobody types: its first show walks
         every PV and adds up to 1,000 rows (~300 ms with 10,000 PVs with clients), better
         spent before the operator asks for it. Later shows touch only what changed."""
-        if time.monotonic() - self.gc.last_input < WARM_QUIET:
-            self.set_timer(WARM_QUIET, self._warm_connections)
+        if not self.gc.quiet():
+            self.set_timer(QUIET, self._warm_connections)
             return
         self._warming = True
         self._fetch_clients()

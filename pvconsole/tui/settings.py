@@ -52,9 +52,8 @@ GC_INTERVAL = _float("PVCONSOLE_TUI_GC", 60.0)
 #: Seconds between checks whether that collection is due.
 GC_CHECK = 1.0
 #: Seconds after start-up before the hidden connections view is filled once (its first
-#: show is the costly one); put off while keys were pressed in the last WARM_QUIET seconds.
+#: show is the costly one); put off while keys are being pressed (``gcpolicy.QUIET``).
 WARM_AFTER = _float("PVCONSOLE_TUI_WARM", 3.0)
-WARM_QUIET = 2.0
 #: PVs with changed clients after which the hidden connections view catches up at once
-#: (when nobody typed for WARM_QUIET seconds) instead of on the key that shows it.
+#: (when nobody typed for a while) instead of on the key that shows it.
 CATCH_UP_PENDING = _int("PVCONSOLE_TUI_CATCH_UP", 500)
