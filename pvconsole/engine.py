@@ -6,7 +6,8 @@ Owns the servers' lifecycles and threads:
   reach the drivers there, and PVA puts are queued to it, so plugins need no locks;
 * pvxs workers (inside p4p): receive PVA requests, validate puts, queue them;
 * plugin threads: call ``setParam``/``updatePVs`` as pcaspy IOCs always have; the mirror
-  posts to PVA from those threads under a per-PV lock.
+  posts to PVA from those threads under a per-PV lock. A script's own server loop runs on
+  its plugin thread, in turns with the driver thread (:mod:`pvconsole.turns`).
 
 UIs read :meth:`Engine.snapshot` and drain a :class:`Subscription` at their own pace.
 The engine imports no Textual.
@@ -36,6 +37,7 @@ from .config import Config, ConfigError, check_port_free, client_addresses, free
 from .exposure import ExposureStore, match
 from .mirror import Entry, Exposure, MirroredPV, PVState, PvaMirror
 from .putlog import PutLog
+from .turns import turns
 
 log = logging.getLogger(__name__)
 
@@ -188,19 +190,24 @@ class DriverThread(threading.Thread):
         pace = LoopPace(idle=self.poll)
         poll = self.poll
         while self._running:
+            turn = turns.begin_pass()  # no script's own loop body runs meanwhile
             try:
-                cas.process(poll)
-            except Exception:
-                log.exception("CA server loop")
-            ran = bool(jobs)
-            while jobs:
-                job = jobs.popleft()
                 try:
-                    job()
+                    cas.process(poll)
                 except Exception:
-                    log.exception("driver-thread job failed")
-            now = time.monotonic()
-            mirror.expire_async(now)
+                    log.exception("CA server loop")
+                ran = bool(jobs)
+                while jobs:
+                    job = jobs.popleft()
+                    try:
+                        job()
+                    except Exception:
+                        log.exception("driver-thread job failed")
+                now = time.monotonic()
+                mirror.expire_async(now)
+            finally:
+                if turn:
+                    turns.end_pass()
             poll = pace.next(now, mirror.ca_posts, ran)
 
     def stop(self) -> None:

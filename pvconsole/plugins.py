@@ -8,9 +8,11 @@ A plugin is any of:
 * ``module:attr`` where ``attr`` is an object or dict with those three names;
 * an entry point in the group ``pvconsole.plugins`` (``pvconsole --plugin ep:NAME``);
 * an unmodified pcaspy IOC script: its ``SimpleServer.createPV`` calls and its Driver are
-  captured when it runs, and its ``process()`` loop is taken over by pvconsole. A script
-  that runs its server in ``pcaspy.tools.ServerThread`` keeps running its own main loop
-  (polling hardware, say) on a thread of its own after it hands over.
+  captured when it runs, and its server is pvconsole's: the first ``process()`` call hands
+  it over, and the script's loop goes on on a thread of its own (whatever it does between
+  ``process()`` calls still runs, in turns with the driver thread, see
+  :mod:`pvconsole.turns`). A script that runs its server in ``pcaspy.tools.ServerThread``
+  keeps running its own main loop (polling hardware, say) on a thread of its own too.
 
 Plugin code runs on a loader thread: a script that neither finishes nor hands its server
 over within :data:`HANDOVER_TIMEOUT` seconds is reported and skipped instead of hanging
@@ -42,6 +44,8 @@ from typing import Any, Callable, Iterator
 import pcaspy
 import pcaspy.driver
 
+from .turns import turns
+
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "pvconsole.plugins"
@@ -49,6 +53,10 @@ ENTRY_POINT_GROUP = "pvconsole.plugins"
 #: seconds a plugin's code may run before it must have finished or handed its server over
 #: (a script that initialises slow hardware before ``createPV`` may need more)
 HANDOVER_TIMEOUT = float(os.environ.get("PVCONSOLE_HANDOVER_TIMEOUT", "10"))
+
+#: shortest wait of a script's ``server.process(delay)`` (s): ``process(0)`` in a loop must
+#: not spin a core now that it serves nothing itself
+MIN_PROCESS_WAIT = 0.001
 
 #: ``register(prefix, pvdb, port)``: the engine's way to serve a database; raises on clash.
 Register = Callable[[str, dict, str], None]
@@ -105,6 +113,36 @@ class _Capture:
         self.stopped = threading.Event()      # the plugin is no longer served
         self.closed = False                   # loading is over: late createPV calls are refused
         self.create_called = False            # the script reached createPV (even if it failed)
+        self.looping = False                  # the script's own server loop runs
+        self.in_body = False                  # ... and is between two process() calls
+
+    def server_loop(self, delay: float) -> None:
+        """A script's ``server.process(delay)``: the first call hands its server over to
+        pvconsole; every call waits ``delay`` while the driver thread serves CA, then lets
+        the script's loop go on, in turns with the driver thread (:mod:`pvconsole.turns`).
+        When pvconsole stops serving, it ends the script's loop."""
+        wait = max(float(delay or 0), MIN_PROCESS_WAIT)
+        if not self.looping:
+            self.looping = True
+            turns.loop_started()
+            self.handed_over.set()
+        elif self.in_body:
+            self.in_body = False
+            turns.end_body()
+        if self.stopped.is_set():  # a script that catches the hand-over must not spin
+            time.sleep(wait)
+            raise _ScriptHandOver()
+        if self.stopped.wait(wait):
+            raise _ScriptHandOver()
+        turns.begin_body(self.stopped)
+        self.in_body = True
+
+    def loop_over(self) -> None:
+        """The plugin's code returned or raised: its loop takes no more turns."""
+        if self.looping:
+            self.looping = False
+            turns.loop_ended(self.in_body)
+            self.in_body = False
 
     def create_pv(self, prefix: str, pvdb: dict) -> None:
         if self.closed:
@@ -142,8 +180,7 @@ class _Capture:
 
             @staticmethod
             def process(delay: float) -> None:
-                capture.handed_over.set()
-                raise _ScriptHandOver()
+                capture.server_loop(delay)
 
             def setDebugLevel(self, level: int) -> None:
                 pass
@@ -225,6 +262,7 @@ def _run_plugin_code(capture: _Capture, source: str, code: Callable[[], None]) -
                 log.error("plugin %s: its own loop stopped: %s: %s", capture.name,
                           type(e).__name__, e, exc_info=e)
         finally:
+            capture.loop_over()
             done.set()
 
     thread = threading.Thread(target=target, name=f"plugin-{capture.name}", daemon=True)

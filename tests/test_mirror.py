@@ -349,6 +349,22 @@ def test_script_with_server_thread_keeps_its_own_loop(engine_factory, pva):
     assert ctx.get("THR:SP").value == 1.5
 
 
+def test_script_loop_work_goes_on_in_turns_with_the_driver(engine_factory, pva, ca):
+    """What a script does between its server.process() calls still runs, and never at the
+    same time as its driver's write (CA or PVA puts), as when it served CA itself."""
+    engine = engine_factory(plugin_path("script_work"))
+    assert not [p.error for p in engine.plugins if p.error]
+    ctx = pva(engine)
+    first = ctx.get("WORK:N").value
+    wait_for(lambda: ctx.get("WORK:N").value > first + 5)  # no CA monitor: PVA sees the loop
+    client = ca(engine)
+    for i in range(40):
+        ctx.put("WORK:SP", float(i), wait=True)
+        assert client.put("WORK:SP", i + 0.5, wait=True).get("ok")
+    assert ctx.get("WORK:SP").value == 39.5
+    assert ctx.get("WORK:OVERLAP").value == 0
+
+
 def test_script_with_pvs_made_on_demand_is_served_with_a_warning(engine_factory, pva, caplog):
     engine = engine_factory(plugin_path("script_dynamic"))
     assert "made on demand" in caplog.text and "script_dynamic" in caplog.text

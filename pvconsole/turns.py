@@ -1,0 +1,113 @@
+"""Turns between the driver thread and the server loops of unmodified pcaspy scripts.
+
+A pcaspy script often does its own work between ``server.process()`` calls::
+
+    while True:
+        server.process(0.1)
+        driver.poll_hardware()
+        driver.updatePVs()
+
+In the script's own process that work and the CA requests (``Driver.read``/``write``)
+ran on one thread, one after the other, and the script relies on it. pvconsole serves CA
+on its driver thread and lets the script's loop go on on the script's thread (its
+``process(delay)`` waits ``delay`` instead of serving CA); :class:`LoopTurns` keeps the
+two from overlapping: the driver thread does not start a pass while a script's loop body
+runs, and a body does not start during a pass. A body that runs longer than ``max_wait``
+(slow hardware I/O) no longer holds up the servers: the driver thread goes on beside it,
+and says so once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+log = logging.getLogger(__name__)
+
+#: Seconds the driver thread waits for a script's loop body before it goes on beside it.
+#: In the script's own process such a body held up CA for as long as it ran; here it would
+#: hold up every plugin's CA and PVA, so the wait is bounded.
+SCRIPT_TURN_WAIT = float(os.environ.get("PVCONSOLE_SCRIPT_TURN_WAIT", "0.1"))
+
+
+class LoopTurns:
+    """Alternates the driver thread's passes with scripts' loop bodies.
+
+    Costs nothing while no script has a loop of its own (:attr:`loops` is 0).
+    """
+
+    def __init__(self, max_wait: float = SCRIPT_TURN_WAIT) -> None:
+        self.max_wait = max_wait
+        #: Scripts whose own loop runs (their ``process()`` was called at least once).
+        self.loops = 0
+        self._cv = threading.Condition()
+        self._waiting = 0   # bodies waiting for the driver's pass to end
+        self._running = 0   # bodies running
+        self._driver = False
+        self._overran = False
+
+    # ------------------------------------------------------------------ scripts
+
+    def loop_started(self) -> None:
+        with self._cv:
+            self.loops += 1
+
+    def loop_ended(self, in_body: bool) -> None:
+        """A script's loop is over (pvconsole stops, or the script raised)."""
+        with self._cv:
+            self.loops -= 1
+            if in_body:
+                self._running -= 1
+            self._cv.notify_all()
+
+    def begin_body(self, stopped: threading.Event) -> None:
+        """Called by a script's ``process()`` before it returns: waits for the driver
+        thread's pass to end (or for ``stopped``)."""
+        with self._cv:
+            self._waiting += 1
+            try:
+                while self._driver and not stopped.is_set():
+                    self._cv.wait(0.05)
+            finally:
+                self._waiting -= 1
+            self._running += 1
+            self._cv.notify_all()
+
+    def end_body(self) -> None:
+        """Called when a script's ``process()`` is entered: its loop body is done."""
+        with self._cv:
+            self._running -= 1
+            self._cv.notify_all()
+
+    # ------------------------------------------------------------------ driver thread
+
+    def begin_pass(self) -> bool:
+        """The driver thread is about to call drivers: wait (at most ``max_wait``) for
+        script bodies that run or are about to. Returns whether :meth:`end_pass` is due."""
+        if not self.loops:
+            return False
+        with self._cv:
+            deadline = time.monotonic() + self.max_wait
+            while self._running or self._waiting:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if not self._overran:
+                        self._overran = True
+                        log.warning("a script's own loop ran for more than %g s between its "
+                                    "server.process() calls: the servers go on beside it "
+                                    "(PVCONSOLE_SCRIPT_TURN_WAIT)", self.max_wait)
+                    break
+                self._cv.wait(left)
+            self._driver = True
+        return True
+
+    def end_pass(self) -> None:
+        with self._cv:
+            self._driver = False
+            self._cv.notify_all()
+
+
+#: One per process, like pcaspy's CA server.
+turns = LoopTurns()

@@ -1,0 +1,34 @@
+"""A pcaspy script that does its own work between server.process() calls (a common
+pattern) and checks that its driver's write never runs in the middle of that work, as it
+never did when the script served CA itself."""
+import time
+
+from pcaspy import Driver, SimpleServer
+
+prefix = "WORK:"
+pvdb = {"N": {"type": "int"}, "SP": {"value": 0.0}, "OVERLAP": {"type": "int"}}
+
+busy = [False]
+
+
+class WorkDriver(Driver):
+    def write(self, reason, value):
+        if busy[0]:
+            self.setParam("OVERLAP", self.getParam("OVERLAP") + 1)
+        self.setParam(reason, value)
+        return True
+
+
+if __name__ == "__main__":
+    server = SimpleServer()
+    server.createPV(prefix, pvdb)
+    driver = WorkDriver()
+    n = 0
+    while True:
+        server.process(0.01)
+        busy[0] = True
+        n += 1
+        driver.setParam("N", n)
+        time.sleep(0.003)  # talking to the hardware
+        driver.updatePVs()
+        busy[0] = False
