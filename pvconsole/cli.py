@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exposure choices and put log (default: $XDG_STATE_HOME/pvconsole)")
     p.add_argument("--acf", type=Path, metavar="FILE", help="access security file (.acf) for CA and PVA")
     p.add_argument("--control-prefix", metavar="PREFIX", help="prefix of the console's own status PVs")
+    p.add_argument("--read-poll", type=float, metavar="SECONDS",
+                   help="for drivers that compute values in read(): how often PVA re-reads a "
+                        "watched PV (default 1; 0: only when its first PVA channel opens)")
     g = p.add_argument_group("servers (override EPICS_CAS_* / EPICS_PVAS_*)")
     g.add_argument("--ca-intf", metavar="ADDRS", help="EPICS_CAS_INTF_ADDR_LIST")
     g.add_argument("--ca-port", type=int, metavar="PORT", help="EPICS_CAS_SERVER_PORT")
@@ -54,6 +57,7 @@ def make_config(args: argparse.Namespace):
         "ca_port": args.ca_port, "ca_beacon_addr": args.ca_beacon_addr,
         "ca_beacon_port": args.ca_beacon_port, "pva_intf": args.pva_intf,
         "pva_port": args.pva_port, "pva_broadcast_port": args.pva_broadcast_port,
+        "read_poll": args.read_poll,
     }
     cfg = build(cli, args.config)
     if args.control_prefix is None and not cfg.control_prefix:

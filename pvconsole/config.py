@@ -24,6 +24,13 @@ def default_state_dir() -> Path:
     return Path(base) / "pvconsole"
 
 
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
 def default_control_prefix() -> str:
     host = socket.gethostname().split(".")[0].upper() or "LOCALHOST"
     return f"PVCONSOLE:{host}:"
@@ -48,6 +55,8 @@ class Config:
         acf: Access security file for both protocols.
         control_prefix: Prefix of the console's own status/control PVs ('' to disable).
         asyn_timeout: Seconds a PVA put to an ``asyn`` PV waits for ``callbackPV``.
+        read_poll: Seconds between ``Driver.read`` calls for PVA while a PV is watched, for
+            drivers that compute values in ``read`` (0: only on the first PVA connect).
     """
 
     plugins: list[str] = field(default_factory=list)
@@ -64,6 +73,7 @@ class Config:
     acf: Path | None = None
     control_prefix: str = ""
     asyn_timeout: float = 10.0
+    read_poll: float = field(default_factory=lambda: _env_float("PVCONSOLE_READ_POLL", 1.0))
 
     def ca_env(self) -> dict[str, str]:
         """The environment the CA server library (pcaspy's CAS) reads when it starts."""
@@ -157,8 +167,10 @@ def _coerce(values: dict[str, Any]) -> Config:
                     raise ValueError
             elif f.name in ("state_dir", "plugins_dir", "acf"):
                 v = Path(v).expanduser() if v else None
-            elif f.name == "asyn_timeout":
+            elif f.name in ("asyn_timeout", "read_poll"):
                 v = float(v)
+                if not v >= 0:
+                    raise ValueError
             elif f.name == "plugins":
                 v = [v] if isinstance(v, str) else list(v)
             else:

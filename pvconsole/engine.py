@@ -37,6 +37,7 @@ from .config import Config, ConfigError, check_port_free, client_addresses, free
 from .exposure import ExposureStore, match
 from .mirror import Entry, Exposure, MirroredPV, PVState, PvaMirror
 from .putlog import PutLog
+from .readthrough import ReadThrough, overrides_read
 from .turns import turns
 
 log = logging.getLogger(__name__)
@@ -175,18 +176,19 @@ class LoopPace:
 class DriverThread(threading.Thread):
     """pcaspy's server loop, plus the queue of work that must run where drivers run."""
 
-    def __init__(self, mirror: PvaMirror, poll: float = CAS_POLL) -> None:
+    def __init__(self, mirror: PvaMirror, reads: ReadThrough, poll: float = CAS_POLL) -> None:
         super().__init__(name="cas", daemon=True)
         self.jobs: deque[Callable[[], None]] = deque()
         self.poll = poll
         self.mirror = mirror
+        self.reads = reads
         self._running = True
 
     def submit(self, job: Callable[[], None]) -> None:
         self.jobs.append(job)
 
     def run(self) -> None:
-        jobs, mirror = self.jobs, self.mirror
+        jobs, mirror, reads = self.jobs, self.mirror, self.reads
         pace = LoopPace(idle=self.poll)
         poll = self.poll
         while self._running:
@@ -205,6 +207,7 @@ class DriverThread(threading.Thread):
                         log.exception("driver-thread job failed")
                 now = time.monotonic()
                 mirror.expire_async(now)
+                reads.poll(now)
             finally:
                 if turn:
                     turns.end_pass()
@@ -230,6 +233,7 @@ class Engine:
         self.ca_server: SimpleServer | None = None
         self.pva_server: Server | None = None
         self.thread: DriverThread | None = None
+        self.reads = ReadThrough(self.mirror, self.run_on_driver_thread, config.read_poll)
         self.started = 0.0
         self._ports: set[str] = set()
         self._defaults: dict[str, str] = {}
@@ -287,7 +291,8 @@ class Engine:
             try:
                 self.access.start_ca(client_addresses(cfg.ca_intf, cfg.ca_port))
                 self.ca_server = _CAServer()
-                self.thread = DriverThread(self.mirror)
+                self.reads = ReadThrough(self.mirror, self.run_on_driver_thread, cfg.read_poll)
+                self.thread = DriverThread(self.mirror, self.reads)
                 for spec in plugin_loader.discover(cfg.plugins, cfg.plugins_dir):
                     self._load_plugin(spec)
                 if cfg.control_prefix:
@@ -383,14 +388,18 @@ class Engine:
         manager.driver[plugin_loader.driver_port(name)] = driver
         self.drivers[name] = driver
         capost.install_fast_update_pvs(driver)
-        count = 0
-        for entry in self.entries.values():
-            if entry.plugin == name:
-                entry.driver = driver
-                count += 1
-        self.plugins.append(PluginStatus(name=name, source=source, pvs=count,
+        mine = [e for e in self.entries.values() if e.plugin == name]
+        for entry in mine:
+            entry.driver = driver
+        self.plugins.append(PluginStatus(name=name, source=source, pvs=len(mine),
                                          driver=type(driver).__name__))
-        log.info("plugin %s: %d PVs, driver %s", name, count, type(driver).__name__)
+        log.info("plugin %s: %d PVs, driver %s", name, len(mine), type(driver).__name__)
+        if source != "builtin" and overrides_read(driver):  # the control PVs refresh themselves
+            n = self.reads.add(mine)
+            if n:
+                log.info("plugin %s: %s.read() serves CA gets of %d passive PVs: PVA reads "
+                         "them too, on connect and every %g s while watched (--read-poll)",
+                         name, type(driver).__name__, n, self.config.read_poll)
 
     def add_builtin(self, name: str, prefix: str, pvdb: dict, factory: Callable[[], Any]) -> Any:
         """Serve a database of pvconsole's own (the control PVs) like a plugin."""

@@ -72,7 +72,7 @@ PCASPY_KEYS = frozenset({
     "lolo", "hihi", "adel", "mdel", "scan", "asyn", "asg", "value", "port",
 })
 #: Keys of the optional ``'pva'`` dict in a pvdb entry (pcaspy ignores it).
-PVA_KEYS = frozenset({"expose", "readonly", "description", "longstring"})
+PVA_KEYS = frozenset({"expose", "readonly", "description", "longstring", "read_poll"})
 
 
 class MappingError(ValueError):
@@ -116,6 +116,9 @@ class PVSpec:
         expose: Served over PVA at start-up unless the operator changed it.
         readonly: PVA puts refused (CA unaffected).
         longstring: A ``char`` array served over PVA as a string.
+        read_poll: Seconds between ``Driver.read`` calls for PVA while watched (None: the
+            engine's default; 0: only when the first PVA channel opens). See
+            :mod:`pvconsole.readthrough`.
         meta: Initial metadata.
         initial: pvdb ``value``, if given.
     """
@@ -131,6 +134,7 @@ class PVSpec:
     expose: bool = True
     readonly: bool = False
     longstring: bool = False
+    read_poll: float | None = None
     meta: Meta = field(default_factory=Meta)
     initial: Any = None
 
@@ -179,6 +183,14 @@ def spec_from_pvdb(prefix: str, reason: str, info: Mapping[str, Any]) -> PVSpec:
     if unknown:
         raise MappingError(f"{name}: unknown 'pva' keys {sorted(unknown)} "
                            f"(known: {sorted(PVA_KEYS)})")
+    read_poll = pva.get("read_poll")
+    if read_poll is not None:
+        try:
+            read_poll = float(read_poll)
+        except (TypeError, ValueError):
+            read_poll = -1.0
+        if not read_poll >= 0:
+            raise MappingError(f"{name}: 'read_poll' must be seconds >= 0, not {pva['read_poll']!r}")
     return PVSpec(
         name=name,
         reason=reason,
@@ -191,6 +203,7 @@ def spec_from_pvdb(prefix: str, reason: str, info: Mapping[str, Any]) -> PVSpec:
         expose=bool(pva.get("expose", True)),
         readonly=bool(pva.get("readonly", False)),
         longstring=bool(pva.get("longstring", ca_type == "char" and count > 1)),
+        read_poll=read_poll,
         meta=meta_from_info(info),
         initial=info.get("value"),
     )

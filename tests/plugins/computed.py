@@ -1,0 +1,36 @@
+"""A driver that computes values in read(), as pcaspy's tutorial does (every caget of
+RAND is a new random number; the parameter database keeps its own value)."""
+import collections
+import random
+
+from pcaspy import Driver
+
+prefix = "RD:"
+pvdb = {
+    "RAND": {"prec": 3},
+    "COUNT": {"type": "int"},                            # read() returns how often it ran
+    "WAVE": {"count": 4},                                # a computed array
+    "PLAIN": {"value": 5.0},                             # read() passes getParam through
+    "BAD": {"value": 1.0},                               # read() raises
+    "ONCE": {"type": "int", "pva": {"read_poll": 0}},    # read for PVA on first connect only
+    "SCANNED": {"type": "int", "scan": 0.2},             # the scan thread reads it
+}
+
+
+class ReadDriver(Driver):
+    def __init__(self):
+        super().__init__()
+        self.calls = collections.Counter()
+
+    def read(self, reason):
+        self.calls[reason] += 1
+        n = self.calls[reason]
+        if reason == "RAND":
+            return random.random()
+        if reason in ("COUNT", "ONCE", "SCANNED"):
+            return n
+        if reason == "WAVE":
+            return [n, n + 1, n + 2, n + 3]
+        if reason == "BAD":
+            raise RuntimeError("sensor unplugged")
+        return self.getParam(reason)

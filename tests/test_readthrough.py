@@ -1,0 +1,119 @@
+"""Values a driver computes in read() reach PVA: on connect and while watched."""
+
+from __future__ import annotations
+
+import queue
+import time
+from types import SimpleNamespace
+
+from conftest import plugin_path, pva_context, wait_for
+from pvconsole.readthrough import ReadThrough, same_value
+
+COMPUTED = plugin_path("computed")
+
+
+def test_a_new_pva_channel_reads_like_caget(engine_factory, ca):
+    engine = engine_factory(COMPUTED, read_poll=0.2)
+    calls = engine.drivers["computed"].calls
+    seen = []
+    for _ in range(3):  # a pvget: a new client, a new channel, a fresh read()
+        ctx = pva_context(engine.pva_client_conf())
+        seen.append(ctx.get("RD:COUNT").value)
+        ctx.close()
+        wait_for(lambda: engine.entry("RD:COUNT").pva_clients == 0)
+    assert seen == sorted(seen) and len(set(seen)) == 3 and seen[0] >= 1
+    before = calls["COUNT"]
+    assert ca(engine).get("RD:COUNT")["value"] > before  # CA: pcaspy's own read()
+    rand = ca(engine).get("RD:RAND")["value"]
+    assert 0 <= rand < 1 and engine.entry("RD:RAND").data[0] != rand  # CA's read is CA's
+
+
+def test_a_watched_pv_is_read_again_and_a_pass_through_is_not_posted(engine_factory, pva):
+    engine = engine_factory(COMPUTED, read_poll=0.2)
+    ctx = pva(engine)
+    first = ctx.get("RD:COUNT").value
+    wait_for(lambda: ctx.get("RD:COUNT").value >= first + 2, timeout=5)  # same channel
+    waves: queue.Queue = queue.Queue()
+    plain: queue.Queue = queue.Queue()
+    subs = [ctx.monitor("RD:WAVE", waves.put), ctx.monitor("RD:PLAIN", plain.put)]
+    try:
+        wait_for(lambda: waves.qsize() >= 3, timeout=5)
+        got = [list(waves.get().value) for _ in range(3)]
+        assert got[1][0] > got[0][0] and got[1] == [got[1][0] + i for i in range(4)]
+        calls = engine.drivers["computed"].calls
+        n = calls["PLAIN"]
+        wait_for(lambda: calls["PLAIN"] >= n + 3, timeout=5)  # read() ran ...
+        assert plain.qsize() == 1 and plain.get().value == 5.0  # ... and posted nothing new
+    finally:
+        for s in subs:
+            s.close()
+
+
+def test_read_once_scanned_and_raising_pvs(engine_factory, pva, caplog):
+    engine = engine_factory(COMPUTED, read_poll=0.2)
+    ctx = pva(engine)
+    calls = engine.drivers["computed"].calls
+    assert ctx.get("RD:ONCE").value == 1
+    n = calls["COUNT"]
+    ctx.get("RD:COUNT")
+    wait_for(lambda: calls["COUNT"] >= n + 3, timeout=5)  # polls ran meanwhile
+    assert ctx.get("RD:ONCE").value == 1 and calls["ONCE"] == 1  # read_poll 0: not polled
+    assert ctx.get("RD:BAD").value == 1.0  # read() raised: the stored value is served
+    wait_for(lambda: ctx.get("RD:SCANNED").value >= 2)  # the scan thread's own reads
+    time.sleep(0.5)
+    assert caplog.text.count("RD:BAD: driver read() raised") == 1  # once, then counted
+    assert ctx.get("RD:PLAIN").value == 5.0
+
+
+class _Mirror:
+    def __init__(self) -> None:
+        self.published: list = []
+
+    def publish(self, entry, data) -> None:
+        self.published.append(data.value)
+        entry.data = (data.value, *entry.data[1:])
+
+    def report_error(self, entry, what) -> None:
+        raise AssertionError(what)
+
+
+class _Entry:
+    """The part of a mirror Entry ReadThrough uses (hashable, as entries are)."""
+
+    def __init__(self, read) -> None:
+        self.driver = SimpleNamespace(read=read, pvDB={"X": SimpleNamespace(alarm=0, severity=0,
+                                                                           time=None)})
+        self.spec = SimpleNamespace(reason="X", scan=0, read_poll=None)
+        self.data = (0.0, 0, 0, 0, 0)
+        self.pva_clients = 1
+        self.on_connect = None
+        self.name = "P:X"
+
+
+def test_a_slow_read_is_made_less_often() -> None:
+    slow = _Entry(lambda reason: time.sleep(0.02) or 1.0)   # 20 ms a read
+    fast = _Entry(lambda reason: 2.0)
+    mirror = _Mirror()
+    reads = ReadThrough(mirror, lambda fn, timeout: fn(), default_poll=0.1)
+    assert reads.add([slow, fast]) == 2 and slow.on_connect is not None
+    t = 0.0
+    counts = {"slow": 0, "fast": 0}
+    real = reads.read
+
+    def counted(entry):
+        counts["slow" if entry is slow else "fast"] += 1
+        return real(entry)
+    reads.read = counted
+    while t < 10.0:  # 10 s of a loop passing every 5 ms
+        reads.poll(t)
+        t += 0.005
+    assert 90 <= counts["fast"] <= 101  # every 0.1 s
+    assert 3 <= counts["slow"] <= 6     # 20 ms at 1 % duty: every ~2 s
+    assert mirror.published == [1.0, 2.0]  # each value posted once: same values are not
+
+
+def test_same_value() -> None:
+    import numpy as np
+    assert same_value([1, 2], np.array([1, 2])) and not same_value([1, 2], [1, 2, 3])
+    assert same_value(float("nan"), float("nan")) and same_value(1, 1.0)
+    assert not same_value("a", "b") and not same_value(np.zeros(3), None)
