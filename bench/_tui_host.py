@@ -9,13 +9,21 @@ stamped too (``{"t", "key"}``), and each such frame with the time its write took
 latency splits into key delivery, the app's work and the frame's output.
 The app, the engine and the loop are the product's own (``run_console``); only
 ``App._display`` is wrapped, which is where Textual hands a frame to the terminal driver.
+
+With ``BENCH_UI_PILOT=1`` the app runs under Textual's Pilot instead of a terminal
+(``App.run_test``, headless, 160x48): the bench writes one key per line to this
+process's stdin, and each is pressed through ``Pilot.press`` and stamped
+(``{"t", "inject"}``) when it is injected; key -> screen is then measured as the issue
+asks, through Pilot (no terminal input parsing, no frame output).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -59,10 +67,37 @@ class StampedApp(console.PvConsoleApp):
                                            "display_ms": round(took, 1)}) + "\n")
 
 
+class PilotApp(StampedApp):
+    """The stamped console driven by Pilot: keys come from stdin, one per line."""
+
+    COLS, ROWS = 160, 48
+
+    def run(self, *args: Any, **kw: Any) -> Any:
+        return asyncio.run(self._drive())
+
+    async def _drive(self) -> None:
+        loop = asyncio.get_running_loop()
+        keys: asyncio.Queue = asyncio.Queue()
+
+        def read_keys() -> None:
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(keys.put_nowait, line.strip())
+        threading.Thread(target=read_keys, name="bench-keys", daemon=True).start()
+        async with self.run_test(headless=True, size=(self.COLS, self.ROWS)) as pilot:
+            while self.is_running:
+                try:
+                    key = await asyncio.wait_for(keys.get(), 0.2)
+                except asyncio.TimeoutError:
+                    continue
+                self._stamps.write(json.dumps({"t": time.time(), "inject": key}) + "\n")
+                asyncio.ensure_future(pilot.press(key))
+
+
 def main(argv: list[str]) -> int:
     args = cli.build_parser().parse_args(argv)
     cfg = cli.make_config(args)
-    console.PvConsoleApp = StampedApp  # run_console builds the app by this name
+    pilot = os.environ.get("BENCH_UI_PILOT") == "1"
+    console.PvConsoleApp = PilotApp if pilot else StampedApp  # run_console builds it by this name
     return console.run_console(cfg, args.verbose)
 
 
