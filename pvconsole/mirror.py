@@ -354,7 +354,12 @@ class PvaMirror:
                 entry.meta = typemap.meta_from_info(entry.ca_pv.info)
                 typemap.apply_meta(V, entry.spec, entry.meta)
                 entry.update.reset()
-            entry.update(V, *snap)
+            try:
+                entry.update(V, *snap)
+            except Exception:  # not servable: the last good value, flagged INVALID
+                self.report_error(entry, "driver value not servable over PVA")
+                typemap.mark_unservable(V, snap[0])
+                entry.update.reset()  # the next good value rewrites the alarm
             _RawSharedPV.post(entry.pva_pv, V)
         finally:
             V.unmark()
@@ -383,7 +388,7 @@ class PvaMirror:
                 self._fail_pending(entry, "PV removed from PVA")
             elif not was_on:
                 entry.meta = typemap.meta_from_info(entry.ca_pv.info) if entry.ca_pv else entry.meta
-                V = typemap.initial_value(entry.spec, entry.meta, *self._current(entry))
+                V = self._initial(entry)
                 entry.update.reset()
                 pv = _InlineSharedPV(handler=_Handler(entry, self))
                 SharedPV.open(pv, V)
@@ -402,6 +407,17 @@ class PvaMirror:
         worker that is itself waiting for entry.lock (a first connect)."""
         pv.close()
         entry.pva_clients = 0
+
+    def _initial(self, entry: Entry) -> Any:
+        """The PVA value a newly exposed PV opens with (a driver value that cannot be
+        served must not keep the PV, nor the engine's start-up, from going on)."""
+        current = self._current(entry)
+        try:
+            return typemap.initial_value(entry.spec, entry.meta, *current)
+        except Exception:
+            self.report_error(entry, "driver value not servable over PVA")
+            value, _, _, sec, nsec = current
+            return typemap.unservable_value(entry.spec, entry.meta, value, sec, nsec)
 
     def _current(self, entry: Entry) -> tuple:
         value, condition, severity, sec, nsec = entry.data

@@ -15,6 +15,7 @@ from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 from p4p import Type, Value
 
 #: Seconds between the POSIX epoch (1970) and the EPICS epoch (1990).
@@ -321,37 +322,142 @@ def posix_time(sec_past_epics_epoch: int, nsec: int) -> tuple[int, int]:
 def to_pva_value(spec: PVSpec, value: Any) -> Any:
     """A driver value (what ``getParam`` returns) -> what goes into ``value`` over PVA.
 
-    Mirrors pcaspy's own CA conversions: a ``char`` scalar holds a 1-char string, a
-    ``char`` array a str (or a list/array of byte values); a scalar given to an array PV
-    becomes a one-element array.
+    Mirrors the conversions pcaspy's CA server makes, so both protocols serve the same
+    thing: a ``char`` scalar holds a 1-char string, a ``char`` array a str (or a
+    list/array of byte values); a scalar given to an array PV becomes a one-element array;
+    integers an integer field cannot hold are converted as C converts them (see
+    :func:`ca_int`); a string is cut to CA's 39 bytes, a number stored in a string PV is
+    formatted as CA's server library formats it.
     """
     kind = spec.kind
     ca_type = spec.ca_type
     if kind == "enum":
         return int(value)
     if kind == "string":
-        if ca_type == "char" or isinstance(value, (bytes, bytearray)):
-            return _chars_to_str(value)  # bytes (a subprocess's output): text, as CA reads it
-        return "" if value is None else str(value)
+        if ca_type == "char":
+            return _chars_to_str(value, spec.count)
+        if isinstance(value, (bytes, bytearray)):  # a subprocess's output: text, as CA reads it
+            return _chars_to_str(value, MAX_STRING_SIZE - 1)
+        return ca_string(value)
     if kind == "array":
-        if ca_type == "char" and isinstance(value, (str, bytes)):
-            raw = value.encode("utf-8", "replace") if isinstance(value, str) else value
-            return list(raw)
+        if ca_type == "char" and isinstance(value, str):
+            # pcaspy stores a str in a char array as one byte per character, NUL-terminated
+            codes = [ord(c) & 0xFF for c in value[:spec.count]]
+            return codes + [0] if len(codes) < spec.count else codes
+        if ca_type == "char" and isinstance(value, (bytes, bytearray)):
+            return list(value[:spec.count])
         if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
-            return [value]
+            value = [value]
+        if ca_type == "string":
+            return [ca_string(x) for x in value]
         return value
     if ca_type == "char" and isinstance(value, str):
         return ord(value[0]) & 0xFF if value else 0
-    return value
+    if spec.code == "d":
+        return ca_float(value)
+    return ca_int(spec.code, value)
 
 
-def _chars_to_str(value: Any) -> str:
+_INT32_MIN = -(2**31)
+
+
+def ca_int(code: str, x: Any) -> int:
+    """A driver value as CA's server library stores it in an integer field.
+
+    In-range values truncate towards zero; a value an int32 cannot hold becomes
+    -2147483648 (the C conversion of an out-of-range double, which gdd makes); int16 and
+    uint8 fields then keep the low bits, as a C cast does (40000 in a ``short`` is -25536).
+    Numpy scalars and bools count as the numbers they are.
+    """
+    try:
+        i = int(x)
+    except (OverflowError, ValueError):
+        if not isinstance(x, (float, np.floating)):
+            raise  # not a number at all: not servable
+        i = _INT32_MIN  # inf, nan
+    if not _INT32_MIN <= i < 2**31:
+        i = _INT32_MIN
+    if code == "i":
+        return i
+    bits = 16 if code in ("h", "H") else 8
+    i &= (1 << bits) - 1
+    return i - (1 << bits) if code == "h" and i >= 1 << 15 else i
+
+
+def ca_float(x: Any) -> float:
+    """A driver value as a double (an int too large for one is +-inf, as in C)."""
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf
+
+
+def ca_int_array(code: str, values: Any) -> Any:
+    """:func:`ca_int` for every element of an array (vectorised)."""
+    a = np.asarray(values, dtype=np.float64)
+    ok = np.isfinite(a) & (a >= _INT32_MIN) & (a < 2**31)
+    i32 = np.where(ok, np.trunc(np.where(ok, a, 0)), _INT32_MIN).astype(np.int64)
+    return i32.astype({"i": np.int32, "h": np.int16, "H": np.uint16, "B": np.uint8}[code])
+
+
+def ca_string(value: Any) -> str:
+    """A driver value in a ``string`` PV as CA serves it: cut to 39 bytes (CA strings are
+    40 with their NUL), a number formatted as gdd formats one (``%.4f`` between 1e-4
+    and 1e4, else ``%g``), None as ''."""
     if value is None:
         return ""
     if isinstance(value, str):
-        return value.split("\0", 1)[0]
+        text = value
+    elif isinstance(value, (int, float, np.number)):
+        x = float(value)
+        text = f"{x:.4f}" if x == 0.0 or 1e-4 < abs(x) < 1e4 else f"{x:g}"
+    else:
+        text = str(value)
+    if len(text) <= MAX_STRING_SIZE - 1 and text.isascii():
+        return text
+    return text.encode("utf-8")[:MAX_STRING_SIZE - 1].decode("utf-8", "ignore")
+
+
+def _chars_to_str(value: Any, size: int) -> str:
+    """Bytes or byte values -> the text before the first NUL, at most ``size`` bytes."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        text = value.split("\0", 1)[0]
+        if len(text) <= size and text.isascii():
+            return text
+        return text.encode("utf-8")[:size].decode("utf-8", "ignore")
     raw = bytes(int(x) & 0xFF for x in value) if not isinstance(value, (bytes, bytearray)) else bytes(value)
-    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+    return raw.split(b"\0", 1)[0][:size].decode("utf-8", "replace")
+
+
+def assign_value(V: Value, spec: PVSpec, value: Any) -> None:
+    """Write a driver value into ``V.value`` (``value.index`` of an enum).
+
+    The fast path hands the value to p4p as it is; a value p4p refuses (an integer out of
+    the field's range, an int too big for a double, numpy bools) is converted as CA
+    converts it first. Integer scalars are range-checked before, since p4p silently
+    wraps Python ints to the field's width where CA does not.
+    """
+    kind = spec.kind
+    if kind == "enum":
+        V.value.index = ca_int("i", value)
+        return
+    code = spec.code
+    if kind == "scalar" and spec.ca_type in ("int", "short"):
+        lo, hi = _INT_RANGE[code]
+        V.value = value if type(value) is int and lo <= value <= hi else ca_int(code, value)
+        return
+    converted = to_pva_value(spec, value)
+    try:
+        V.value = converted
+    except (TypeError, OverflowError, ValueError):
+        if kind == "array" and code in _INT_RANGE:
+            V.value = ca_int_array("H" if spec.ca_type == "enum" else code, converted)
+        elif kind == "array" and code == "d":
+            V.value = [ca_float(x) for x in converted]
+        else:
+            raise
 
 
 def _metadata(spec: PVSpec, meta: Meta) -> dict[str, Any]:
@@ -412,6 +518,31 @@ def initial_value(spec: PVSpec, meta: Meta, value: Any, condition: int, severity
     return V
 
 
+#: PVA ``alarm.status`` DRIVER: the driver gave a value the PV's type cannot hold.
+UNSERVABLE_STATUS = 2
+
+
+def mark_unservable(V: Value, value: Any) -> None:
+    """Say in ``V``'s alarm that the driver's newest value cannot be served (INVALID,
+    DRIVER, the value's type): the PV keeps its last good value, and a PVA client sees
+    that it is stale instead of a value that quietly stopped changing."""
+    V.alarm.severity = 3
+    V.alarm.status = UNSERVABLE_STATUS
+    V.alarm.message = f"driver value not servable ({type(value).__name__})"
+
+
+def unservable_value(spec: PVSpec, meta: Meta, value: Any, sec: int, nsec: int) -> Value:
+    """What a newly opened PV serves when its driver value cannot be served: the type's
+    zero value, the metadata, an INVALID alarm (see :func:`mark_unservable`)."""
+    V = pva_type(spec)()
+    apply_meta(V, spec, meta)
+    mark_unservable(V, value)
+    s, ns = posix_time(sec, nsec)
+    V["timeStamp.secondsPastEpoch"] = s
+    V["timeStamp.nanoseconds"] = ns
+    return V
+
+
 def apply_meta(V: Value, spec: PVSpec, meta: Meta) -> None:
     """Write metadata into ``V`` (marks the fields changed)."""
     for key, sub in meta_fields(spec, meta).items():
@@ -430,10 +561,7 @@ def apply_update(V: Value, spec: PVSpec, value: Any, condition: int, severity: i
                  sec: int, nsec: int) -> None:
     """Write value, alarm and timestamp (EPICS epoch) into ``V``. The mirror's hot path
     uses :func:`updater` instead; this is the readable reference it is tested against."""
-    if spec.kind == "enum":
-        V["value.index"] = to_pva_value(spec, value)
-    else:
-        V["value"] = to_pva_value(spec, value)
+    assign_value(V, spec, value)
     sevr, status, message = alarm_fields(condition, severity)
     V["alarm.severity"] = sevr
     V["alarm.status"] = status
@@ -450,22 +578,26 @@ def updater(spec: PVSpec) -> Updater:
     """A fast equivalent of :func:`apply_update` for one PV: attribute access on cached
     sub-structures, alarm fields written only when they change (monitors then carry only
     the changed fields, as QSRV's do)."""
-    convert = to_pva_value
+    assign = assign_value
     alarm_cache: list[Any] = [None]
     enum = spec.kind == "enum"
-    plain = spec.kind == "scalar" and spec.ca_type in ("float", "int", "short")
+    double = spec.kind == "scalar" and spec.ca_type == "float"
+    integer = spec.kind == "scalar" and spec.ca_type in ("int", "short")
+    lo, hi = _INT_RANGE.get(spec.code, (0, 0))
 
     subs: list[Any] = [None, None, None]  # the Value, its timeStamp and its value (enum)
 
     def update(V: Value, value: Any, condition: int, severity: int, sec: int, nsec: int) -> None:
         if subs[0] is not V:  # each access to V.timeStamp builds a new wrapper (~1.3 us)
             subs[:] = [V, V.timeStamp, V.value if enum else None]
-        if enum:
-            subs[2].index = int(value)
-        elif plain:
+        if double and type(value) is float:
             V.value = value
+        elif integer and type(value) is int and lo <= value <= hi:
+            V.value = value
+        elif enum and type(value) is int:
+            subs[2].index = value
         else:
-            V.value = convert(spec, value)
+            assign(V, spec, value)
         key = (condition, severity)
         if alarm_cache[0] != key:
             sevr, status, message = alarm_fields(condition, severity)

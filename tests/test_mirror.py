@@ -426,11 +426,37 @@ def test_bad_driver_value_is_contained(engine, pva):
         drv.pvDB["INT"].flag = True
         drv.updatePV("INT")
         assert engine.mirror.errors >= 1
+        bad = ctx.get("T:INT")  # the last good value, flagged: not a value that froze
+        assert bad.value == 7 and bad.alarm.severity == 3
+        assert bad.alarm.message == "driver value not servable (str)"
     finally:
         sub.close()
     drv.setParam("INT", 5)
     drv.updatePVs()
     wait_for(lambda: pva(engine).get("T:INT").value == 5)
+    assert pva(engine).get("T:INT").alarm.severity == 0
+
+
+def test_a_value_pva_cannot_hold_does_not_stop_start_up(engine_factory, pva, tmp_path):
+    """pcaspy serves a pvdb 'value': None and an int16 register set to 40000; neither may
+    take the engine (or the other PVs) down."""
+    plugin = tmp_path / "oddstart.py"
+    plugin.write_text(
+        "from pcaspy import Driver\n"
+        "prefix = 'ODD:'\n"
+        "pvdb = {'NONE': {'value': None}, 'REGS': {'type': 'short', 'count': 2}, 'OK': {}}\n"
+        "class D(Driver):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.setParam('REGS', [40000, 5])\n"
+        "        self.setParam('OK', 1.5)\n"
+        "        self.updatePVs()\n")
+    engine = engine_factory(str(plugin))
+    ctx = pva(engine)
+    assert ctx.get("ODD:OK").value == 1.5
+    assert list(ctx.get("ODD:REGS").value) == [-25536, 5]  # as CA serves it
+    none = ctx.get("ODD:NONE")
+    assert none.value == 0.0 and none.alarm.severity == 3
 
 
 def test_port_in_use_fails_fast_with_the_port_named(engine_factory, tmp_path):

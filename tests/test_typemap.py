@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from pvconsole import typemap
@@ -102,7 +103,46 @@ def test_char_scalar_and_long_string_values():
     assert typemap.to_pva_value(ls, [104, 105, 0, 120]) == "hi"
     assert typemap.to_pva_value(ls, "text") == "text"
     raw = spec(type="char", count=16, pva={"longstring": False})
-    assert typemap.to_pva_value(raw, "AB") == [65, 66]
+    assert typemap.to_pva_value(raw, "AB") == [65, 66, 0]  # NUL-terminated, as CA serves it
+    assert typemap.to_pva_value(spec(type="char", count=3, pva={"longstring": False}), "5\u20ac") == [53, 172, 0]
+    assert typemap.to_pva_value(spec(type="char", count=2, pva={"longstring": False}), "abc") == [97, 98]
+
+
+# What pcaspy's CA server serves for odd driver values (read with pyepics from a real
+# server): pvconsole's PVA side serves the same.
+CA_SERVES = [
+    ("int", 2**33 + 5, -2147483648), ("int", -2**33, -2147483648), ("int", 2**31, -2147483648),
+    ("int", 1e12, -2147483648), ("int", np.bool_(True), 1), ("int", np.int64(2**40), -2147483648),
+    ("int", 3.9, 3), ("short", 40000, -25536), ("short", -40000, 25536), ("short", 2**33, 0),
+    ("float", 10**20, 1e20), ("string", 3.14159265358979, "3.1416"), ("string", 42, "42.0000"),
+    ("string", 1234567.891, "1.23457e+06"), ("string", "x" * 45 + "END", "x" * 39),
+    ("string", None, ""),
+]
+
+
+@pytest.mark.parametrize("ca_type,value,served", CA_SERVES)
+def test_odd_driver_values_are_served_as_ca_serves_them(ca_type, value, served):
+    s = spec(type=ca_type)
+    assert typemap.to_pva_value(s, value) == served
+    V = typemap.initial_value(s, s.meta, value, 0, 0, 0, 0)  # and p4p takes it
+    assert V.value == served
+
+
+@pytest.mark.parametrize("ca_type,values,served", [
+    ("int", [2**33, 2**31, -2**31 - 1], [-2147483648] * 3),
+    ("short", [40000, -40000, 70000], [-25536, 25536, 4464]),
+    ("char", [300, -1, 65], [44, 255, 65]),
+    ("float", [10**20, 2**70], [1e20, 2.0**70]),
+    ("short", np.array([40000, 1], dtype=np.int64), [-25536, 1]),
+])
+def test_odd_array_values_are_served_as_ca_serves_them(ca_type, values, served):
+    s = spec(type=ca_type, count=3, pva={"longstring": False} if ca_type == "char" else {})
+    V = typemap.initial_value(s, s.meta, values, 0, 0, 0, 0)
+    assert list(V.value) == served
+    up = typemap.updater(s)
+    up(V, [1, 2, 3], 0, 0, 0, 0)
+    up(V, values, 0, 0, 0, 0)
+    assert list(V.value) == served
 
 
 def test_bytes_in_a_string_pv_are_text() -> None:
