@@ -29,7 +29,7 @@ from pcaspy import cas
 from pcaspy.alarm import Alarm, Severity
 from pcaspy.driver import SimplePV
 
-from . import capost, typemap
+from . import asyncput, capost, typemap
 from .putlog import PutRecord, PutResult
 from .typemap import Meta, PVSpec
 
@@ -96,7 +96,7 @@ class Entry:
 
     __slots__ = ("spec", "plugin", "meta", "driver", "ca_pv", "pva_pv", "value", "lock",
                  "exposure", "update", "data", "updates", "puts", "pva_clients",
-                 "ca_monitored", "pending", "last_post", "pva_type_name", "put_busy", "stale",
+                 "ca_monitored", "last_post", "pva_type_name", "put_busy", "stale",
                  "on_connect")
 
     def __init__(self, spec: PVSpec, plugin: str) -> None:
@@ -116,7 +116,6 @@ class Entry:
         self.puts = 0
         self.pva_clients = 0
         self.ca_monitored = False
-        self.pending: list[tuple[Any, float, PutRecord]] = []  # asyn PVA puts awaiting callbackPV
         self.last_post = 0.0
         self.pva_type_name = typemap.pva_type_name(spec)
         self.put_busy = False
@@ -155,6 +154,7 @@ class MirroredPV(SimplePV):
     def __init__(self, name: str, info: Any, entry: Entry, mirror: "PvaMirror") -> None:
         self.entry = entry
         self.mirror = mirror
+        self._ends_own_write = False  # pcaspy is about to end a refused asyn CA write
         entry.ca_pv = self
         super().__init__(name, info)
         if entry.data[0] is None:  # no pvdb 'value': pcaspy's default (0, '' or zeros)
@@ -181,25 +181,39 @@ class MirroredPV(SimplePV):
         super().interestDelete()
 
     def writeValue(self, client: Any, gddValue: Any) -> Any:
-        """A CA put: the driver call pcaspy makes, plus the put log and error containment."""
+        """A CA put: the driver call pcaspy makes, plus the put log and error containment.
+        An asynchronous one (pcaspy started it before this call) is in progress from now
+        until the ``callbackPV`` that ends it (:mod:`pvconsole.asyncput`)."""
         requested = gddValue.get()
         host = getattr(client, "host", "") or ""
         user = getattr(client, "user", "") or ""
-        record = self.mirror.begin_put(self.entry, "ca", f"{user}@{host}", requested)
+        entry, puts = self.entry, self.mirror.asyn
+        record = self.mirror.begin_put(entry, "ca", f"{user}@{host}", requested)
+        asyn = entry.spec.asyn and self.hasAsyncWrite()
+        if asyn:
+            puts.begin(entry, asyncput.CA)
         try:
             ok = super().writeValue(client, gddValue)
         except Exception as e:  # a plugin that raises must not take the server down
-            log.exception("%s: driver write raised", self.entry.name)
+            log.exception("%s: driver write raised", entry.name)
             self.mirror.end_put(record, PutResult.DRIVER_ERROR, f"{type(e).__name__}: {e}")
-            return False
-        self.mirror.end_put(record, PutResult.REFUSED_DRIVER if ok is False else PutResult.ACCEPTED,
-                            "driver returned False" if ok is False else "")
+            ok = False
+        else:
+            self.mirror.end_put(record, PutResult.REFUSED_DRIVER if ok is False else PutResult.ACCEPTED,
+                                "driver returned False" if ok is False else "")
+        if asyn and not ok and puts.abandon(entry, asyncput.CA):
+            self._ends_own_write = True  # pcaspy ends its write next: not the oldest's turn
+            self.mirror.start_waiting(entry)
         return ok
 
     def endAsyncWrite(self, status: int) -> Any:
-        """``Driver.callbackPV`` lands here: complete pending PVA puts, then CA's."""
-        self.mirror.complete_async(self.entry)
-        if self.hasAsyncWrite():
+        """``Driver.callbackPV`` lands here (and pcaspy's own end of a refused write): it
+        ends the oldest put in progress, CA's or PVA's."""
+        if self._ends_own_write:
+            self._ends_own_write = False
+            return super().endAsyncWrite(status)
+        ended = self.mirror.complete_async(self.entry)
+        if ended == asyncput.CA or (ended is None and self.hasAsyncWrite()):
             return super().endAsyncWrite(status)
         return None
 
@@ -266,8 +280,8 @@ class PvaMirror:
         self.errors = 0
         self.worst_post = 0.0
         self._error_once: set[str] = set()
-        self._pending_lock = threading.Lock()
-        self._pending: set[Entry] = set()
+        #: asynchronous puts of both protocols, ended in the order they began
+        self.asyn = asyncput.AsyncPuts(start=self._run_write)
 
     # ------------------------------------------------------------------ publishing
 
@@ -482,11 +496,9 @@ class PvaMirror:
         except (typemap.PutRejected, TypeError, ValueError, OverflowError) as e:
             self._refuse(entry, op, client, _describe(raw), PutResult.REFUSED_TYPE, str(e))
             return
-        if entry.spec.asyn and entry.pending:
-            self._refuse(entry, op, client, value, PutResult.REFUSED_DRIVER,
-                         f"{entry.name}: an asynchronous put is still in progress")
-            return
-        self.submit(lambda: self._write(entry, value, op, client))
+        put = asyncput.PvaPut(op=op, client=client, value=value,
+                              deadline=time.monotonic() + self.asyn_timeout)
+        self.submit(lambda: self._write(entry, put))
 
     def _refuse(self, entry: Entry, op: Any, client: str, requested: Any, result: str,
                 message: str) -> None:
@@ -494,22 +506,32 @@ class PvaMirror:
         self.end_put(record, result, message)
         op.done(error=message)
 
-    def _write(self, entry: Entry, value: Any, op: Any, client: str) -> None:
+    def _write(self, entry: Entry, put: asyncput.PvaPut) -> None:
+        """Driver thread: a PVA put to an ``asyn`` PV waits while another put to it is in
+        progress (as CA's server library postpones a CA one); others go straight on."""
+        if entry.spec.asyn and not self.asyn.admit(entry, put):
+            return
+        self._run_write(entry, put)
+
+    def _run_write(self, entry: Entry, put: asyncput.PvaPut) -> None:
         """Driver thread: the same call sequence pcaspy makes for a CA put."""
-        record = self.begin_put(entry, "pva", client, value)
+        value, op = put.value, put.op
+        record = put.record = self.begin_put(entry, "pva", put.client, value)
         driver = entry.driver
         reason = entry.spec.reason
         if driver is None:
             self.end_put(record, PutResult.DRIVER_ERROR, "no driver")
             op.done(error=f"{entry.name}: plugin has no driver")
             return
+        asyn = entry.spec.asyn
+        if asyn:  # before write(): a callbackPV from write() itself ends it
+            self.asyn.begin(entry, put)
         try:
             ok = driver.write(reason, value)
         except Exception as e:
             log.exception("%s: driver write raised", entry.name)
-            msg = f"{entry.name}: driver error: {type(e).__name__}: {e}"
-            self.end_put(record, PutResult.DRIVER_ERROR, msg)
-            op.done(error=msg)
+            self._settle(entry, put, PutResult.DRIVER_ERROR,
+                         f"{entry.name}: driver error: {type(e).__name__}: {e}")
             return
         try:
             if ok is False:  # pcaspy flags a refused CA write with WRITE/INVALID: same here
@@ -518,50 +540,61 @@ class PvaMirror:
         except Exception:
             log.exception("%s: update after put failed", entry.name)
         if ok is False:
-            msg = f"{entry.name}: driver refused value {value!r}"
-            self.end_put(record, PutResult.REFUSED_DRIVER, msg)
-            op.done(error=msg)
-        elif entry.spec.asyn and ok:
-            with self._pending_lock:
-                entry.pending.append((op, time.monotonic() + self.asyn_timeout, record))
-                self._pending.add(entry)
-        else:
-            self.end_put(record, PutResult.ACCEPTED)
-            op.done()
+            self._settle(entry, put, PutResult.REFUSED_DRIVER,
+                         f"{entry.name}: driver refused value {value!r}")
+        elif not asyn or not ok:  # no truth from an asyn write: done now, as pcaspy's CA side
+            self._settle(entry, put, PutResult.ACCEPTED)
+        # else: in progress until the driver's callbackPV (or ended by one already)
 
-    def complete_async(self, entry: Entry) -> None:
-        with self._pending_lock:
-            pending, entry.pending = entry.pending, []
-            self._pending.discard(entry)
-        for op, _, record in pending:
-            self.end_put(record, PutResult.ACCEPTED)
-            op.done()
+    def _settle(self, entry: Entry, put: asyncput.PvaPut, result: str, error: str = "") -> None:
+        """Answer a put whose write is over; an asyn one only if no callbackPV (from inside
+        ``write``) ended it already, and the next waiting put may then start."""
+        if entry.spec.asyn:
+            if not self.asyn.abandon(entry, put):
+                return
+            self.start_waiting(entry)
+        self._answer(put, result, error)
+
+    def _answer(self, put: asyncput.PvaPut, result: str, error: str = "") -> None:
+        self.end_put(put.record, result, error)
+        if error:
+            put.op.done(error=error)
+        else:
+            put.op.done()
+
+    def start_waiting(self, entry: Entry) -> None:
+        """A put to ``entry`` ended (any thread): the next waiting PVA put may start, on
+        the driver thread."""
+        if self.asyn.next_ready(entry):
+            self.submit(lambda: self.asyn.start_next(entry))
+
+    def complete_async(self, entry: Entry) -> Any:
+        """A ``callbackPV`` (any thread): end the oldest put in progress. Returns what it
+        ended (:data:`asyncput.CA`, a PVA put, or None)."""
+        item = self.asyn.complete(entry)
+        if isinstance(item, asyncput.PvaPut):
+            self._answer(item, PutResult.ACCEPTED)
+        self.start_waiting(entry)
+        return item
 
     def expire_async(self, now: float) -> None:
-        """Driver thread, each loop: fail asyn PVA puts whose callback never came."""
-        if not self._pending:
-            return
-        with self._pending_lock:
-            expired = []
-            for entry in list(self._pending):
-                keep = [p for p in entry.pending if p[1] > now]
-                expired += [p for p in entry.pending if p[1] <= now]
-                entry.pending = keep
-                if not keep:
-                    self._pending.discard(entry)
-        for op, _, record in expired:
-            msg = (f"{record.pv}: asynchronous put timed out after {self.asyn_timeout:g} s "
+        """Driver thread, each loop: fail asyn PVA puts whose callback never came (or that
+        waited that long for one in progress)."""
+        for entry, put in self.asyn.expire(now):
+            waited = put.record is None
+            if waited:
+                put.record = self.begin_put(entry, "pva", put.client, put.value)
+            msg = (f"{entry.name}: asynchronous put timed out after {self.asyn_timeout:g} s "
+                   f"{'waiting for the put in progress ' if waited else ''}"
                    "(the driver did not call callbackPV)")
-            self.end_put(record, PutResult.DRIVER_ERROR, msg)
-            op.done(error=msg)
+            self._answer(put, PutResult.DRIVER_ERROR, msg)
+            self.start_waiting(entry)
 
     def _fail_pending(self, entry: Entry, why: str) -> None:
-        with self._pending_lock:
-            pending, entry.pending = entry.pending, []
-            self._pending.discard(entry)
-        for op, _, record in pending:
-            self.end_put(record, PutResult.DRIVER_ERROR, why)
-            op.done(error=f"{entry.name}: {why}")
+        for put in self.asyn.drop(entry):
+            if put.record is None:
+                put.record = self.begin_put(entry, "pva", put.client, put.value)
+            self._answer(put, PutResult.DRIVER_ERROR, f"{entry.name}: {why}")
 
 
 def _describe(raw: Any) -> Any:

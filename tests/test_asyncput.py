@@ -1,0 +1,95 @@
+"""Asynchronous puts from both protocols end in the order they began, each at its own
+callbackPV (real servers on loopback, pyepics and p4p clients)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from conftest import plugin_path, pva_context, wait_for
+
+MOVES = plugin_path("asyn_moves")
+
+
+def _ended(driver, value) -> float:
+    return next(t for event, v, t in driver.log if event == "end" and v == value)
+
+
+def test_a_write_that_calls_back_at_once_completes_at_once(engine_factory, pva, ca):
+    engine = engine_factory(MOVES, asyn_timeout=5.0)
+    t0 = time.monotonic()
+    pva(engine).put("AM:RUN", 1, wait=True, timeout=5)
+    assert time.monotonic() - t0 < 1.0  # not the asyn timeout
+    assert pva(engine).get("AM:RUN").value.index == 1
+    assert ca(engine).put("AM:RUN", 0, wait=True).get("ok")
+    assert pva(engine).get("AM:RUN").value.index == 0
+
+
+def test_a_pva_put_waits_for_a_ca_put_in_progress(engine_factory, pva, ca):
+    engine = engine_factory(MOVES, asyn_timeout=5.0)
+    driver = engine.drivers["asyn_moves"]
+    client = ca(engine)
+    ca_done = []
+    t = threading.Thread(target=lambda: ca_done.append((client.put("AM:MOVE", 1.0, wait=True),
+                                                        time.monotonic())))
+    t.start()
+    wait_for(lambda: driver.log)  # the CA move is under way
+    pva(engine).put("AM:MOVE", 2.0, wait=True, timeout=5)
+    pva_done = time.monotonic()
+    t.join(5)
+    assert ca_done and ca_done[0][0].get("ok")
+    assert [(e, v) for e, v, _ in driver.log] == [("start", 1.0), ("end", 1.0), ("start", 2.0), ("end", 2.0)]
+    assert driver.overlaps == 0
+    assert ca_done[0][1] >= _ended(driver, 1.0) and pva_done >= _ended(driver, 2.0)
+
+
+def test_pva_puts_queue_and_each_ends_with_its_own_move(engine_factory):
+    engine = engine_factory(MOVES, asyn_timeout=5.0)
+    driver = engine.drivers["asyn_moves"]
+    done: dict[float, float] = {}
+    errors: list[Exception] = []
+
+    def put(value: float) -> None:
+        ctx = pva_context(engine.pva_client_conf())
+        try:
+            ctx.put("AM:MOVE", value, wait=True, timeout=5)
+            done[value] = time.monotonic()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+        finally:
+            ctx.close()
+    threads = [threading.Thread(target=put, args=(v,)) for v in (3.0, 4.0)]
+    threads[0].start()
+    wait_for(lambda: driver.log)
+    threads[1].start()
+    for t in threads:
+        t.join(10)
+    assert not errors  # the second waited instead of being refused
+    assert driver.overlaps == 0
+    for value in (3.0, 4.0):
+        assert done[value] >= _ended(driver, value)
+
+
+def test_a_ca_put_behind_a_pva_put_ends_with_its_own_move(engine_factory, pva, ca):
+    """CA's server library does not know of the PVA put in progress and calls the driver
+    at once; the first callbackPV is the PVA put's, the second the CA put's."""
+    engine = engine_factory(MOVES, asyn_timeout=5.0)
+    driver = engine.drivers["asyn_moves"]
+    client = ca(engine)
+    pva_done = []
+
+    def pva_put() -> None:
+        ctx = pva_context(engine.pva_client_conf())
+        try:
+            ctx.put("AM:MOVE", 5.0, wait=True, timeout=5)
+            pva_done.append(time.monotonic())
+        finally:
+            ctx.close()
+    t = threading.Thread(target=pva_put)
+    t.start()
+    wait_for(lambda: driver.log)
+    assert client.put("AM:MOVE", 6.0, wait=True).get("ok")
+    ca_done = time.monotonic()
+    t.join(5)
+    assert pva_done and pva_done[0] >= _ended(driver, 5.0)
+    assert ca_done >= _ended(driver, 6.0)
