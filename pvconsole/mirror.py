@@ -36,6 +36,9 @@ from .typemap import Meta, PVSpec
 log = logging.getLogger(__name__)
 #: CA event mask bit of a metadata change (setParamInfo, setParamEnums).
 DBE_PROPERTY = cas.DBE_PROPERTY
+#: The changes a PVA monitor is sent, as QSRV's default monitors and CA's (a change
+#: within ``mdel`` but beyond ``adel`` is DBE_LOG only: for archivers, not for monitors).
+MONITORED = cas.DBE_VALUE | cas.DBE_ALARM | cas.DBE_PROPERTY
 
 
 class Exposure:
@@ -122,8 +125,9 @@ class Entry:
         #: driver data newer than the PVA value (held back while no PVA channel is open)
         self.stale = False
         #: called (pvxs worker) when the first PVA channel opens, before the value is
-        #: brought up to date: a PV computed only while watched refreshes itself here
-        self.on_connect: Callable[[], None] | None = None
+        #: brought up to date from the parameter database: returns a value to serve
+        #: instead of the stored one (what the driver's read() returns), or None
+        self.on_connect: Callable[[], Any] | None = None
 
     @property
     def name(self) -> str:
@@ -295,11 +299,11 @@ class PvaMirror:
             self.updates += 1
             t0 = time.perf_counter()
             with entry.lock:  # checked under the lock: exposure and clients change concurrently
-                posted = entry.value is not None and entry.pva_clients
+                posted = entry.value is not None and entry.pva_clients and data.mask & MONITORED
                 if posted:
                     self._post(entry, snap, data.mask & DBE_PROPERTY)
-                else:  # nobody sees the PVA value: sync() brings it up to date on first connect
-                    entry.stale = True
+                else:  # nobody sees it (or it is for archivers only): the next first
+                    entry.stale = True  # channel brings the PVA value up to date
                     if data.mask & DBE_PROPERTY:
                         entry.meta = typemap.meta_from_info(entry.ca_pv.info)
             if posted:
@@ -334,20 +338,34 @@ class PvaMirror:
 
     def connected(self, entry: Entry, clients: int) -> None:
         """First PVA channel opened (``clients`` 1) or last one closed (0), on a pvxs worker
-        before any operation of that channel: a PV nobody sees is not posted to (see
-        :meth:`publish`), so the first channel brings it up to date here."""
+        before any operation of that channel.
+
+        The first channel is served the parameter database as it is now, as a CA get
+        serves it (the value, alarm and timestamp a driver set without ``updatePVs``, or
+        within a deadband, and metadata ``setParamInfo`` changed): a ``pvget`` sees what
+        ``caget`` sees. Monitors then get what CA monitors get.
+        """
         if clients:
+            value = None
             if entry.on_connect is not None:
                 try:
-                    entry.on_connect()
+                    value = entry.on_connect()  # e.g. what the driver's read() returns now
                 except Exception:
                     log.exception("%s: refresh on first PVA connect failed", entry.name)
+            self._refresh_from_db(entry, value)
             with entry.lock:
                 entry.pva_clients = clients
                 self.sync(entry)
         else:  # lock-free: close() under entry.lock waits for this callback
             entry.pva_clients = 0
         self.touch(entry)
+
+    def _refresh_from_db(self, entry: Entry, value: Any = None) -> None:
+        """Take the PV's state from its driver's parameter database (``value`` instead of
+        the stored one when given); :meth:`sync` then posts it."""
+        current = self._current(entry)
+        entry.data = current if value is None else (value, *current[1:])
+        entry.stale = True
 
     def sync(self, entry: Entry) -> None:
         """Post the newest driver data if a change was held back (caller holds entry.lock)."""

@@ -27,7 +27,7 @@ from collections import deque
 from typing import Any, Callable, Iterable
 
 import numpy as np
-from pcaspy import Driver
+from pcaspy import Driver, cas
 
 from .mirror import Entry, PvaMirror
 
@@ -64,7 +64,8 @@ def same_value(a: Any, b: Any) -> bool:
 
 
 class _ReadData:
-    """What ``mirror.publish`` takes: the read value with the database's alarm and time."""
+    """What ``mirror.publish`` takes: the read value with the database's alarm and time,
+    posted as a value change."""
 
     __slots__ = ("value", "alarm", "severity", "time", "mask")
 
@@ -73,7 +74,7 @@ class _ReadData:
         self.alarm = db.alarm
         self.severity = db.severity
         self.time = db.time
-        self.mask = 0
+        self.mask = cas.DBE_VALUE | cas.DBE_LOG
 
 
 class ReadThrough:
@@ -115,34 +116,39 @@ class ReadThrough:
             self._sweep_every = max(0.1, min(self._every.values()))
         return n
 
-    def first_read(self, entry: Entry) -> None:
-        """pvxs worker, first PVA channel of ``entry``: read before it is served."""
+    def first_read(self, entry: Entry) -> Any:
+        """pvxs worker, first PVA channel of ``entry``: what ``read`` returns now (None:
+        the stored value), made on the driver thread before the channel is served."""
         try:
-            self.call(lambda: self.read(entry), FIRST_READ_TIMEOUT)
+            return self.call(lambda: self._read(entry)[0], FIRST_READ_TIMEOUT)
         except TimeoutError:
             if entry not in self._late:
                 self._late.add(entry)
                 log.warning("%s: the driver thread did not make its read() within %g s of a "
                             "PVA connect: the value it has is served", entry.name,
                             FIRST_READ_TIMEOUT)
+            return None
 
     def read(self, entry: Entry) -> float:
         """Driver thread: call ``read`` and publish a value that differs from the served
         one. Returns the seconds the read took."""
+        value, cost = self._read(entry)
+        if value is not None and not same_value(value, entry.data[0]):
+            self.mirror.publish(entry, _ReadData(value, entry.driver.pvDB[entry.spec.reason]))
+        return cost
+
+    def _read(self, entry: Entry) -> tuple[Any, float]:
+        """Driver thread: (what ``read`` returns or None, seconds it took)."""
         driver = entry.driver
         if driver is None:
-            return 0.0
-        reason = entry.spec.reason
+            return None, 0.0
         t0 = time.perf_counter()
         try:
-            value = driver.read(reason)
+            value = driver.read(entry.spec.reason)
         except Exception:
             self.mirror.report_error(entry, "driver read() raised")
-            return time.perf_counter() - t0
-        cost = time.perf_counter() - t0
-        if value is not None and not same_value(value, entry.data[0]):
-            self.mirror.publish(entry, _ReadData(value, driver.pvDB[reason]))
-        return cost
+            value = None
+        return value, time.perf_counter() - t0
 
     def poll(self, now: float) -> None:
         """Driver thread, each pass of its loop: read the watched PVs that are due, a

@@ -423,6 +423,7 @@ def test_bad_driver_value_is_contained(engine, pva):
     try:
         wait_for(lambda: engine.entry("T:INT").pva_clients == 1)
         drv.pvDB["INT"].value = "not a number"  # a plugin bug
+        drv.pvDB["INT"].mask |= 1  # DBE_VALUE, as setParam marks a change
         drv.pvDB["INT"].flag = True
         drv.updatePV("INT")
         assert engine.mirror.errors >= 1
@@ -505,3 +506,48 @@ def test_batched_updatepvs_posts_only_changed_pvs_unless_the_plugin_overrides(en
     counting.updatePVs()
     assert sorted(counting.calls) == ["A", "B", "C"]
     wait_for(lambda: ctx.get("CNT:B").value == 5.0)
+
+
+def test_monitors_get_what_ca_monitors_get_and_a_new_channel_the_database(engine_factory, pva, ca):
+    """A change within ``mdel`` is for archivers (DBE_LOG): neither CA nor PVA monitors
+    get it, as with QSRV. A new PVA channel (a pvget) is served the parameter database
+    as it is, as a CA get is: also values set without updatePVs and metadata changed by
+    setParamInfo without updatePVs."""
+    from conftest import pva_context
+    engine = engine_factory(plugin_path("deadband"))
+    drv = engine.drivers["deadband"]
+    drv.setParam("MDEL", 0.0)  # out of UDF: an alarm change, which monitors do get
+    drv.updatePVs()
+    client = ca(engine)
+    client.monitor("DB:MDEL")
+    ctx = pva_context(engine.pva_client_conf())
+    seen: queue.Queue = queue.Queue()
+    sub = ctx.monitor("DB:MDEL", seen.put)
+    try:
+        wait_for(lambda: seen.qsize() == 1)
+        for v in (1.0, 2.0, 3.0):  # within mdel
+            drv.setParam("MDEL", v)
+            drv.updatePVs()
+        drv.setParam("MDEL", 500.0)  # beyond it
+        drv.updatePVs()
+        wait_for(lambda: seen.qsize() == 2)
+        time.sleep(0.3)
+        assert [v.value for v in _drain(seen)] == [0.0, 500.0]
+        assert [e["value"] for e in client.events()] == [0.0, 500.0]
+        drv.setParam("MDEL", 510.0)
+        drv.updatePVs()
+    finally:
+        sub.close()
+        ctx.close()
+    drv.setParam("NOUPD", 9)  # no updatePVs
+    drv.setParamInfo("INFO", {"unit": "um", "prec": 4, "hilim": 99})
+    wait_for(lambda: engine.entry("DB:MDEL").pva_clients == 0)
+    fresh = pva_context(engine.pva_client_conf())
+    try:
+        assert fresh.get("DB:MDEL").value == 510.0
+        assert fresh.get("DB:NOUPD").value == 9 == client.get("DB:NOUPD")["value"]
+        info = fresh.get("DB:INFO")
+        assert (info.display.units, info.display.precision, info.display.limitHigh) == ("um", 4, 99.0)
+        assert info.alarm.severity == client.get("DB:INFO")["severity"]
+    finally:
+        fresh.close()
