@@ -174,6 +174,15 @@ class MirroredPV(SimplePV):
             else:
                 self.mirror.ca_posts += 1
 
+    def bestExternalType(self) -> int:
+        """A string array is served to CA as fixed strings (DBR_STRING's own form): with
+        pcaspy's variable strings, the CA server library's conversion of an incoming
+        string-array put corrupts memory and the process dies (plain pcaspy too)."""
+        info = self.info
+        if info.type == cas.aitEnumString and info.count > 1:
+            return cas.aitEnumFixedString
+        return info.type
+
     def interestRegister(self) -> int:
         self.entry.ca_monitored = True
         self.mirror.touch(self.entry)

@@ -551,3 +551,19 @@ def test_monitors_get_what_ca_monitors_get_and_a_new_channel_the_database(engine
         assert info.alarm.severity == client.get("DB:INFO")["severity"]
     finally:
         fresh.close()
+
+
+def test_ca_puts_to_a_string_array_do_not_crash_the_server(engine_factory, pva, ca, tmp_path):
+    """pcaspy's own server dies (SIGSEGV) within a few CA puts to a string array."""
+    plugin = tmp_path / "sarr.py"
+    plugin.write_text("prefix = 'SA:'\npvdb = {'SARR': {'type': 'string', 'count': 3}}\n")
+    engine = engine_factory(str(plugin))
+    client = ca(engine)
+    client.monitor("SA:SARR")
+    for i in range(20):
+        sent = [f"a{i}", "b", "c"][: 2 + i % 2]
+        assert client.put("SA:SARR", sent, wait=True).get("ok")
+        assert client.get("SA:SARR")["value"] == sent
+    assert list(pva(engine).get("SA:SARR").value) == ["a19", "b", "c"]
+    pva(engine).put("SA:SARR", ["x", "y", "z"], wait=True)
+    assert client.get("SA:SARR")["value"] == ["x", "y", "z"]
