@@ -565,10 +565,12 @@ class Engine:
         return self.entries[name]
 
     def pva_structure(self, name: str) -> Any:
-        """The PVA value currently served for ``name`` (a fresh copy), or None if off."""
+        """The PVA value served for ``name`` (a fresh copy), or None if off: what its PVA
+        clients see, or (nobody connected) what the next one would be served."""
         entry = self.entries[name]
         with entry.lock:
-            self.mirror.sync(entry)
+            if not entry.pva_clients:  # a post now reaches no monitor
+                self.mirror.sync(entry)
             pv = entry.pva_pv
         return pv.current() if pv is not None else None
 
