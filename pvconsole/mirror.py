@@ -39,6 +39,7 @@ DBE_PROPERTY = cas.DBE_PROPERTY
 #: The changes a PVA monitor is sent, as QSRV's default monitors and CA's (a change
 #: within ``mdel`` but beyond ``adel`` is DBE_LOG only: for archivers, not for monitors).
 MONITORED = cas.DBE_VALUE | cas.DBE_ALARM | cas.DBE_PROPERTY
+VALUE_OR_ALARM = cas.DBE_VALUE | cas.DBE_ALARM
 
 
 class Exposure:
@@ -310,7 +311,9 @@ class PvaMirror:
             with entry.lock:  # checked under the lock: exposure and clients change concurrently
                 posted = entry.value is not None and entry.pva_clients and data.mask & MONITORED
                 if posted:
-                    self._post(entry, snap, data.mask & DBE_PROPERTY)
+                    mask = data.mask
+                    self._post(entry, snap, mask & DBE_PROPERTY,
+                               bool(mask & VALUE_OR_ALARM) or not mask & DBE_PROPERTY)
                 else:  # nobody sees it (or it is for archivers only): the next first
                     entry.stale = True  # channel brings the PVA value up to date
                     if data.mask & DBE_PROPERTY:
@@ -386,21 +389,23 @@ class PvaMirror:
         except Exception:
             self.report_error(entry, "PVA post failed")
 
-    def _post(self, entry: Entry, snap: tuple, meta: bool) -> None:
-        """Write ``snap`` (and the metadata) into the PV's persistent Value and post the
-        changed fields (caller holds entry.lock, the PV is exposed)."""
+    def _post(self, entry: Entry, snap: tuple, meta: bool, value: bool = True) -> None:
+        """Write ``snap`` (when ``value``) and the metadata (when ``meta``) into the PV's
+        persistent Value and post the changed fields (caller holds entry.lock, the PV is
+        exposed)."""
         V = entry.value
         try:
             if meta:
                 entry.meta = typemap.meta_from_info(entry.ca_pv.info)
-                typemap.apply_meta(V, entry.spec, entry.meta)
+                typemap.apply_meta(V, entry.spec, entry.meta, opening=False)
                 entry.update.reset()
-            try:
-                entry.update(V, *snap)
-            except Exception:  # not servable: the last good value, flagged INVALID
-                self.report_error(entry, "driver value not servable over PVA")
-                typemap.mark_unservable(V, snap[0])
-                entry.update.reset()  # the next good value rewrites the alarm
+            if value:  # a property change alone: QSRV's carries no value, alarm or time
+                try:
+                    entry.update(V, *snap)
+                except Exception:  # not servable: the last good value, flagged INVALID
+                    self.report_error(entry, "driver value not servable over PVA")
+                    typemap.mark_unservable(V, snap[0])
+                    entry.update.reset()  # the next good value rewrites the alarm
             _RawSharedPV.post(entry.pva_pv, V)
         finally:
             V.unmark()

@@ -460,36 +460,38 @@ def assign_value(V: Value, spec: PVSpec, value: Any) -> None:
             raise
 
 
-def _metadata(spec: PVSpec, meta: Meta) -> dict[str, Any]:
-    """display/control/valueAlarm for a numeric PV, cast to the value's scalar type.
+def _metadata(spec: PVSpec, meta: Meta, opening: bool) -> dict[str, Any]:
+    """display/control/valueAlarm for a numeric PV, cast to the value's scalar type: the
+    fields QSRV fills for the equivalent record, so a monitor's changed fields are QSRV's
+    too. Others (``control.minStep``, ``valueAlarm.active``, severities, ``hysteresis``;
+    ``display.precision`` of integers, which CA's integer types lack; a waveform's
+    ``valueAlarm``) keep their zero values and are never marked changed.
 
     pcaspy checks LOW/HIGH only when low < high and LOLO/HIHI only when lolo < hihi; a
     pair it ignores is served as an IOC serves a limit whose severity is NO_ALARM: NaN for
-    doubles (Phoebus shows "not set"), 0 for integers (arrays: 0, as QSRV's waveforms).
+    doubles (Phoebus shows "not set"), 0 for integers.
     """
-    cast = float if spec.code == "d" else (lambda x: _clamp_int(spec.code, x))
-    unset = math.nan if spec.code == "d" and spec.kind == "scalar" else cast(0)
-    valid_minor = meta.low < meta.high
-    valid_major = meta.lolo < meta.hihi
-    return {
-        "display": {
-            "limitLow": cast(meta.lolim), "limitHigh": cast(meta.hilim),
-            "description": spec.description, "units": meta.unit,
-            "precision": int(meta.prec), "form": {"index": 0, "choices": FORM_CHOICES},
-        },
-        "control": {"limitLow": cast(meta.lolim), "limitHigh": cast(meta.hilim), "minStep": cast(0)},
-        "valueAlarm": {
-            # QSRV never fills active/severities/hysteresis and Phoebus never reads them
-            "active": False,
+    double = spec.code == "d"
+    cast = float if double else (lambda x: _clamp_int(spec.code, x))
+    display: dict[str, Any] = {"limitLow": cast(meta.lolim), "limitHigh": cast(meta.hilim),
+                               "description": spec.description, "units": meta.unit}
+    if double:
+        display["precision"] = int(meta.prec)
+    if opening:  # QSRV's property updates do not carry the form
+        display["form"] = {"index": 0, "choices": FORM_CHOICES}
+    out: dict[str, Any] = {"display": display,
+                           "control": {"limitLow": cast(meta.lolim), "limitHigh": cast(meta.hilim)}}
+    if spec.kind == "scalar":
+        unset = math.nan if double else 0
+        valid_minor = meta.low < meta.high
+        valid_major = meta.lolo < meta.hihi
+        out["valueAlarm"] = {
             "lowAlarmLimit": cast(meta.lolo) if valid_major else unset,
             "lowWarningLimit": cast(meta.low) if valid_minor else unset,
             "highWarningLimit": cast(meta.high) if valid_minor else unset,
             "highAlarmLimit": cast(meta.hihi) if valid_major else unset,
-            "lowAlarmSeverity": 0, "lowWarningSeverity": 0,
-            "highWarningSeverity": 0, "highAlarmSeverity": 0,
-            "hysteresis": 0.0,
-        },
-    }
+        }
+    return out
 
 
 def _clamp_int(code: str, x: float) -> int:
@@ -499,14 +501,18 @@ def _clamp_int(code: str, x: float) -> int:
     return max(lo, min(hi, int(x)))
 
 
-def meta_fields(spec: PVSpec, meta: Meta) -> dict[str, Any]:
-    """The metadata part of the PVA value (everything but value/alarm/timeStamp)."""
+def meta_fields(spec: PVSpec, meta: Meta, opening: bool = True) -> dict[str, Any]:
+    """The metadata part of the PVA value (everything but value/alarm/timeStamp) that QSRV
+    fills: when the PV opens (``opening``), or on a property change."""
     kind = spec.kind
     if kind == "enum":
         return {"value": {"choices": list(meta.enums)}, "display": {"description": spec.description}}
-    if kind == "string" or spec.ca_type == "string":
+    if kind == "string" and spec.ca_type == "char":  # a long string: QSRV's char
+        # waveforms carry their EGU
         return {"display": {"description": spec.description, "units": meta.unit}}
-    return _metadata(spec, meta)
+    if kind == "string" or spec.ca_type == "string":
+        return {"display": {"description": spec.description}}  # CA strings have no units
+    return _metadata(spec, meta, opening)
 
 
 def initial_value(spec: PVSpec, meta: Meta, value: Any, condition: int, severity: int,
@@ -543,9 +549,9 @@ def unservable_value(spec: PVSpec, meta: Meta, value: Any, sec: int, nsec: int) 
     return V
 
 
-def apply_meta(V: Value, spec: PVSpec, meta: Meta) -> None:
-    """Write metadata into ``V`` (marks the fields changed)."""
-    for key, sub in meta_fields(spec, meta).items():
+def apply_meta(V: Value, spec: PVSpec, meta: Meta, opening: bool = True) -> None:
+    """Write metadata into ``V`` (marks the fields changed, as QSRV marks them)."""
+    for key, sub in meta_fields(spec, meta, opening).items():
         _assign(V, key, sub)
 
 
@@ -569,6 +575,7 @@ def apply_update(V: Value, spec: PVSpec, value: Any, condition: int, severity: i
     s, ns = posix_time(sec, nsec)
     V["timeStamp.secondsPastEpoch"] = s
     V["timeStamp.nanoseconds"] = ns
+    V["timeStamp.userTag"] = 0  # QSRV marks it in every update
 
 
 Updater = Callable[[Value, Any, int, int, int, int], None]
@@ -609,6 +616,7 @@ def updater(spec: PVSpec) -> Updater:
         ts = subs[1]
         ts.secondsPastEpoch = sec + POSIX_TIME_AT_EPICS_EPOCH
         ts.nanoseconds = nsec
+        ts.userTag = 0  # QSRV marks it in every update
 
     def reset() -> None:
         alarm_cache[0] = None
@@ -651,8 +659,9 @@ def put_to_driver(spec: PVSpec, meta: Meta, V: Value) -> Any:
             if too_long:
                 raise PutRejected(f"{spec.name}: string element exceeds {MAX_STRING_SIZE - 1} bytes")
             return list(raw)
-        if spec.ca_type == "char":  # pcaspy hands CA char-array puts to the driver as str
-            return bytes(int(x) & 0xFF for x in raw).split(b"\0", 1)[0].decode("latin-1")
+        if spec.ca_type == "char":  # pcaspy hands CA char-array puts to the driver as str,
+            # one character per byte, trailing NULs stripped (embedded ones kept)
+            return bytes(int(x) & 0xFF for x in raw).decode("latin-1").rstrip("\0")
         if spec.ca_type == "float":
             return [float(x) for x in raw]
         return [int(x) for x in raw]

@@ -567,3 +567,28 @@ def test_ca_puts_to_a_string_array_do_not_crash_the_server(engine_factory, pva, 
     assert list(pva(engine).get("SA:SARR").value) == ["a19", "b", "c1"]
     pva(engine).put("SA:SARR", ["x", "y", "z"], wait=True)
     assert client.get("SA:SARR")["value"] == ["x", "y", "z"]
+
+
+def test_a_property_change_marks_what_qsrv_marks(engine, pva):
+    """setParamInfo/setParamEnums + updatePVs: the monitor update carries the metadata,
+    not the value or timestamp (QSRV's property updates carry neither)."""
+    ctx = pva(engine)
+    drv = driver_of(engine)
+    got: queue.Queue = queue.Queue()
+    subs = [ctx.monitor("T:FLOAT", got.put), ctx.monitor("T:ENUM", got.put)]
+    try:
+        wait_for(lambda: got.qsize() == 2)
+        _drain(got)
+        drv.setParamInfo("FLOAT", {"unit": "kV"})
+        drv.setParamEnums("ENUM", ["A", "B"])
+        drv.updatePVs()
+        wait_for(lambda: got.qsize() == 2)
+        updates = {"value" in u and hasattr(u.value, "choices"): u for u in _drain(got)}
+        f, e = updates[False], updates[True]
+        assert f.display.units == "kV" and "display.units" in f.changedSet()
+        assert not {"value", "timeStamp.secondsPastEpoch", "display.form.index",
+                    "control.minStep"} & f.changedSet()
+        assert e.changedSet() == {"value.choices", "display.description"}
+    finally:
+        for s in subs:
+            s.close()
