@@ -22,7 +22,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 from p4p.server import Server
@@ -359,14 +358,9 @@ class Engine:
     # ------------------------------------------------------------------ plugins
 
     def _load_plugin(self, spec: str) -> None:
-        name = _plugin_name(spec)
-        if any(p.name == name and not p.error for p in self.plugins):
-            log.error("plugin skipped: %s: a plugin named %r is already loaded", spec, name)
-            self.plugins.append(PluginStatus(name=name, source=spec,
-                                             error=f"a plugin named {name!r} is already loaded"))
-            return
+        name = self._unique_name(spec)
         try:
-            plugin = plugin_loader.load(spec, self._register)
+            plugin = plugin_loader.load(spec, self._register, name)
             if not plugin.registered:
                 for prefix, pvdb in plugin.databases:
                     self._register(prefix, pvdb, plugin_loader.driver_port(plugin.name))
@@ -382,6 +376,19 @@ class Engine:
             self.plugins.append(PluginStatus(name=name, source=spec, error=str(e)))
             return
         self._attach(plugin.name, plugin.source, driver)
+
+    def _unique_name(self, spec: str) -> str:
+        """The plugin's short name, or (another plugin has it: ``a/ioc.py`` and
+        ``b/ioc.py``, ``pkg.x:ioc`` and ``pkg.y:ioc``) a qualified one."""
+        taken = {p.name for p in self.plugins}
+        name = plugin_loader.plugin_name(spec)
+        if name not in taken:
+            return name
+        base = name = plugin_loader.qualified_name(spec)
+        n = 2
+        while name in taken:
+            name, n = f"{base}-{n}", n + 1
+        return name
 
     def _attach(self, name: str, source: str, driver: Any) -> None:
         """Make ``driver`` the one pcaspy and the mirror call for plugin ``name``'s PVs."""
@@ -611,15 +618,6 @@ class Engine:
         ours = self.pva_client_conf()["EPICS_PVA_NAME_SERVERS"]
         others = os.environ.get("EPICS_PVA_NAME_SERVERS", "")
         return {"EPICS_PVA_NAME_SERVERS": f"{ours} {others}".strip()}
-
-
-def _plugin_name(spec: str) -> str:
-    if spec.startswith("ep:"):
-        return spec[3:]
-    if spec.endswith(".py") or os.path.sep in spec:
-        return Path(spec).stem
-    module, _, attr = spec.partition(":")
-    return (attr or module).rsplit(".", 1)[-1]
 
 
 def _names(names: list[str], limit: int = 5) -> str:

@@ -293,8 +293,45 @@ def discover(specs: list[str], plugins_dir: Path | None) -> list[str]:
     return []
 
 
-def load(spec: str, register: Register) -> PluginDef:
-    """Load one plugin spec (path, module, ``module:attr``, ``ep:name``).
+def plugin_name(spec: str) -> str:
+    """The short name a plugin goes by (file stem, attribute or module name, entry point)."""
+    if spec.startswith("ep:"):
+        return spec[3:]
+    file, attr = _file_attr(spec)
+    if file is not None:
+        return attr or Path(file).stem
+    module, _, attr = spec.partition(":")
+    return (attr or module).rsplit(".", 1)[-1]
+
+
+def qualified_name(spec: str) -> str:
+    """A longer name for a plugin whose short name another one has: the file's directory
+    and stem (``dirB.plain``), or the module and attribute (``objs2.ioc``)."""
+    if spec.startswith("ep:"):
+        return spec[3:]
+    file, attr = _file_attr(spec)
+    if file is not None:
+        path = Path(file)
+        return ".".join(filter(None, (path.resolve().parent.name, path.stem, attr)))
+    module, _, attr = spec.partition(":")
+    return ".".join(filter(None, (module.rsplit(".", 1)[-1] if attr else module, attr)))
+
+
+def _file_attr(spec: str) -> tuple[str | None, str]:
+    """``(file, attr)`` of a file spec (``ioc.py``, ``ioc.py:attr``), else ``(None, '')``."""
+    if spec.startswith("ep:"):
+        return None, ""
+    base, sep, attr = spec.rpartition(":")
+    if sep and base.endswith(".py") and attr.isidentifier():
+        return base, attr
+    if spec.endswith(".py") or os.path.sep in spec or Path(spec).is_file():
+        return spec, ""
+    return None, ""
+
+
+def load(spec: str, register: Register, name: str | None = None) -> PluginDef:
+    """Load one plugin spec (path, ``path:attr``, module, ``module:attr``, ``ep:name``)
+    under ``name`` (default :func:`plugin_name`; the engine makes names unique).
 
     Module-level code runs under the pcaspy capture; a script's ``createPV`` calls go to
     ``register`` as they happen (contract plugins are registered by the caller).
@@ -304,7 +341,7 @@ def load(spec: str, register: Register) -> PluginDef:
     """
     with _load_lock:
         try:
-            return _load(spec, register)
+            return _load(spec, register, name or plugin_name(spec))
         except PluginError:
             raise
         except SystemExit as e:
@@ -314,16 +351,16 @@ def load(spec: str, register: Register) -> PluginDef:
             raise PluginError(f"{spec}: {type(e).__name__}: {e}") from None
 
 
-def _load(spec: str, register: Register) -> PluginDef:
+def _load(spec: str, register: Register, name: str) -> PluginDef:
     if spec.startswith("ep:"):
-        return _load_entry_point(spec[3:], register)
-    path = Path(spec)
-    if spec.endswith(".py") or path.is_file():
+        return _load_entry_point(spec[3:], register, name)
+    file, attr = _file_attr(spec)
+    if file is not None:
+        path = Path(file)
         if not path.is_file():
-            raise PluginError(f"{spec}: no such file")
-        return _load_file(path, register)
+            raise PluginError(f"{file}: no such file")
+        return _load_file(path, register, name, attr, spec)
     module_name, _, attr = spec.partition(":")
-    name = (attr or module_name).rsplit(".", 1)[-1]
     capture = _new_capture(name, register)
     module = sys.modules.get(module_name)
     if module is None:
@@ -332,37 +369,72 @@ def _load(spec: str, register: Register) -> PluginDef:
             raise PluginError(f"{spec}: no module named {module_name!r}")
         with _captured_pcaspy(capture, module_name):
             module = _exec_module(capture, spec, found)
-    if attr:
-        obj = getattr(module, attr)
-        return _from_namespace(name, spec, _as_namespace(obj), capture)
-    return _from_namespace(name, spec, vars(module), capture)
+    return _from_namespace(name, spec, _pick(vars(module), attr, spec), capture)
 
 
-def _load_entry_point(ep_name: str, register: Register) -> PluginDef:
+def _pick(namespace: dict, attr: str, spec: str) -> dict:
+    """The plugin's namespace: the module's, or that of its attribute ``attr``."""
+    if not attr:
+        return namespace
+    if attr not in namespace:
+        raise PluginError(f"{spec}: no attribute {attr!r}")
+    return _as_namespace(namespace[attr])
+
+
+def _load_entry_point(ep_name: str, register: Register, name: str) -> PluginDef:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == ep_name:
-            return _load(ep.value, register)
+            return _load(ep.value, register, name)
     raise PluginError(f"ep:{ep_name}: no entry point of that name in group {ENTRY_POINT_GROUP}")
 
 
-def _load_file(path: Path, register: Register) -> PluginDef:
-    name = path.stem
+#: Directories plugin files were loaded from (their sibling modules are theirs).
+_plugin_dirs: set[Path] = set()
+
+
+def _load_file(path: Path, register: Register, name: str, attr: str = "",
+               source: str = "") -> PluginDef:
     module_name = f"pvconsole_plugin_{name}"
     capture = _new_capture(name, register)
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise PluginError(f"{path}: not a Python module")
-    sys.path.insert(0, str(path.parent.resolve()))
+    directory = path.parent.resolve()
+    _forget_other_helpers(directory)
+    _plugin_dirs.add(directory)
+    sys.path.insert(0, str(directory))
     try:
         with _captured_pcaspy(capture, str(path)):
             if _has_main_guard(path):
                 namespace = _run_as_script(capture, path)
             else:
                 namespace = vars(_exec_module(capture, str(path), spec))
-        return _from_namespace(name, str(path), namespace, capture)
+        return _from_namespace(name, source or str(path), _pick(namespace, attr, source),
+                               capture)
     finally:
+        # first place only while it loads (its modules win over others of the name); kept
+        # last so that modules it imports later, in its driver's calls, are found
         with contextlib.suppress(ValueError):
-            sys.path.remove(str(path.parent.resolve()))
+            sys.path.remove(str(directory))
+        if str(directory) not in sys.path:
+            sys.path.append(str(directory))
+
+
+def _forget_other_helpers(directory: Path) -> None:
+    """Each IOC script had a process of its own: a sibling module (``_common.py``) that
+    another plugin's directory already imported must not stand in for this directory's
+    module of the same name. The other plugin keeps the module object it imported."""
+    for mod_name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if not file or "." in mod_name:
+            continue
+        origin = Path(file).resolve().parent
+        if origin.name == "__pycache__" or origin == directory:
+            continue
+        package = origin.parent if Path(file).name == "__init__.py" else origin
+        if package in _plugin_dirs and package != directory and (
+                (directory / f"{mod_name}.py").exists() or (directory / mod_name / "__init__.py").exists()):
+            del sys.modules[mod_name]
 
 
 def _exec_module(capture: _Capture, source: str, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:

@@ -592,3 +592,16 @@ def test_a_property_change_marks_what_qsrv_marks(engine, pva):
     finally:
         for s in subs:
             s.close()
+
+
+def test_plugins_of_the_same_name_with_helpers_of_their_own(engine_factory, pva):
+    """Two plugin files called ioc.py, each with its own _common.py: both run, each with
+    its own helper (one interpreter for all, as if each had its own process), and a
+    module the driver imports later, on a put, is found."""
+    engine = engine_factory(plugin_path("same_a/ioc"), plugin_path("same_b/ioc"))
+    assert not [p.error for p in engine.plugins if p.error]
+    assert {p.name for p in engine.plugins} >= {"ioc", "same_b.ioc"}
+    ctx = pva(engine)
+    assert ctx.get("SAMEA:X").value == 1.0 and ctx.get("SAMEB:X").value == 1.0
+    ctx.put("SAMEA:X", 4.0, wait=True)
+    assert ctx.get("SAMEA:X").value == 8.0

@@ -1,0 +1,28 @@
+"""Plugin names: short where they are unique, qualified where two plugins share one."""
+
+import pytest
+
+from pvconsole.plugins import plugin_name, qualified_name
+
+
+@pytest.mark.parametrize("spec, short, qualified", [
+    ("ioc_plugins/psu.py", "psu", "ioc_plugins.psu"),
+    ("/opt/iocs/b/ioc.py", "ioc", "b.ioc"),
+    ("/opt/iocs/b/ioc.py:beamline", "beamline", "b.ioc.beamline"),
+    ("mypkg.motors", "motors", "mypkg.motors"),
+    ("mypkg.objs2:ioc", "ioc", "objs2.ioc"),
+    ("ep:vacuum", "vacuum", "vacuum"),
+])
+def test_names(spec, short, qualified):
+    assert plugin_name(spec) == short
+    assert qualified_name(spec) == qualified
+
+
+def test_path_attr_plugin(engine_factory, pva, tmp_path):
+    """``FILE.py:ATTR`` picks an object of a file, as ``module:attr`` does of a module."""
+    (tmp_path / "iocs.py").write_text(
+        "class Beamline:\n    prefix = 'BL:'\n    pvdb = {'E': {'value': 3.5}}\n"
+        "beamline = Beamline()\n")
+    engine = engine_factory(f"{tmp_path / 'iocs.py'}:beamline")
+    assert [p.name for p in engine.plugins if not p.error and p.name != "pvconsole"] == ["beamline"]
+    assert pva(engine).get("BL:E").value == 3.5
