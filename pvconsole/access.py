@@ -46,6 +46,28 @@ class _Probe:
         self.put = bool(put)
 
 
+def read_acf(path: Path) -> str:
+    """The text of an access security file (AccessError: one line naming it)."""
+    try:
+        return path.read_text()
+    except OSError as e:
+        raise AccessError(f"access security file {path}: {e.strerror or e}") from None
+
+
+def parse_acf(text: str, path: Path) -> Any:
+    """p4p's rules engine for ``text``; AccessError (one line naming the file and, where
+    the parser says, the line) for anything it cannot parse."""
+    from p4p.asLib import ACFError, Engine
+    try:
+        return Engine(text)
+    except ACFError as e:
+        raise AccessError(f"access security file {path}: {e}") from None
+    except Exception:  # p4p's parser fails this way at an unexpected end of the file
+        log.debug("ACF parse", exc_info=True)
+        raise AccessError(f"access security file {path}: syntax error at the end of the file "
+                          "(a '}' or ')' missing?)") from None
+
+
 class AccessRules:
     """Parsed rules; ``None`` path means everybody may write (no access security)."""
 
@@ -57,15 +79,8 @@ class AccessRules:
         self._env_before: dict[str, str | None] = {}  # what start_ca changed
         if path is None:
             return
-        from p4p.asLib import ACFError, Engine
-        try:
-            self._text = path.read_text()
-        except OSError as e:
-            raise AccessError(f"access security file {path}: {e.strerror or e}") from None
-        try:
-            self._engine = Engine(self._text)
-        except ACFError as e:
-            raise AccessError(f"access security file {path}: {e}") from None
+        self._text = read_acf(path)
+        self._engine = parse_acf(self._text, path)
 
     def connect_inputs(self, conf: dict[str, str]) -> None:
         """Read the rules' ``INP`` PVs (``CALC`` conditions) over PVA with a client of

@@ -98,40 +98,61 @@ def set_log_levels(verbose: int) -> None:
     logging.getLogger("pcaspy").setLevel(logging.DEBUG if verbose > 0 else logging.WARNING)
 
 
+class _StopRequested(BaseException):
+    """SIGINT/SIGTERM while the engine starts (raised from the signal handler)."""
+
+
 def run_headless(cfg, verbose: int = 0) -> int:
     """Run the engine until SIGINT/SIGTERM; exit 0 after a clean stop."""
     from .engine import Engine, StartupError
     from .fdcapture import capture
 
-    fds = capture()
+    fds = capture(python_to_log=True)  # a plugin's print(): a log line like the others
     setup_logging(fds.stderr, verbose)
     stop = threading.Event()
+    starting = [True]
 
     def on_signal(signum, frame):
         log.info("signal %s: stopping", signal.Signals(signum).name)
         stop.set()
+        if starting[0]:  # plugins may take long to load: stop now, not when they are up
+            raise _StopRequested()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     engine = Engine(cfg)
     try:
-        engine.start()
+        engine.start()  # stops what it started before it lets an exception out
     except StartupError as e:
-        log.error("%s", e)
         fds.restore()
         print(f"pvconsole: error: {e}", file=sys.stderr)
         return 2
-    for p in engine.plugins:
-        if p.error:
-            log.warning("plugin %s not loaded: %s", p.name, p.error)
-    print(f"pvconsole: serving {len(engine.entries)} PVs (CA {engine.ca_address()}, "
-          f"PVA {engine.pva_address()})", file=fds.stderr, flush=True)
+    except _StopRequested:
+        log.info("stopped during start-up")
+        logging.shutdown()
+        return 0
+    finally:
+        starting[0] = False
+    print(f"pvconsole: {serving_summary(engine)}", file=fds.stderr, flush=True)
     while not stop.wait(0.5):
         pass
     engine.stop()
     log.info("stopped")
     logging.shutdown()
     return 0
+
+
+def serving_summary(engine) -> str:
+    """One line for the operator: what is served where, and which plugins are not."""
+    loaded = [p.name for p in engine.plugins if not p.error and p.source != "builtin"]
+    failed = [p.name for p in engine.plugins if p.error]
+    what = (f"{len(engine.entries)} PVs from {len(loaded)} plugin(s)" if loaded else
+            f"no IOC plugin ({len(engine.entries)} PVs of pvconsole's own)")
+    if failed:
+        what += f", {len(failed)} not loaded ({', '.join(failed)}: see the log)"
+    if not loaded:
+        log.warning("no IOC plugin is served: name one with --plugin, or --plugins-dir")
+    return f"serving {what} (CA {engine.ca_address()}, PVA {engine.pva_address()})"
 
 
 def entry() -> None:

@@ -199,7 +199,10 @@ def free_port(addrs: str = "", udp: bool = False) -> int:
     hosts = addrs.split() or ["0.0.0.0"]
     while True:
         with socket.socket() as s:
-            s.bind((hosts[0], 0))
+            try:
+                s.bind((hosts[0], 0))
+            except OSError as e:
+                raise ConfigError(f"no free port on {hosts[0]}: {e.strerror or e}") from None
             port = s.getsockname()[1]
         if all(_bindable(h, port, socket.SOCK_STREAM) and (not udp or _bindable(h, port, socket.SOCK_DGRAM))
                for h in hosts):
@@ -212,9 +215,12 @@ def client_addresses(addrs: str, port: int) -> list[str]:
     return [f"{'127.0.0.1' if a == '0.0.0.0' else a}:{port}" for a in (addrs.split() or ["0.0.0.0"])]
 
 
-def check_port_free(kind: str, addrs: str, port: int) -> None:
+def check_port_free(kind: str, addrs: str, port: int, udp: bool = False) -> None:
     """Fail fast when the TCP port is taken: the CA and PVA libraries would otherwise
-    quietly fall back to a random port and clients would never find the server."""
+    quietly fall back to a random port and clients would never find the server. With
+    ``udp``, the UDP port too, as a CA server binds it (shared with other CA servers on
+    the host): held by a program that does not share it, the CA server library aborts
+    the process."""
     if port == 0:
         return
     for addr in (addrs.split() or ["0.0.0.0"]):
@@ -226,3 +232,19 @@ def check_port_free(kind: str, addrs: str, port: int) -> None:
             raise ConfigError(f"{kind} port {port} on {addr} is not usable: {e.strerror or e}") from None
         finally:
             s.close()
+        if udp:
+            _check_shared_udp(kind, addr, port)
+
+
+def _check_shared_udp(kind: str, addr: str, port: int) -> None:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as EPICS binds it
+    if hasattr(socket, "SO_REUSEPORT"):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        s.bind((addr, port))
+    except OSError as e:
+        raise ConfigError(f"{kind} port {port} on {addr} (UDP, name searches) is not usable: "
+                          f"{e.strerror or e}") from None
+    finally:
+        s.close()

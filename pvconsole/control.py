@@ -44,7 +44,7 @@ from typing import Any
 
 from pcaspy import Driver
 
-from .access import AccessError
+from .access import parse_acf, read_acf
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +83,9 @@ def pvdb() -> dict[str, dict]:
 def effective_acf(user_acf: Path | None, state_dir: Path) -> Path:
     """The ACF both servers load: the operator's file (checked first, so errors name its
     lines), plus pvconsole's own groups when it does not define them."""
-    from p4p.asLib import ACFError, Engine
     if user_acf is not None:
-        try:
-            text = user_acf.read_text()
-        except OSError as e:
-            raise AccessError(f"access security file {user_acf}: {e.strerror or e}") from None
-        try:
-            Engine(text)
-        except ACFError as e:
-            raise AccessError(f"access security file {user_acf}: {e}") from None
+        text = read_acf(user_acf)
+        parse_acf(text, user_acf)
         text = _neutralise_unknown_levels(text, user_acf)
     else:
         text = "ASG(DEFAULT) {\n    RULE(1, WRITE)\n}\n"

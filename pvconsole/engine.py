@@ -261,11 +261,11 @@ class Engine:
         self._defaults.clear()
         self._clients_cache = (0.0, None)
         cfg = self.config
-        if cfg.ca_port == 0:  # the CA server itself would take 5064; 0 means "any free port"
-            cfg.ca_port = free_port(cfg.ca_intf, udp=True)
-            log.info("CA port 0: serving on free port %d", cfg.ca_port)
         try:
-            check_port_free("CA", cfg.ca_intf, cfg.ca_port)
+            if cfg.ca_port == 0:  # the CA server itself would take 5064; 0 means "any free port"
+                cfg.ca_port = free_port(cfg.ca_intf, udp=True)
+                log.info("CA port 0: serving on free port %d", cfg.ca_port)
+            check_port_free("CA", cfg.ca_intf, cfg.ca_port, udp=True)
             check_port_free("PVA", cfg.pva_intf, cfg.pva_port)
         except ConfigError as e:
             raise StartupError(str(e)) from None
@@ -324,10 +324,7 @@ class Engine:
         for name, driver in list(self.drivers.items()):
             stop = getattr(driver, "stop", None)
             if callable(stop):  # the plugin contract's optional shutdown hook
-                try:
-                    stop()
-                except Exception:
-                    log.exception("plugin %s: stop() raised", name)
+                _run_stop_hook(name, stop)
         plugin_loader.release_scripts()
         if self.thread is not None:
             self.thread.stop()
@@ -618,6 +615,26 @@ class Engine:
         ours = self.pva_client_conf()["EPICS_PVA_NAME_SERVERS"]
         others = os.environ.get("EPICS_PVA_NAME_SERVERS", "")
         return {"EPICS_PVA_NAME_SERVERS": f"{ours} {others}".strip()}
+
+
+#: Seconds pvconsole waits for a plugin's ``Driver.stop()`` before it stops without it.
+STOP_HOOK_TIMEOUT = float(os.environ.get("PVCONSOLE_STOP_HOOK_TIMEOUT", "2"))
+
+
+def _run_stop_hook(name: str, hook: Callable[[], Any]) -> None:
+    """Call a plugin's ``stop()``; one that hangs (a device that does not answer) must not
+    keep the servers from stopping."""
+    def run() -> None:
+        try:
+            hook()
+        except Exception:
+            log.exception("plugin %s: stop() raised", name)
+    thread = threading.Thread(target=run, name=f"stop-{name}", daemon=True)
+    thread.start()
+    thread.join(STOP_HOOK_TIMEOUT)
+    if thread.is_alive():
+        log.warning("plugin %s: stop() still running after %g s; stopping without it "
+                    "(PVCONSOLE_STOP_HOOK_TIMEOUT)", name, STOP_HOOK_TIMEOUT)
 
 
 def _names(names: list[str], limit: int = 5) -> str:

@@ -241,7 +241,7 @@ def main(argv: list[str]) -> int:
     conn = Connection(int(argv[0]))
     verbose = int(argv[1]) if len(argv) > 1 else 0
     cfg = conn.recv()
-    fds = capture()  # what the C libraries print goes to the console's log screen
+    fds = capture(python_to_log=True)  # what C libraries and plugins print: the log screen
     logs = LogBuffer()
     logging.getLogger().handlers[:] = [logs]
     set_log_levels(verbose)

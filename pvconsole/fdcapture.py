@@ -4,11 +4,14 @@ The CA server library prints beacon errors and warnings with ``errlogPrintf``/``
 straight to the process's file descriptors, below Python. Left alone, that text lands on
 the TUI's screen or interleaves with the headless log. :func:`capture` points fds 1 and 2
 at a pipe read by a thread that logs each line on the ``epics`` logger, and hands back the
-original terminal for the real output (Textual and the headless log handler).
+original terminal for the real output (Textual and the headless log handler). The
+engine's processes (headless, the console's engine child) also log what Python code
+prints, so a plugin's output reads like the rest of the log.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
@@ -18,10 +21,37 @@ from typing import TextIO
 log = logging.getLogger("epics")
 
 
+class LogStream(io.TextIOBase):
+    """A text stream whose lines become log records (Python-level output of plugins:
+    ``print``, argparse's usage message, tracebacks of their threads)."""
+
+    def __init__(self, logger: logging.Logger, level: int) -> None:
+        super().__init__()
+        self._log, self._level = logger, level
+        self._partial = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            lines = (self._partial + text).split("\n")
+            self._partial = lines.pop()
+        for line in lines:
+            if line.strip():
+                self._log.log(self._level, "%s", line.rstrip())
+        return len(text)
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+
 class FdCapture:
     """Active capture; :meth:`restore` puts the original descriptors back."""
 
-    def __init__(self) -> None:
+    def __init__(self, python_to_log: bool = False) -> None:
         self.saved_out = os.dup(1)
         self.saved_err = os.dup(2)
         #: Python streams on the original descriptors (the terminal or the service log).
@@ -35,8 +65,13 @@ class FdCapture:
         os.dup2(w, 2)
         os.close(w)
         self._saved_py = (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
-        sys.stdout = sys.__stdout__ = self.stdout
-        sys.stderr = sys.__stderr__ = self.stderr
+        sys.__stdout__ = self.stdout
+        sys.__stderr__ = self.stderr
+        if python_to_log:
+            sys.stdout = LogStream(logging.getLogger("stdout"), logging.INFO)
+            sys.stderr = LogStream(logging.getLogger("stderr"), logging.WARNING)
+        else:
+            sys.stdout, sys.stderr = self.stdout, self.stderr
         self._thread = threading.Thread(target=self._pump, name="fd-capture", daemon=True)
         self._thread.start()
 
@@ -54,6 +89,9 @@ class FdCapture:
         sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__ = self._saved_py
 
 
-def capture() -> FdCapture:
-    """Start capturing fds 1 and 2 (call once, early, before the servers start)."""
-    return FdCapture()
+def capture(python_to_log: bool = False) -> FdCapture:
+    """Start capturing fds 1 and 2 (call once, early, before the servers start); with
+    ``python_to_log``, what Python code writes to ``sys.stdout``/``sys.stderr`` becomes
+    log records too (the ``stdout``/``stderr`` loggers). The real streams stay at
+    :attr:`FdCapture.stdout`/:attr:`FdCapture.stderr`."""
+    return FdCapture(python_to_log)

@@ -108,3 +108,77 @@ def test_both_epics_builds_serve_in_either_import_order(tmp_path, first):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1.5"
+
+
+def _plugin(tmp_path, name: str, body: str) -> str:
+    path = tmp_path / f"{name}.py"
+    path.write_text(body)
+    return str(path)
+
+
+def test_a_signal_during_a_slow_start_up_stops_at_once(tmp_path):
+    slow = [_plugin(tmp_path, f"slow{i}", f"import time\ntime.sleep(4)\nprefix = 'SLOW{i}:'\n"
+                    "pvdb = {'X': {}}\n") for i in (1, 2)]
+    proc, _ = start(tmp_path, "--plugin", slow[0], "--plugin", slow[1])
+    try:
+        time.sleep(1.0)  # loading the first plugin
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+        assert time.monotonic() - t0 < 2.0
+    finally:
+        proc.kill()
+    assert "stopped during start-up" in proc.stderr.read()
+
+
+def test_plugin_output_is_logged_and_a_hung_stop_hook_is_left(tmp_path):
+    """A plugin's print() and argparse-style stderr text arrive as log lines; a stop()
+    that never returns does not keep the process from stopping."""
+    noisy = _plugin(tmp_path, "noisy", (
+        "import sys, threading\n"
+        "from pcaspy import Driver\n"
+        "print('noisy: hello from the plugin')\n"
+        "sys.stderr.write('noisy: a warning\\n')\n"
+        "prefix = 'NOISY:'\npvdb = {'X': {}}\n"
+        "class D(Driver):\n"
+        "    def stop(self):\n"
+        "        threading.Event().wait()  # a device that never answers\n"))
+    proc, _ = start(tmp_path, "--plugin", noisy)
+    try:
+        lines = wait_serving(proc)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert time.monotonic() - t0 < 4.0
+    finally:
+        proc.kill()
+    err = "".join(lines) + proc.stderr.read()
+    assert re.search(r"INFO +stdout: noisy: hello from the plugin", err)
+    assert re.search(r"WARNING +stderr: noisy: a warning", err)
+    assert "stop() still running" in err
+    assert proc.stdout.read() == ""
+
+
+def test_ca_udp_port_held_is_a_one_line_error(tmp_path):
+    """The CA server library aborts the process when its UDP port is held unshared."""
+    held = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    held.bind(("127.0.0.1", 0))
+    port = held.getsockname()[1]
+    try:
+        proc, _ = start(tmp_path, "--plugin", plugin_path("second"), ca_port=port)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        held.close()
+    assert proc.returncode == 2
+    assert err.strip().splitlines() == [f"pvconsole: error: CA port {port} on 127.0.0.1 (UDP, "
+                                        "name searches) is not usable: Address already in use"]
+
+
+def test_an_acf_that_does_not_parse_is_a_one_line_error(tmp_path):
+    acf = tmp_path / "bad.acf"
+    acf.write_text("ASG(DEFAULT) {\n  RULE(1, READ)\n  RULE(1, WRITE) { UAG(ops)\n}\n")
+    proc, _ = start(tmp_path, "--plugin", plugin_path("second"), "--acf", str(acf))
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 2
+    assert "Traceback" not in err
+    assert f"pvconsole: error: access security file {acf}: syntax error" in err
