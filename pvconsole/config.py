@@ -119,17 +119,22 @@ def build(cli: Mapping[str, Any], toml_path: Path | None = None,
     """Merge the layers. ``cli`` holds only the flags the user gave (None = not given)."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    origin: dict[str, str] = {}  # where each value came from, for error messages
     for attr, names in _ENV.items():
         for name in names:
             if environ.get(name):
-                values[attr] = environ[name]
+                values[attr], origin[attr] = environ[name], name
                 break
     if toml_path is None and Path("pvconsole.toml").is_file():
         toml_path = Path("pvconsole.toml")
     if toml_path is not None:
-        values.update(_read_toml(toml_path))
-    values.update({k: v for k, v in cli.items() if v is not None and v != []})
-    return _coerce(values)
+        from_file = _read_toml(toml_path)
+        values.update(from_file)
+        origin.update({k: f"{toml_path}: {k}" for k in from_file})
+    given = {k: v for k, v in cli.items() if v is not None and v != []}
+    values.update(given)
+    origin.update({k: "--" + k.replace("_", "-") for k in given})
+    return _coerce(values, origin)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -142,19 +147,48 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: {e}") from None
     known = {f.name for f in fields(Config)}
     flat: dict[str, Any] = {}
+    written: dict[str, str] = {}  # flat key -> as the file spells it
     for key, value in data.items():
         if isinstance(value, dict):  # [ca] port = ... -> ca_port
             for sub, v in value.items():
                 flat[f"{key}_{sub}"] = v
+                written[f"{key}_{sub}"] = f"[{key}] {sub}"
         else:
             flat[key] = value
+            written[key] = key
     unknown = set(flat) - known
     if unknown:
-        raise ConfigError(f"config file {path}: unknown keys {', '.join(sorted(unknown))}")
-    return flat
+        names = ", ".join(sorted(written[k] for k in unknown))
+        raise ConfigError(f"config file {path}: unknown keys {names}")
+    return _relative_to(path.parent, flat)
 
 
-def _coerce(values: dict[str, Any]) -> Config:
+#: Settings that name files: in a config file, relative to the file's directory.
+_PATHS = ("state_dir", "plugins_dir", "acf")
+
+
+def _relative_to(base: Path, values: dict[str, Any]) -> dict[str, Any]:
+    """Paths in a config file mean what they say wherever pvconsole is started from."""
+    out = dict(values)
+    for key in _PATHS:
+        if isinstance(out.get(key), str) and out[key] and not Path(out[key]).expanduser().is_absolute():
+            out[key] = str(base / out[key])
+    plugins = out.get("plugins")
+    if plugins is not None:
+        out["plugins"] = [str(base / p) if _is_relative_file(p) else p
+                          for p in ([plugins] if isinstance(plugins, str) else plugins)]
+    return out
+
+
+def _is_relative_file(spec: Any) -> bool:
+    """A plugin spec that is a relative file path (not a module name or entry point)."""
+    if not isinstance(spec, str) or spec.startswith("ep:"):
+        return False
+    file = spec.rsplit(":", 1)[0] if ":" in spec else spec
+    return (file.endswith(".py") or "/" in file) and not Path(file).expanduser().is_absolute()
+
+
+def _coerce(values: dict[str, Any], origin: Mapping[str, str] | None = None) -> Config:
     cfg = Config()
     for f in fields(Config):
         if f.name not in values:
@@ -176,7 +210,8 @@ def _coerce(values: dict[str, Any]) -> Config:
             else:
                 v = str(v)
         except (TypeError, ValueError):
-            raise ConfigError(f"{f.name}: invalid value {values[f.name]!r}") from None
+            where = (origin or {}).get(f.name, f.name)
+            raise ConfigError(f"{where}: invalid value {values[f.name]!r}") from None
         setattr(cfg, f.name, v)
     if cfg.state_dir is None:
         cfg.state_dir = default_state_dir()

@@ -198,16 +198,25 @@ class ControlDriver(Driver):
             self.refresh_clients()
         return super().read(reason)
 
-    def write(self, reason: str, value: Any) -> bool:
-        if reason == "EXPOSE":
-            parts = str(value).split()
+    def _expose(self, text: str) -> tuple[str, ValueError | None]:
+        """Apply ``"PATTERN on|off|ro"``: (what EXPOSE:RESULT says, the refusal or None)."""
+        try:
+            parts = text.split()
             if len(parts) != 2:
                 raise ValueError("expected 'PATTERN on|off|ro'")
-            pattern, mode = parts
-            changed = self.engine.set_exposure(pattern, mode)
+            changed = self.engine.set_exposure(*parts)
+            return f"{parts[1]}: {len(changed)} PV(s) changed", None
+        except ValueError as e:
+            return f"refused: {e}", e
+
+    def write(self, reason: str, value: Any) -> bool:
+        if reason == "EXPOSE":
+            result, error = self._expose(str(value))
             self.setParam("EXPOSE", str(value))
-            self.setParam("EXPOSE:RESULT", f"{mode}: {len(changed)} PV(s) changed")
+            self.setParam("EXPOSE:RESULT", result[:255])
             self.updatePVs()
+            if error is not None:  # PVA refuses the put with it; a CA put "succeeds"
+                raise error        # whatever the driver says, so RESULT says it too
             return True
         if reason == "ACF:TEST":
             parts = str(value).split()

@@ -293,14 +293,15 @@ class Engine:
                 self.reads = ReadThrough(self.mirror, self.run_on_driver_thread, cfg.read_poll)
                 self.thread = DriverThread(self.mirror, self.reads)
                 for spec in plugin_loader.discover(cfg.plugins, cfg.plugins_dir):
-                    self._load_plugin(spec)
+                    self._load_plugin(spec, named=bool(cfg.plugins))
                 if cfg.control_prefix:
                     self.control = control.start(self, cfg.control_prefix)
                 self.thread.start()  # CA serves while the PVA side is being built
                 try:
                     self.pva_server = Server(providers=[self.mirror.provider], conf=cfg.pva_conf(), useenv=False)
                 except Exception as e:
-                    raise StartupError(f"PVA server: {e}") from None
+                    raise StartupError(f"PVA server on {cfg.pva_intf or '0.0.0.0'} port "
+                                       f"{cfg.pva_port}: {e}") from None
                 self.access.connect_inputs(self._inputs_conf())
                 for entry in self.entries.values():
                     mode = self.exposure.get(entry.name, self._defaults[entry.name])
@@ -354,7 +355,9 @@ class Engine:
 
     # ------------------------------------------------------------------ plugins
 
-    def _load_plugin(self, spec: str) -> None:
+    def _load_plugin(self, spec: str, named: bool = True) -> None:
+        """Load one plugin; ``named``: the operator asked for it (not found in a
+        plugins directory, where a module that defines no IOC is a helper, not an error)."""
         name = self._unique_name(spec)
         try:
             plugin = plugin_loader.load(spec, self._register, name)
@@ -369,6 +372,10 @@ class Engine:
                                                 f"raised {type(e).__name__}: {e}") from None
         except (plugin_loader.PluginError, typemap.MappingError) as e:
             self._unregister_port(plugin_loader.driver_port(name))
+            if not named and isinstance(e, plugin_loader.NotAPlugin):
+                log.info("%s is not an IOC plugin (a helper module?): not served; name "
+                         "helpers _like_this.py", spec)
+                return
             log.error("plugin skipped: %s", e)
             self.plugins.append(PluginStatus(name=name, source=spec, error=str(e)))
             return

@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from typing import TextIO
 
 log = logging.getLogger("epics")
@@ -48,6 +49,30 @@ class LogStream(io.TextIOBase):
         return "utf-8"
 
 
+#: Seconds within which the C libraries' same line is logged once: the CA server repeats
+#: a beacon error every few seconds for as long as nobody listens on the beacon port.
+REPEAT_WINDOW = 300.0
+
+
+class RepeatFilter:
+    """Lets a line through once per :data:`REPEAT_WINDOW`, saying how often it was held."""
+
+    def __init__(self, window: float = REPEAT_WINDOW, size: int = 256) -> None:
+        self.window, self.size = window, size
+        self._seen: dict[str, tuple[float, int]] = {}  # line -> (logged at, held since)
+
+    def check(self, line: str, now: float) -> str | None:
+        """The text to log for ``line`` now, or None to hold it back."""
+        at, held = self._seen.get(line, (None, 0))
+        if at is not None and now - at < self.window:
+            self._seen[line] = (at, held + 1)
+            return None
+        if len(self._seen) >= self.size:
+            self._seen.clear()
+        self._seen[line] = (now, 0)
+        return f"{line} (and {held} more times in {now - at:.0f} s)" if held else line
+
+
 class FdCapture:
     """Active capture; :meth:`restore` puts the original descriptors back."""
 
@@ -76,11 +101,14 @@ class FdCapture:
         self._thread.start()
 
     def _pump(self) -> None:
+        repeats = RepeatFilter()
         with os.fdopen(self._read_fd, "rb") as pipe:
             for raw in pipe:
                 line = raw.decode("utf-8", "replace").rstrip()
                 if line:
-                    log.warning("%s", line)
+                    text = repeats.check(line, time.monotonic())
+                    if text is not None:
+                        log.warning("%s", text)
 
     def restore(self) -> None:
         """Give fds 1/2 back (the pump ends once every writer of the pipe is gone)."""

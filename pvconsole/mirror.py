@@ -514,13 +514,13 @@ class PvaMirror:
             op.done(error=f"{entry.name}: unreadable put: {e}")
             return
         if entry.exposure == Exposure.READONLY:
-            self._refuse(entry, op, client, None, PutResult.REFUSED_ACCESS,
+            self._refuse(entry, op, client, _describe(raw), PutResult.REFUSED_ACCESS,
                          f"{entry.name}: write access denied (read-only over PVA)")
             return
         if self.access is not None:
             why = self.access(entry, account, host)
             if why:
-                self._refuse(entry, op, client, None, PutResult.REFUSED_ACCESS,
+                self._refuse(entry, op, client, _describe(raw), PutResult.REFUSED_ACCESS,
                              f"{entry.name}: write access denied ({why})")
                 return
         try:

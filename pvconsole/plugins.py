@@ -66,6 +66,10 @@ class PluginError(Exception):
     """A plugin that cannot be loaded; the message says which and why."""
 
 
+class NotAPlugin(PluginError):
+    """A module that defines no IOC at all (a helper beside the plugins, say)."""
+
+
 @dataclass
 class PluginDef:
     """A loaded plugin, ready to be served.
@@ -522,8 +526,8 @@ def _from_namespace(name: str, source: str, ns: dict, capture: _Capture) -> Plug
             plugin.driver_cls = _pick_driver(name, ns)
         return plugin
     if not _has_contract(ns):
-        raise PluginError(f"{source}: defines no module-level 'prefix' (str) and 'pvdb' (dict), "
-                          "and calls no SimpleServer.createPV")
+        raise NotAPlugin(f"{source}: defines no module-level 'prefix' (str) and 'pvdb' (dict), "
+                         "and calls no SimpleServer.createPV")
     if created is not None:
         # the module instantiated a driver at import time without a server: not supported
         pcaspy.driver.manager.driver.pop(port, None)

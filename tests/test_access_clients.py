@@ -315,3 +315,15 @@ def test_a_costly_client_report_is_shared_longer(engine_factory, monkeypatch):
         engine.clients()
         time.sleep(0.3)  # past CLIENTS_MAX_AGE (1 s) after four asks
     assert len(made) == 1 and engine.clients_max_age >= 2.5
+
+
+def test_a_refused_expose_says_so_over_ca_too(engine_factory, pva, ca):
+    """A CA put reports success whatever the driver answers: EXPOSE:RESULT tells."""
+    engine = engine_factory(ALLTYPES, control_prefix="CTL:")
+    client = ca(engine)
+    assert client.put("CTL:EXPOSE", "NOPE:* off", wait=True).get("ok")
+    assert client.get("CTL:EXPOSE:RESULT", as_string=True)["value"] == "refused: no PV matches 'NOPE:*'"
+    with pytest.raises(Exception, match="no PV matches"):
+        pva(engine).put("CTL:EXPOSE", "NOPE:* off", wait=True)
+    assert client.put("CTL:EXPOSE", "T:INT off", wait=True).get("ok")
+    assert client.get("CTL:EXPOSE:RESULT", as_string=True)["value"] == "off: 1 PV(s) changed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -58,12 +59,13 @@ def test_c_library_output_goes_through_the_log(tmp_path):
     """Beacon errors printed by the CA server library arrive as log records, nothing raw."""
     proc, _ = start(tmp_path, "--plugin", plugin_path("second"))
     try:
-        wait_serving(proc)
+        first = wait_serving(proc)
         time.sleep(1.5)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=5)
     finally:
         proc.kill()
+    err = "".join(first) + err
     stamped = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \w+ +[\w.]+: |^pvconsole: serving")
     raw = [line for line in err.splitlines() if line and not stamped.match(line)]
     assert not raw, raw
@@ -90,7 +92,13 @@ def test_bad_config_file_is_a_clear_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pvconsole", "--headless"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=20)
     assert proc.returncode == 2
-    assert "pvconsole: error: ca_port: invalid value 'x'" in proc.stderr
+    assert "pvconsole: error: pvconsole.toml: ca_port: invalid value 'x'" in proc.stderr
+    (tmp_path / "empty").mkdir()
+    proc = subprocess.run([sys.executable, "-m", "pvconsole", "--headless"], capture_output=True,
+                          text=True, timeout=20, cwd=tmp_path / "empty",
+                          env={**os.environ, "EPICS_CAS_SERVER_PORT": "abc"})
+    assert proc.returncode == 2
+    assert "pvconsole: error: EPICS_CAS_SERVER_PORT: invalid value 'abc'" in proc.stderr
 
 
 @pytest.mark.parametrize("first", ["p4p", "pcaspy"])
@@ -182,3 +190,26 @@ def test_an_acf_that_does_not_parse_is_a_one_line_error(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in err
     assert f"pvconsole: error: access security file {acf}: syntax error" in err
+
+
+def test_paths_in_a_config_file_are_relative_to_it(tmp_path):
+    from pvconsole.config import build
+    conf = tmp_path / "etc" / "pvconsole.toml"
+    conf.parent.mkdir()
+    conf.write_text("state_dir = 'state'\nplugins = ['iocs/psu.py', 'mypkg.motors', 'ep:vac']\n"
+                    "[ca]\nport = 5070\n")
+    cfg = build({}, conf, environ={})
+    assert cfg.state_dir == tmp_path / "etc" / "state"
+    assert cfg.plugins == [str(tmp_path / "etc" / "iocs" / "psu.py"), "mypkg.motors", "ep:vac"]
+    assert cfg.ca_port == 5070
+
+
+def test_a_line_the_c_library_repeats_is_logged_once_a_while():
+    from pvconsole.fdcapture import RepeatFilter
+    f = RepeatFilter(window=60)
+    assert f.check("beacon error", 0.0) == "beacon error"
+    assert f.check("beacon error", 5.0) is None
+    assert f.check("other", 6.0) == "other"
+    assert f.check("beacon error", 30.0) is None
+    assert f.check("beacon error", 61.0) == "beacon error (and 2 more times in 61 s)"
+    assert f.check("beacon error", 62.0) is None
