@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from typing import Any, Callable, NamedTuple
 
 from p4p._p4p import SharedPV as _RawSharedPV
@@ -266,6 +267,49 @@ class _Handler:
 
 #: How long a PVA put to an ``asyn`` PV waits for ``callbackPV`` before failing (seconds).
 ASYN_PUT_TIMEOUT = 10.0
+
+
+class _Graveyard:
+    """Holds answered PVA operations a moment, then drops them on a thread of its own.
+
+    Freeing p4p's last reference to a server operation calls into the pvxs event loop and
+    waits for it (``ServerOperation`` dealloc -> ``onCancel`` -> a synchronous loop call).
+    The loop may itself be waiting for the driver thread (a first PVA connect whose value
+    the driver's ``read()`` makes): an operation freed on the driver thread then held both
+    until the read timed out. Held here past every other reference, the last one goes on
+    this thread, which nothing waits for.
+    """
+
+    def __init__(self, delay: float = 0.5) -> None:
+        self.delay = delay
+        self._items: deque[tuple[float, Any]] = deque()
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def keep(self, op: Any) -> None:
+        with self._cv:
+            self._items.append((time.monotonic() + self.delay, op))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="pva-op-reaper",
+                                                daemon=True)
+                self._thread.start()
+            self._cv.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._items:
+                    self._cv.wait()
+                due, op = self._items[0]
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._cv.wait(wait)
+                    continue
+                self._items.popleft()
+            del op  # the last reference: freed here, outside the lock
+
+
+_graveyard = _Graveyard()
 
 
 class PvaMirror:
@@ -547,13 +591,12 @@ class PvaMirror:
 
     def _run_write(self, entry: Entry, put: asyncput.PvaPut) -> None:
         """Driver thread: the same call sequence pcaspy makes for a CA put."""
-        value, op = put.value, put.op
-        record = put.record = self.begin_put(entry, "pva", put.client, value)
+        value = put.value
+        put.record = self.begin_put(entry, "pva", put.client, value)
         driver = entry.driver
         reason = entry.spec.reason
         if driver is None:
-            self.end_put(record, PutResult.DRIVER_ERROR, "no driver")
-            op.done(error=f"{entry.name}: plugin has no driver")
+            self._answer(put, PutResult.DRIVER_ERROR, f"{entry.name}: plugin has no driver")
             return
         asyn = entry.spec.asyn
         if asyn:  # before write(): a callbackPV from write() itself ends it
@@ -588,11 +631,14 @@ class PvaMirror:
         self._answer(put, result, error)
 
     def _answer(self, put: asyncput.PvaPut, result: str, error: str = "") -> None:
+        """Answer the client; the operation is then freed where no thread waits on it."""
         self.end_put(put.record, result, error)
+        op, put.op = put.op, None
         if error:
-            put.op.done(error=error)
+            op.done(error=error)
         else:
-            put.op.done()
+            op.done()
+        _graveyard.keep(op)
 
     def start_waiting(self, entry: Entry) -> None:
         """A put to ``entry`` ended (any thread): the next waiting PVA put may start, on

@@ -117,3 +117,22 @@ def test_same_value() -> None:
     assert same_value([1, 2], np.array([1, 2])) and not same_value([1, 2], [1, 2, 3])
     assert same_value(float("nan"), float("nan")) and same_value(1, 1.0)
     assert not same_value("a", "b") and not same_value(np.zeros(3), None)
+
+
+def test_a_first_connect_right_after_a_put_does_not_wait(engine_factory, pva, caplog):
+    """An answered PVA put freed on the driver thread called into the pvxs loop while the
+    loop waited for that thread (a first connect making its read()): both stood still
+    until the read timed out (1 s)."""
+    engine = engine_factory(COMPUTED)
+    ctx = pva(engine)
+    for i in range(3):
+        ctx.put("RD:PLAIN", float(i), wait=True)
+        fresh = pva_context(engine.pva_client_conf())
+        try:
+            t0 = time.monotonic()
+            fresh.get("RD:COUNT")
+            assert time.monotonic() - t0 < 0.5
+        finally:
+            fresh.close()
+        wait_for(lambda: engine.entry("RD:COUNT").pva_clients == 0)
+    assert "did not make its read()" not in caplog.text
