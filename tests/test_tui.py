@@ -193,6 +193,12 @@ async def test_filter_plugin_and_sort(engine: Engine) -> None:
         t.set_sort("exp", reverse=False)
         exposures = [app.states[n].exposure for n in t.visible_names()]
         assert exposures == sorted(exposures)
+        app.pv_view.set_filter("volt")  # a jump to a PV the filter hides: Enter goes there
+        await pilot.press("j", *"MSG")
+        assert app.pv_view.query_one("#jump").has_class("-hidden")
+        await pilot.press("enter")
+        await until(pilot, lambda: t.current_name() == "PSU:MSG", what="cursor on PSU:MSG")
+        assert t.row_count == len(engine.entries)  # the filter was cleared
 
 
 @sync

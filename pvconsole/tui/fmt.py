@@ -122,6 +122,14 @@ def rate(value: float) -> str:
     return f"{value / 1000:.0f}k"
 
 
+def count(value: int) -> str:
+    """A running total, short: '950', '12.3k', '4.56M' (the header's post counters)."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return str(value)
+
+
 def bytes_rate(value: float) -> str:
     """Bytes per second, short: '80B/s', '1.2kB/s', '3.4MB/s'."""
     for unit, scale in (("MB", 1e6), ("kB", 1e3)):

@@ -38,6 +38,8 @@ class MainScreen(Screen):
 
     BINDINGS = [Binding(str(i + 1), f"app.view('{v}')", label, show=False)
                 for i, (v, label) in enumerate(VIEWS)]
+    #: ``-narrow`` below 120 columns: the header's sparklines shrink (app.tcss).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
     def __init__(self, tz: tzinfo | None = None) -> None:
         super().__init__()

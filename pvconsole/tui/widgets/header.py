@@ -8,7 +8,7 @@ from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
-from ..fmt import duration, rate
+from ..fmt import count, duration, rate
 from ..status import StatusModel
 from .line import show_line
 
@@ -50,7 +50,8 @@ class StatusHeader(Widget):
         show_line(self.query_one("#ca-rate", Static), f"{rate(status.ca_rate)}/s")
         show_line(self.query_one("#pva-rate", Static), f"{rate(status.pva_rate)}/s")
         health = Text()
-        health.append(f"lag ≤{status.worst_lag_ms:.2f}ms  posts CA {s.ca_posts} PVA {s.pva_posts}")
+        health.append(f"lag ≤{status.worst_lag_ms:.2f}ms  posts CA {count(s.ca_posts)} "
+                      f"PVA {count(s.pva_posts)}")
         if s.errors:
             health.append(f"  errors {s.errors}", style="bold red")
         show_line(self.query_one("#health", Static), health)

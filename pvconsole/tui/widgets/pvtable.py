@@ -47,6 +47,20 @@ MARK = "●"
 LIVE_SORT = frozenset({"value", "sev", "exp", "ca", "pvac", "time"})
 #: Live columns whose changes the engine sends for every PV, on screen or not.
 FLAG_SORT = frozenset({"sev", "exp", "ca", "pvac"})
+#: Widest text of the fixed-width columns left of the types: mark, alarm ("INVALID"),
+#: exposure, CA monitor ("mon"), PVA clients (its label) and time ("12:34:56.789").
+FIXED_WIDTHS = {"mark": 1, "sev": 7, "exp": 3, "ca": 3, "pvac": 4, "time": 12}
+#: Narrowest value column (the types scroll in on the right anyway).
+MIN_VALUE_WIDTH = 12
+
+
+def value_width(table_width: int, name_width: int, padding: int = 1, scrollbar: int = 2) -> int:
+    """The value column's width that lets every column up to the time fit the table
+    (80 columns: name, value, alarm, exposure, clients and time all on screen), at most
+    ``VALUE_WIDTH``."""
+    others = sum(w + 2 * padding for w in (*FIXED_WIDTHS.values(), name_width))
+    room = table_width - scrollbar - others - 2 * padding
+    return max(MIN_VALUE_WIDTH, min(VALUE_WIDTH, room))
 
 
 def name_matches(name: str, pattern: str) -> bool:
@@ -57,6 +71,15 @@ def name_matches(name: str, pattern: str) -> bool:
     if any(c in pattern for c in "*?["):
         return fnmatch.fnmatchcase(name.upper(), pattern.upper())
     return pattern.upper() in name.upper()
+
+
+def _first_match(names: list[str], text: str) -> str | None:
+    """The first name starting with ``text`` (else containing it), ignoring case."""
+    if not text:
+        return None
+    needle = text.upper()
+    return next((n for n in names if n.upper().startswith(needle)), None) or \
+        next((n for n in names if needle in n.upper()), None)
 
 
 class PVTable(SteadyDataTable):
@@ -85,8 +108,22 @@ class PVTable(SteadyDataTable):
         self._order: list[str] | None = None  # row names in table order, while valid
         self._sort_due = False
         self._last_sort = 0.0
+        self.value_width = VALUE_WIDTH
 
     # ------------------------------------------------------------------ data in
+
+    def on_resize(self) -> None:
+        if self._fit_value_width():
+            self.rebuild()
+
+    def _fit_value_width(self) -> bool:
+        """Size the value column to the table's width; True when it changed."""
+        if not self.size.width:
+            return False
+        names = max((len(n) for n in self.states), default=0)
+        width = value_width(self.size.width, max(names, len("PV")), self.cell_padding)
+        changed, self.value_width = width != self.value_width, width
+        return changed
 
     def on_mount(self) -> None:
         for key, label, _ in COLUMNS:
@@ -168,7 +205,10 @@ class PVTable(SteadyDataTable):
     def rebuild(self) -> None:
         """Re-create the rows for the current filter and sort (keeps the cursor's PV)."""
         current = self.current_name()
+        self._fit_value_width()
         self.clear()
+        for column in self.columns.values():  # widths follow the rows shown now, not
+            column.content_width = column.label.cell_len  # the widest row ever added
         self._order = None
         self._cells.clear()
         self._pending.clear()
@@ -195,7 +235,7 @@ class PVTable(SteadyDataTable):
         return (
             MARK if s.name in self.marked else " ",
             s.name,
-            fmt.value_text(s.text, s.severity, dark, VALUE_WIDTH),
+            fmt.value_text(s.text, s.severity, dark, self.value_width),
             fmt.severity_text(s.severity, dark),
             fmt.exposure_text(s.exposure, dark),
             "mon" if s.ca_monitored else "",
@@ -280,16 +320,15 @@ class PVTable(SteadyDataTable):
 
     def jump(self, text: str) -> bool:
         """Move the cursor to the first PV starting with ``text`` (else containing it)."""
-        if not text:
-            return False
-        needle = text.upper()
-        names = self.visible_names()
-        hit = next((n for n in names if n.upper().startswith(needle)), None) or \
-            next((n for n in names if needle in n.upper()), None)
+        hit = _first_match(self.visible_names(), text)
         if hit is None:
             return False
         self.move_cursor(row=self.get_row_index(hit), animate=False)
         return True
+
+    def hidden_match(self, text: str) -> str | None:
+        """A PV the filter hides that a jump to ``text`` would find."""
+        return _first_match(sorted(n for n, s in self.states.items() if not self._visible(s)), text)
 
     def action_mark(self) -> None:
         name = self.current_name()

@@ -89,12 +89,18 @@ class PVView(Vertical):
             self._apply_filter(event.value)
         elif event.input.id == "jump":
             ok = self.table.jump(event.value)
-            event.input.set_class(not ok and bool(event.value), "-nomatch")
+            hidden = None if ok else self.table.hidden_match(event.value)
+            event.input.set_class(not ok and hidden is None and bool(event.value), "-nomatch")
+            event.input.set_class(hidden is not None, "-hidden")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         if event.input.id == "jump":
             event.input.display = False
+            hidden = None if self.table.jump(event.value) else self.table.hidden_match(event.value)
+            if hidden is not None:  # only a filter hides it: clear the filters, go there
+                self.app.action_goto(hidden)  # type: ignore[attr-defined]
+                self.app.notify(f"filters cleared to show {hidden}", timeout=3)
         self.table.focus()
 
     def on_jump_requested(self, event: JumpRequested) -> None:
