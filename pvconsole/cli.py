@@ -111,9 +111,12 @@ def run_headless(cfg, verbose: int = 0) -> int:
     setup_logging(fds.stderr, verbose)
     stop = threading.Event()
     starting = [True]
+    received: list[str] = []
 
     def on_signal(signum, frame):
-        log.info("signal %s: stopping", signal.Signals(signum).name)
+        # no logging here: the handler runs between two bytecodes of the main thread,
+        # possibly inside a write to the same stream (a reentrant write fails)
+        received.append(signal.Signals(signum).name)
         stop.set()
         if starting[0]:  # plugins may take long to load: stop now, not when they are up
             raise _StopRequested()
@@ -128,7 +131,7 @@ def run_headless(cfg, verbose: int = 0) -> int:
         print(f"pvconsole: error: {e}", file=sys.stderr)
         return 2
     except _StopRequested:
-        log.info("stopped during start-up")
+        log.info("signal %s during start-up: stopped", received[0])
         logging.shutdown()
         return 0
     finally:
@@ -136,6 +139,7 @@ def run_headless(cfg, verbose: int = 0) -> int:
     print(f"pvconsole: {serving_summary(engine)}", file=fds.stderr, flush=True)
     while not stop.wait(0.5):
         pass
+    log.info("signal %s: stopping", received[0] if received else "?")
     engine.stop()
     log.info("stopped")
     logging.shutdown()

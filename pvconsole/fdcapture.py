@@ -31,14 +31,21 @@ class LogStream(io.TextIOBase):
         self._log, self._level = logger, level
         self._partial = ""
         self._lock = threading.Lock()
+        self._inside = threading.local()
 
     def write(self, text: str) -> int:
+        if getattr(self._inside, "active", False):
+            return len(text)  # logging itself failed and reports it here: not in a loop
         with self._lock:
             lines = (self._partial + text).split("\n")
             self._partial = lines.pop()
-        for line in lines:
-            if line.strip():
-                self._log.log(self._level, "%s", line.rstrip())
+        self._inside.active = True
+        try:
+            for line in lines:
+                if line.strip():
+                    self._log.log(self._level, "%s", line.rstrip())
+        finally:
+            self._inside.active = False
         return len(text)
 
     def writable(self) -> bool:

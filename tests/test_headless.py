@@ -136,7 +136,7 @@ def test_a_signal_during_a_slow_start_up_stops_at_once(tmp_path):
         assert time.monotonic() - t0 < 2.0
     finally:
         proc.kill()
-    assert "stopped during start-up" in proc.stderr.read()
+    assert "signal SIGTERM during start-up: stopped" in proc.stderr.read()
 
 
 def test_plugin_output_is_logged_and_a_hung_stop_hook_is_left(tmp_path):
