@@ -124,7 +124,9 @@ class AccessRules:
         if self._engine is None:
             return [Verdict(p, True, True, "no access security file") for p in ("ca", "pva")]
         write = self.can_write(group, user, addr)
-        why = f"ASG {group}, user {user!r}, host {host}" + (f" ({addr})" if addr != host else "")
+        known = group in (getattr(self._engine, "_asg", None) or {group: None})
+        named = group if known else f"{group} (not in the file: DEFAULT's rules apply)"
+        why = f"ASG {named}, user {user!r}, host {host}" + (f" ({addr})" if addr != host else "")
         # CA's asLib matches HAGs by the host name the client announces; p4p's engine
         # resolves HAG members to addresses. With a resolvable host both agree.
         return [Verdict("ca", True, write, why), Verdict("pva", True, write, why)]

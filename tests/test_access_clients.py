@@ -327,3 +327,16 @@ def test_a_refused_expose_says_so_over_ca_too(engine_factory, pva, ca):
         pva(engine).put("CTL:EXPOSE", "NOPE:* off", wait=True)
     assert client.put("CTL:EXPOSE", "T:INT off", wait=True).get("ok")
     assert client.get("CTL:EXPOSE:RESULT", as_string=True)["value"] == "off: 1 PV(s) changed"
+
+
+def test_explaining_an_asg_the_file_lacks_names_default(tmp_path):
+    """A PV's ASG that the file does not define falls back to DEFAULT, as in an IOC."""
+    from pvconsole.access import AccessRules
+    acf = tmp_path / "rules.acf"
+    acf.write_text("UAG(ops) { alice }\nASG(DEFAULT) {\n    RULE(1, READ)\n"
+                   "    RULE(1, WRITE) { UAG(ops) }\n}\n")
+    rules = AccessRules(acf)
+    ca, pva = rules.explain("NOSUCH", "alice", "127.0.0.1")
+    assert pva.write and "NOSUCH (not in the file: DEFAULT's rules apply)" in pva.why
+    assert not rules.explain("NOSUCH", "bob", "127.0.0.1")[1].write
+    assert "not in the file" not in rules.explain("DEFAULT", "alice", "127.0.0.1")[1].why
