@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -98,6 +99,20 @@ def set_log_levels(verbose: int) -> None:
     logging.getLogger("pcaspy").setLevel(logging.DEBUG if verbose > 0 else logging.WARNING)
 
 
+#: Seconds a headless stop may take before the process exits without finishing it: a
+#: plugin or a library call that never returns must not keep a service from stopping.
+STOP_DEADLINE = float(os.environ.get("PVCONSOLE_STOP_DEADLINE", "10"))
+
+
+def _exit_now(fds, why: str) -> None:
+    """Leave at once, exit code 1, one line saying why (written straight to the real
+    stderr: the log machinery may be what is stuck)."""
+    try:
+        os.write(fds.saved_err, f"pvconsole: {why}\n".encode())
+    finally:
+        os._exit(1)
+
+
 class _StopRequested(BaseException):
     """SIGINT/SIGTERM while the engine starts (raised from the signal handler)."""
 
@@ -116,7 +131,10 @@ def run_headless(cfg, verbose: int = 0) -> int:
     def on_signal(signum, frame):
         # no logging here: the handler runs between two bytecodes of the main thread,
         # possibly inside a write to the same stream (a reentrant write fails)
-        received.append(signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if received:  # a second signal while stopping: the operator means now
+            _exit_now(fds, f"{name} while stopping: exiting without finishing the stop")
+        received.append(name)
         stop.set()
         if starting[0]:  # plugins may take long to load: stop now, not when they are up
             raise _StopRequested()
@@ -140,6 +158,11 @@ def run_headless(cfg, verbose: int = 0) -> int:
     while not stop.wait(0.5):
         pass
     log.info("signal %s: stopping", received[0] if received else "?")
+    watchdog = threading.Timer(STOP_DEADLINE, _exit_now, args=(
+        fds, f"the stop did not finish within {STOP_DEADLINE:g} s (PVCONSOLE_STOP_DEADLINE): "
+             "exiting without it"))
+    watchdog.daemon = True
+    watchdog.start()
     engine.stop()
     log.info("stopped")
     logging.shutdown()

@@ -203,11 +203,25 @@ def spec_from_pvdb(prefix: str, reason: str, info: Mapping[str, Any]) -> PVSpec:
         description=str(pva.get("description", "")),
         expose=bool(pva.get("expose", True)),
         readonly=bool(pva.get("readonly", False)),
-        longstring=bool(pva.get("longstring", ca_type == "char" and count > 1)),
+        longstring=bool(pva.get("longstring", _text_by_default(ca_type, count, info.get("value")))),
         read_poll=read_poll,
         meta=meta_from_info(info),
         initial=info.get("value"),
     )
+
+
+#: Largest ``char`` array served as a string unless its pvdb says otherwise: beyond it a
+#: char array is data (an image, a waveform of bytes), served as ``ubyte[]``.
+LONGSTRING_MAX = 65536
+
+
+def _text_by_default(ca_type: str, count: int, value: Any) -> bool:
+    """Whether a ``char`` array is served as text when its pvdb entry does not say: it
+    is, unless it is larger than :data:`LONGSTRING_MAX` or starts with byte values (a
+    list, tuple or array rather than a str)."""
+    if ca_type != "char" or count <= 1:
+        return False
+    return count <= LONGSTRING_MAX and (value is None or isinstance(value, str))
 
 
 def meta_from_info(info: Any) -> Meta:
@@ -331,6 +345,8 @@ def to_pva_value(spec: PVSpec, value: Any) -> Any:
     """
     kind = spec.kind
     ca_type = spec.ca_type
+    if isinstance(value, np.ndarray) and value.ndim > 1:  # an image: flat, as CA serves it
+        value = value.ravel()
     if kind == "enum":
         return int(value)
     if kind == "string":
@@ -348,6 +364,8 @@ def to_pva_value(spec: PVSpec, value: Any) -> Any:
             return list(value[:spec.count])
         if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
             value = [value]
+        if len(value) > spec.count:  # CA serves the first count elements
+            value = value[:spec.count]
         if ca_type == "string":
             return [ca_string(x) for x in value]
         return value

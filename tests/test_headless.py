@@ -211,3 +211,23 @@ def test_a_line_the_c_library_repeats_is_logged_once_a_while():
     assert f.check("beacon error", 30.0) is None
     assert f.check("beacon error", 61.0) == "beacon error (and 2 more times in 61 s)"
     assert f.check("beacon error", 62.0) is None
+
+
+def test_a_second_signal_exits_at_once(tmp_path):
+    """While a stop waits (here for a plugin's stop() that hangs), a second SIGTERM
+    means now: exit code 1 and one line, at once."""
+    hung = _plugin(tmp_path, "hung", (
+        "import threading\nfrom pcaspy import Driver\nprefix = 'HUNG:'\npvdb = {'X': {}}\n"
+        "class D(Driver):\n    def stop(self):\n        threading.Event().wait()\n"))
+    proc, _ = start(tmp_path, "--plugin", hung)
+    try:
+        wait_serving(proc)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # inside the stop, waiting for the plugin
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 1
+        assert time.monotonic() - t0 < 1.0
+    finally:
+        proc.kill()
+    assert "pvconsole: SIGTERM while stopping: exiting without finishing the stop" in proc.stderr.read()

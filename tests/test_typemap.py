@@ -213,3 +213,25 @@ def test_enums_are_truncated_like_pcaspy():
 def test_format_value(info, value, text):
     s = spec(**info)
     assert typemap.format_value(s, s.meta, value) == text
+
+
+def test_an_image_in_a_waveform_is_served_flat_and_cut_to_count():
+    img = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    s = spec(type="char", count=100000)  # large: data, not text
+    assert s.kind == "array"
+    assert list(typemap.initial_value(s, s.meta, img, 0, 0, 0, 0).value) == list(range(12))
+    f = spec(type="float", count=5)
+    V = typemap.initial_value(f, f.meta, np.ones((2, 4)), 0, 0, 0, 0)
+    assert list(V.value) == [1.0] * 5
+
+
+@pytest.mark.parametrize("info, text", [
+    ({"type": "char", "count": 256}, True),
+    ({"type": "char", "count": 256, "value": "ready"}, True),
+    ({"type": "char", "count": 256, "value": [1, 2, 3]}, False),
+    ({"type": "char", "count": 800000}, False),
+    ({"type": "char", "count": 800000, "pva": {"longstring": True}}, True),
+    ({"type": "char", "count": 65536}, True),
+])
+def test_which_char_arrays_are_text(info, text):
+    assert (spec(**info).kind == "string") is text
