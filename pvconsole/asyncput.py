@@ -44,21 +44,42 @@ class PvaPut:
     record: Any = field(default=None)
 
 
+@dataclass(eq=False)
+class CaPut:
+    """A CA put to an ``asyn`` PV that came while a PVA put to it was in progress. CA's
+    server library does not know of PVA puts and would call the driver at once; the put
+    waits instead (its CA completion held), and when its turn comes it stands in for
+    pcaspy's client (``host``, ``user``) and value (``get()``) in the usual CA write.
+
+    Attributes:
+        host: The CA client's host.
+        user: The CA client's user.
+        value: What ``Driver.write`` gets.
+    """
+
+    host: str
+    user: str
+    value: Any
+
+    def get(self) -> Any:
+        return self.value
+
+
 class AsyncPuts:
     """In-progress and waiting asynchronous puts, per PV."""
 
-    def __init__(self, start: Callable[[Hashable, PvaPut], None]) -> None:
+    def __init__(self, start: Callable[[Hashable, Any], None]) -> None:
         """
         Args:
             start: Called (from :meth:`start_next`, on the driver thread) with a waiting
-                put whose turn has come.
+                put (:class:`PvaPut` or :class:`CaPut`) whose turn has come.
         """
         self._start = start
         self._lock = threading.Lock()
         self._busy: dict[Hashable, deque] = {}       # in progress, oldest first
         self._waiting: dict[Hashable, deque[PvaPut]] = {}
 
-    def admit(self, pv: Hashable, put: PvaPut) -> bool:
+    def admit(self, pv: Hashable, put: Any) -> bool:
         """Whether ``put`` may start now; if not, it waits for the put in progress."""
         with self._lock:
             if self._busy.get(pv):
@@ -88,6 +109,11 @@ class AsyncPuts:
         with self._lock:
             busy = self._busy.get(pv)
             return busy.popleft() if busy else None
+
+    def busy(self, pv: Hashable) -> bool:
+        """Whether a put to ``pv`` is in progress."""
+        with self._lock:
+            return bool(self._busy.get(pv))
 
     def next_ready(self, pv: Hashable) -> bool:
         """Whether a waiting put may start now (nothing in progress)."""
@@ -119,10 +145,11 @@ class AsyncPuts:
 
     def drop(self, pv: Hashable) -> list[PvaPut]:
         """Every PVA put of ``pv`` (the PV leaves PVA, the server stops), taken out; CA's
-        own writes stay CA's."""
+        writes stay (a waiting one may start next)."""
         with self._lock:
-            busy = self._busy.get(pv, deque())
-            puts = [p for p in busy if isinstance(p, PvaPut)]
-            self._busy[pv] = deque(p for p in busy if not isinstance(p, PvaPut))
-            puts += list(self._waiting.pop(pv, ()))
+            puts: list[PvaPut] = []
+            for table in (self._busy, self._waiting):
+                items = table.get(pv, deque())
+                puts += [p for p in items if isinstance(p, PvaPut)]
+                table[pv] = deque(p for p in items if not isinstance(p, PvaPut))
         return puts

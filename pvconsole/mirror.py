@@ -221,6 +221,23 @@ class MirroredPV(SimplePV):
             self.mirror.start_waiting(entry)
         return ok
 
+    def writeNotify(self, context: Any, value: Any) -> Any:
+        """A CA put with completion. To an ``asyn`` PV while a PVA put to it is in
+        progress, it waits for that one (as CA's library makes a second CA put wait)."""
+        if self.info.asyn and not self.hasAsyncWrite() and self.mirror.asyn.busy(self.entry):
+            put = asyncput.CaPut(host=getattr(context, "host", "") or "",
+                                 user=getattr(context, "user", "") or "", value=value.get())
+            self.startAsyncWrite(context.ctx)  # CA's completion waits with it
+            if self.mirror.asyn.admit(self.entry, put):  # the PVA put ended meanwhile
+                self.run_waiting(put)
+            return cas.S_casApp_asyncCompletion
+        return super().writeNotify(context, value)
+
+    def run_waiting(self, put: asyncput.CaPut) -> None:
+        """Driver thread: a CA put whose turn has come, as pcaspy's writeNotify runs it."""
+        if not self.writeValue(put, put):
+            self.endAsyncWrite(cas.S_cas_success)
+
     def endAsyncWrite(self, status: int) -> Any:
         """``Driver.callbackPV`` lands here (and pcaspy's own end of a refused write): it
         ends the oldest put in progress, CA's or PVA's."""
@@ -339,7 +356,7 @@ class PvaMirror:
         self.worst_post = 0.0
         self._error_once: set[str] = set()
         #: asynchronous puts of both protocols, ended in the order they began
-        self.asyn = asyncput.AsyncPuts(start=self._run_write)
+        self.asyn = asyncput.AsyncPuts(start=self._start_waiting_put)
 
     # ------------------------------------------------------------------ publishing
 
@@ -589,6 +606,13 @@ class PvaMirror:
             return
         self._run_write(entry, put)
 
+    def _start_waiting_put(self, entry: Entry, put: Any) -> None:
+        """Driver thread: a put that waited for another one to the PV starts."""
+        if isinstance(put, asyncput.CaPut):
+            entry.ca_pv.run_waiting(put)
+        else:
+            self._run_write(entry, put)
+
     def _run_write(self, entry: Entry, put: asyncput.PvaPut) -> None:
         """Driver thread: the same call sequence pcaspy makes for a CA put."""
         value = put.value
@@ -673,6 +697,7 @@ class PvaMirror:
             if put.record is None:
                 put.record = self.begin_put(entry, "pva", put.client, put.value)
             self._answer(put, PutResult.DRIVER_ERROR, f"{entry.name}: {why}")
+        self.start_waiting(entry)  # a CA put that waited for them goes on
 
 
 def _describe(raw: Any) -> Any:

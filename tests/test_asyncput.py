@@ -71,8 +71,8 @@ def test_pva_puts_queue_and_each_ends_with_its_own_move(engine_factory):
 
 
 def test_a_ca_put_behind_a_pva_put_ends_with_its_own_move(engine_factory, pva, ca):
-    """CA's server library does not know of the PVA put in progress and calls the driver
-    at once; the first callbackPV is the PVA put's, the second the CA put's."""
+    """CA's server library does not know of the PVA put in progress: the CA put waits
+    for it (as a second CA put would), then runs and ends with its own callbackPV."""
     engine = engine_factory(MOVES, asyn_timeout=5.0)
     driver = engine.drivers["asyn_moves"]
     client = ca(engine)
@@ -93,3 +93,5 @@ def test_a_ca_put_behind_a_pva_put_ends_with_its_own_move(engine_factory, pva, c
     t.join(5)
     assert pva_done and pva_done[0] >= _ended(driver, 5.0)
     assert ca_done >= _ended(driver, 6.0)
+    assert [(e, v) for e, v, _ in driver.log] == [("start", 5.0), ("end", 5.0), ("start", 6.0), ("end", 6.0)]
+    assert driver.overlaps == 0
