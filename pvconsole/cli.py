@@ -154,6 +154,8 @@ def run_headless(cfg, verbose: int = 0) -> int:
         return 0
     finally:
         starting[0] = False
+    if not any(not p.error and p.source != "builtin" for p in engine.plugins):
+        log.warning("no IOC plugin is served: name one with --plugin, or --plugins-dir")
     print(f"pvconsole: {serving_summary(engine)}", file=fds.stderr, flush=True)
     while not stop.wait(0.5):
         pass
@@ -177,8 +179,6 @@ def serving_summary(engine) -> str:
             f"no IOC plugin ({len(engine.entries)} PVs of pvconsole's own)")
     if failed:
         what += f", {len(failed)} not loaded ({', '.join(failed)}: see the log)"
-    if not loaded:
-        log.warning("no IOC plugin is served: name one with --plugin, or --plugins-dir")
     return f"serving {what} (CA {engine.ca_address()}, PVA {engine.pva_address()})"
 
 

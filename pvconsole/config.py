@@ -199,7 +199,7 @@ def _coerce(values: dict[str, Any], origin: Mapping[str, str] | None = None) -> 
                 v = int(v)
                 if not 0 <= v <= 65535:
                     raise ValueError
-            elif f.name in ("state_dir", "plugins_dir", "acf"):
+            elif f.name in _PATHS:
                 v = Path(v).expanduser() if v else None
             elif f.name in ("asyn_timeout", "read_poll"):
                 v = float(v)
