@@ -26,9 +26,9 @@ class LogStream(io.TextIOBase):
     """A text stream whose lines become log records (Python-level output of plugins:
     ``print``, argparse's usage message, tracebacks of their threads)."""
 
-    def __init__(self, logger: logging.Logger, level: int) -> None:
+    def __init__(self, logger: logging.Logger, level: int, fd: int) -> None:
         super().__init__()
-        self._log, self._level = logger, level
+        self._log, self._level, self._fd = logger, level, fd
         self._partial = ""
         self._lock = threading.Lock()
         self._inside = threading.local()
@@ -50,6 +50,11 @@ class LogStream(io.TextIOBase):
 
     def writable(self) -> bool:
         return True
+
+    def fileno(self) -> int:
+        """The descriptor behind it (captured too): ``faulthandler.enable()`` and
+        subprocesses given ``sys.stdout`` need one."""
+        return self._fd
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
@@ -100,8 +105,8 @@ class FdCapture:
         sys.__stdout__ = self.stdout
         sys.__stderr__ = self.stderr
         if python_to_log:
-            sys.stdout = LogStream(logging.getLogger("stdout"), logging.INFO)
-            sys.stderr = LogStream(logging.getLogger("stderr"), logging.WARNING)
+            sys.stdout = LogStream(logging.getLogger("stdout"), logging.INFO, 1)
+            sys.stderr = LogStream(logging.getLogger("stderr"), logging.WARNING, 2)
         else:
             sys.stdout, sys.stderr = self.stdout, self.stderr
         self._thread = threading.Thread(target=self._pump, name="fd-capture", daemon=True)

@@ -154,6 +154,8 @@ def test_plugin_output_is_logged_and_a_hung_stop_hook_is_left(tmp_path):
     noisy = _plugin(tmp_path, "noisy", (
         "import sys, threading\n"
         "from pcaspy import Driver\n"
+        "import faulthandler\n"
+        "faulthandler.enable()  # needs sys.stderr.fileno()\n"
         "print('noisy: hello from the plugin')\n"
         "sys.stderr.write('noisy: a warning\\n')\n"
         "prefix = 'NOISY:'\npvdb = {'X': {}}\n"
