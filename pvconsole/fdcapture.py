@@ -57,6 +57,25 @@ class LogStream(io.TextIOBase):
         return self._fd
 
     @property
+    def buffer(self) -> "LogStream":
+        """Code that writes bytes (``sys.stdout.buffer.write``) gets them logged too."""
+        return _BytesTo(self)  # type: ignore[return-value]
+
+
+class _BytesTo:
+    """The ``buffer`` of a :class:`LogStream`: bytes in, text lines out."""
+
+    def __init__(self, stream: LogStream) -> None:
+        self._stream = stream
+
+    def write(self, data: bytes) -> int:
+        self._stream.write(bytes(data).decode("utf-8", "replace"))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    @property
     def encoding(self) -> str:  # type: ignore[override]
         return "utf-8"
 

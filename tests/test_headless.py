@@ -157,6 +157,7 @@ def test_plugin_output_is_logged_and_a_hung_stop_hook_is_left(tmp_path):
         "import faulthandler\n"
         "faulthandler.enable()  # needs sys.stderr.fileno()\n"
         "print('noisy: hello from the plugin')\n"
+        "sys.stdout.buffer.write(b'noisy: bytes too\\n')\n"
         "sys.stderr.write('noisy: a warning\\n')\n"
         "prefix = 'NOISY:'\npvdb = {'X': {}}\n"
         "class D(Driver):\n"
@@ -170,6 +171,7 @@ def test_plugin_output_is_logged_and_a_hung_stop_hook_is_left(tmp_path):
         proc.kill()
     err = "".join(lines) + proc.stderr.read()
     assert re.search(r"INFO +stdout: noisy: hello from the plugin", err)
+    assert re.search(r"INFO +stdout: noisy: bytes too", err)
     assert re.search(r"WARNING +stderr: noisy: a warning", err)
     assert "stop() still running" in err
     assert proc.stdout.read() == ""
