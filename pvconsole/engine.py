@@ -232,7 +232,8 @@ class Engine:
         self.ca_server: SimpleServer | None = None
         self.pva_server: Server | None = None
         self.thread: DriverThread | None = None
-        self.reads = ReadThrough(self.mirror, self.run_on_driver_thread, config.read_poll)
+        #: read() calls made for PVA; a new one each start (it knows the entries)
+        self.reads: ReadThrough | None = None
         self.started = 0.0
         self._ports: set[str] = set()
         self._defaults: dict[str, str] = {}
@@ -405,8 +406,8 @@ class Engine:
         self.plugins.append(PluginStatus(name=name, source=source, pvs=len(mine),
                                          driver=type(driver).__name__))
         log.info("plugin %s: %d PVs, driver %s", name, len(mine), type(driver).__name__)
-        if source != "builtin" and overrides_read(driver):  # the control PVs refresh themselves
-            n = self.reads.add(mine)
+        if self.reads is not None and source != "builtin" and overrides_read(driver):
+            n = self.reads.add(mine)  # (the control PVs refresh themselves)
             if n:
                 log.info("plugin %s: %s.read() serves CA gets of %d passive PVs: PVA reads "
                          "them too, on connect and every %g s while watched (--read-poll)",

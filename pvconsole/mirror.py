@@ -620,7 +620,8 @@ class PvaMirror:
         driver = entry.driver
         reason = entry.spec.reason
         if driver is None:
-            self._answer(put, PutResult.DRIVER_ERROR, f"{entry.name}: plugin has no driver")
+            self._answer(entry, put, PutResult.DRIVER_ERROR,
+                         f"{entry.name}: plugin has no driver")
             return
         asyn = entry.spec.asyn
         if asyn:  # before write(): a callbackPV from write() itself ends it
@@ -652,10 +653,13 @@ class PvaMirror:
             if not self.asyn.abandon(entry, put):
                 return
             self.start_waiting(entry)
-        self._answer(put, result, error)
+        self._answer(entry, put, result, error)
 
-    def _answer(self, put: asyncput.PvaPut, result: str, error: str = "") -> None:
-        """Answer the client; the operation is then freed where no thread waits on it."""
+    def _answer(self, entry: Entry, put: asyncput.PvaPut, result: str, error: str = "") -> None:
+        """Answer the client (a put that never reached the driver gets its put-log record
+        here); the operation is then freed where no thread waits on it."""
+        if put.record is None:
+            put.record = self.begin_put(entry, "pva", put.client, put.value)
         self.end_put(put.record, result, error)
         op, put.op = put.op, None
         if error:
@@ -675,7 +679,7 @@ class PvaMirror:
         ended (:data:`asyncput.CA`, a PVA put, or None)."""
         item = self.asyn.complete(entry)
         if isinstance(item, asyncput.PvaPut):
-            self._answer(item, PutResult.ACCEPTED)
+            self._answer(entry, item, PutResult.ACCEPTED)
         self.start_waiting(entry)
         return item
 
@@ -684,19 +688,15 @@ class PvaMirror:
         waited that long for one in progress)."""
         for entry, put in self.asyn.expire(now):
             waited = put.record is None
-            if waited:
-                put.record = self.begin_put(entry, "pva", put.client, put.value)
             msg = (f"{entry.name}: asynchronous put timed out after {self.asyn_timeout:g} s "
                    f"{'waiting for the put in progress ' if waited else ''}"
                    "(the driver did not call callbackPV)")
-            self._answer(put, PutResult.DRIVER_ERROR, msg)
+            self._answer(entry, put, PutResult.DRIVER_ERROR, msg)
             self.start_waiting(entry)
 
     def _fail_pending(self, entry: Entry, why: str) -> None:
         for put in self.asyn.drop(entry):
-            if put.record is None:
-                put.record = self.begin_put(entry, "pva", put.client, put.value)
-            self._answer(put, PutResult.DRIVER_ERROR, f"{entry.name}: {why}")
+            self._answer(entry, put, PutResult.DRIVER_ERROR, f"{entry.name}: {why}")
         self.start_waiting(entry)  # a CA put that waited for them goes on
 
 

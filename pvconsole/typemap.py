@@ -188,9 +188,10 @@ def spec_from_pvdb(prefix: str, reason: str, info: Mapping[str, Any]) -> PVSpec:
     if read_poll is not None:
         try:
             read_poll = float(read_poll)
+            valid = read_poll >= 0
         except (TypeError, ValueError):
-            read_poll = -1.0
-        if not read_poll >= 0:
+            valid = False
+        if not valid:
             raise MappingError(f"{name}: 'read_poll' must be seconds >= 0, not {pva['read_poll']!r}")
     return PVSpec(
         name=name,
@@ -431,9 +432,14 @@ def ca_string(value: Any) -> str:
         text = f"{x:.4f}" if x == 0.0 or 1e-4 < abs(x) < 1e4 else f"{x:g}"
     else:
         text = str(value)
-    if len(text) <= MAX_STRING_SIZE - 1 and text.isascii():
+    return _cut(text, MAX_STRING_SIZE - 1)
+
+
+def _cut(text: str, size: int) -> str:
+    """``text`` cut to ``size`` UTF-8 bytes, without half a character at the end."""
+    if len(text) <= size and text.isascii():
         return text
-    return text.encode("utf-8")[:MAX_STRING_SIZE - 1].decode("utf-8", "ignore")
+    return text.encode("utf-8")[:size].decode("utf-8", "ignore")
 
 
 def _chars_to_str(value: Any, size: int) -> str:
@@ -441,10 +447,7 @@ def _chars_to_str(value: Any, size: int) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        text = value.split("\0", 1)[0]
-        if len(text) <= size and text.isascii():
-            return text
-        return text.encode("utf-8")[:size].decode("utf-8", "ignore")
+        return _cut(value.split("\0", 1)[0], size)
     raw = bytes(int(x) & 0xFF for x in value) if not isinstance(value, (bytes, bytearray)) else bytes(value)
     return raw.split(b"\0", 1)[0][:size].decode("utf-8", "replace")
 
@@ -561,9 +564,7 @@ def unservable_value(spec: PVSpec, meta: Meta, value: Any, sec: int, nsec: int) 
     V = pva_type(spec)()
     apply_meta(V, spec, meta)
     mark_unservable(V, value)
-    s, ns = posix_time(sec, nsec)
-    V["timeStamp.secondsPastEpoch"] = s
-    V["timeStamp.nanoseconds"] = ns
+    _write_time(V, sec, nsec)
     return V
 
 
@@ -590,10 +591,15 @@ def apply_update(V: Value, spec: PVSpec, value: Any, condition: int, severity: i
     V["alarm.severity"] = sevr
     V["alarm.status"] = status
     V["alarm.message"] = message
+    _write_time(V, sec, nsec)
+
+
+def _write_time(V: Value, sec: int, nsec: int) -> None:
+    """The timestamp (EPICS epoch in, POSIX out); ``userTag`` marked too, as QSRV does."""
     s, ns = posix_time(sec, nsec)
     V["timeStamp.secondsPastEpoch"] = s
     V["timeStamp.nanoseconds"] = ns
-    V["timeStamp.userTag"] = 0  # QSRV marks it in every update
+    V["timeStamp.userTag"] = 0
 
 
 Updater = Callable[[Value, Any, int, int, int, int], None]
