@@ -68,3 +68,43 @@ def test_which_cells_take_the_fast_path() -> None:
     assert plain_cell(Text("x", style="red")) == ("x", "red")
     for odd in ("[b]x[/b]", "A:smile:B", "a\tb", Text.assemble(("a", "red"), ("b", "blue")), 1.5):
         assert plain_cell(odd) is None
+
+
+class Many(App):
+    def compose(self) -> ComposeResult:
+        yield SteadyDataTable(id="steady", cursor_type="row")
+
+    def on_mount(self) -> None:
+        table = self.query_one(SteadyDataTable)
+        table.add_column("Name", width=8, key="name")
+        table.add_column("Value", width=8, key="value")
+        for i in range(60):
+            table.add_row(f"pv{i}", f"v{i}", key=f"pv{i}")
+
+
+def _screen_text(table: SteadyDataTable) -> list[str]:
+    return ["".join(seg.text for seg in strip).rstrip() for strip in table.render_lines(table.size.region)]
+
+
+def test_a_changed_cell_is_redrawn_where_it_is_shown() -> None:
+    """Only the changed rows' cached lines are dropped (found by their line number): the
+    screen then reads as if the whole table had been drawn again."""
+    async def check() -> None:
+        app = Many()
+        async with app.run_test(size=(40, 12)) as pilot:
+            table = app.query_one(SteadyDataTable)
+            await pilot.pause()
+            table.scroll_to(y=20, animate=False)
+            await pilot.pause()
+            before = _screen_text(table)
+            table.set_cells({"pv22": {"value": "NEW22"}, "pv5": {"value": "off-screen"}})
+            await pilot.pause()
+            after = _screen_text(table)
+            changed = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
+            assert len(changed) == 1 and "pv22" in after[changed[0]] and "NEW22" in after[changed[0]]
+            table._clear_caches()  # drawn from nothing: the same screen
+            table.refresh()
+            assert _screen_text(table) == after
+            assert table.get_cell("pv5", "value") == "off-screen"
+
+    asyncio.run(check())

@@ -137,8 +137,14 @@ class SteadyDataTable(DataTable):
             by_index.discard(key)
         # screen lines are cached by table line; the lines of other rows stay (row order
         # only changes with sort/add/remove, which bump the counter every key holds)
-        offsets = self._get_offsets
-        for key in [k for k in self._line_cache.keys() if _row_at(offsets, k[0]) in keys]:
+        if self._total_row_height == self.row_count:  # one line a row: line = header + index
+            header = self.header_height if self.show_header else 0
+            lines = {header + i for i in indexes if i is not None}
+            stale = [k for k in self._line_cache.keys() if k[0] in lines]
+        else:
+            offsets = self._get_offsets
+            stale = [k for k in self._line_cache.keys() if _row_at(offsets, k[0]) in keys]
+        for key in stale:
             self._line_cache.discard(key)
         return indexes
 
