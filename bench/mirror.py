@@ -175,17 +175,29 @@ def process_tree(pid: int) -> list[int]:
     return pids
 
 
+def own_ticks(pid: int) -> int:
+    """CPU time of one process, in clock ticks (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+
+
 def cpu_ticks(pid: int) -> int:
     """CPU time of a process and its children, in clock ticks."""
-    total = 0
-    for p in process_tree(pid):
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-    return total
+    return sum(own_ticks(p) for p in process_tree(pid))
+
+
+def process_role(pid: int) -> str:
+    """What a process of a server's tree is: the console's engine child, or the server."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read()
+    except OSError:
+        return "gone"
+    return "engine" if b"pvconsole.enginehost" in cmd else "main"
 
 
 def rss_mb(pid: int) -> float:
@@ -364,6 +376,7 @@ def run_load(label: str, kind: str, n: int, rate: float, seconds: float, warmup:
         sleep_until(ctl["t_begin"])
         server.check_alive()
         c0 = {k: cpu_ticks(pid) for k, pid in pids.items()}
+        tree0 = {p: own_ticks(p) for p in process_tree(server.proc.pid)}
         w0 = time.time()
         if profile is not None:
             spy = subprocess.Popen(["py-spy", "record", "--pid", str(server.proc.pid),
@@ -376,6 +389,8 @@ def run_load(label: str, kind: str, n: int, rate: float, seconds: float, warmup:
         sleep_until(ctl["t_end"])
         c1 = {k: cpu_ticks(pid) for k, pid in pids.items()}
         w1 = time.time()
+        by_role = {process_role(p): (own_ticks(p) - t) / CLK_TCK / (w1 - w0) * 100.0
+                   for p, t in tree0.items()}
         rss = rss_mb(server.proc.pid)
         cpu = {k: (c1[k] - c0[k]) / CLK_TCK / (w1 - w0) * 100.0 for k in pids}
 
@@ -388,7 +403,8 @@ def run_load(label: str, kind: str, n: int, rate: float, seconds: float, warmup:
         writer = json.loads(server.stats.read_text())
         out = {"label": label, "server": kind, "style": style or f"softioc-{record}", "pvs": n,
                "rate": rate, "seconds": seconds, "expose": expose, "writer": writer,
-               "server_cpu_pct": cpu["server"], "server_rss_mb": rss,
+               "server_cpu_pct": cpu["server"], "server_cpu_by_process": by_role,
+               "server_rss_mb": rss,
                "client_cpu_pct": {k.split("_")[0]: v for k, v in cpu.items() if k != "server"}}
         for proto, (p, reader) in clients.items():
             res = reader.get(ctl["t_stop"] - time.time() + DRAIN + 30)
@@ -424,6 +440,18 @@ def summarize_client(res: dict, writer: dict) -> dict:
     if "lat_ms" in res:
         out["lat_ms"] = res["lat_ms"]
     return out
+
+
+def median_of(runs: list[dict | None]) -> dict | None:
+    """Flat out, the rate depends on how the shared cores are scheduled (±25 % between
+    single runs here): of repeated runs (None: one that failed), the one with the median
+    rate, with every run's rate in ``repeats``."""
+    runs = sorted((r for r in runs if r is not None), key=lambda r: r["writer"]["write_rate"])
+    if not runs:
+        return None
+    chosen = runs[len(runs) // 2]
+    chosen["repeats"] = [r["writer"]["write_rate"] for r in runs]
+    return chosen
 
 
 def one_line(r: dict) -> str:
@@ -793,16 +821,7 @@ def main(argv: list[str] | None = None) -> int:
         return None
 
     def median_run(label: str, *a, **kw) -> dict | None:
-        """Flat out, the rate depends on how the shared cores are scheduled (±25 % between
-        single runs here): run ``--repeat`` times, keep the run with the median rate."""
-        runs = [r for r in (attempt(run_load, label, *a, **kw) for _ in range(args.repeat))
-                if r is not None]
-        if not runs:
-            return None
-        runs.sort(key=lambda r: r["writer"]["write_rate"])
-        chosen = runs[len(runs) // 2]
-        chosen["repeats"] = [r["writer"]["write_rate"] for r in runs]
-        return chosen
+        return median_of([attempt(run_load, label, *a, **kw) for _ in range(args.repeat)])
 
     try:
         for group, rate in (("rate", args.rate), ("flat", 0.0)):
