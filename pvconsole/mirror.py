@@ -17,10 +17,10 @@ driver thread, which is the only thread that calls ``Driver.write``.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
-from collections import deque
 from typing import Any, Callable, NamedTuple
 
 from p4p._p4p import SharedPV as _RawSharedPV
@@ -276,10 +276,10 @@ class _Handler:
         self.mirror.on_put(self.entry, op)
 
     def onFirstConnect(self, pv: SharedPV) -> None:
-        self.mirror.connected(self.entry, 1)
+        self.mirror.connected(self.entry, 1, pv)
 
     def onLastDisconnect(self, pv: SharedPV) -> None:
-        self.mirror.connected(self.entry, 0)
+        self.mirror.connected(self.entry, 0, pv)
 
 
 #: How long a PVA put to an ``asyn`` PV waits for ``callbackPV`` before failing (seconds).
@@ -287,25 +287,33 @@ ASYN_PUT_TIMEOUT = 10.0
 
 
 class _Graveyard:
-    """Holds answered PVA operations a moment, then drops them on a thread of its own.
+    """Where work that waits for the pvxs event loop is done: a thread nothing waits for.
 
     Freeing p4p's last reference to a server operation calls into the pvxs event loop and
-    waits for it (``ServerOperation`` dealloc -> ``onCancel`` -> a synchronous loop call).
-    The loop may itself be waiting for the driver thread (a first PVA connect whose value
-    the driver's ``read()`` makes): an operation freed on the driver thread then held both
-    until the read timed out. Held here past every other reference, the last one goes on
-    this thread, which nothing waits for.
+    waits for it (``ServerOperation`` dealloc -> ``onCancel`` -> a synchronous loop call);
+    so does closing a SharedPV with channels (``ChannelControl::close``). The loop may
+    itself be waiting for the driver thread (a first PVA connect whose value the driver's
+    ``read()`` makes): done on the driver thread, either held both until the read timed
+    out. Answered operations are held here a moment past every other reference and their
+    last one goes on this thread; PVs are closed here.
     """
 
     def __init__(self, delay: float = 0.5) -> None:
         self.delay = delay
-        self._items: deque[tuple[float, Any]] = deque()
+        self._items: list[tuple[float, int, Callable[[], Any]]] = []  # a heap: due first
+        self._seq = 0
         self._cv = threading.Condition()
         self._thread: threading.Thread | None = None
 
     def keep(self, op: Any) -> None:
+        """Drop ``op`` here, ``delay`` s from now."""
+        self.later(lambda _op=op: None, self.delay)
+
+    def later(self, fn: Callable[[], Any], delay: float = 0.0) -> None:
+        """Call ``fn`` on this thread (errors are logged)."""
         with self._cv:
-            self._items.append((time.monotonic() + self.delay, op))
+            self._seq += 1
+            heapq.heappush(self._items, (time.monotonic() + delay, self._seq, fn))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="pva-op-reaper",
                                                 daemon=True)
@@ -317,13 +325,16 @@ class _Graveyard:
             with self._cv:
                 while not self._items:
                     self._cv.wait()
-                due, op = self._items[0]
-                wait = due - time.monotonic()
+                wait = self._items[0][0] - time.monotonic()
                 if wait > 0:
                     self._cv.wait(wait)
                     continue
-                self._items.popleft()
-            del op  # the last reference: freed here, outside the lock
+                fn = heapq.heappop(self._items)[2]
+            try:
+                fn()
+            except Exception:
+                log.exception("PVA clean-up failed")
+            del fn  # the last reference (an operation kept): freed here, outside the lock
 
 
 _graveyard = _Graveyard()
@@ -349,6 +360,8 @@ class PvaMirror:
         self.asyn_timeout = asyn_timeout
         self.subscribers: list[set] = []
         self.sub_lock = threading.Lock()
+        self._provide_lock = threading.Lock()
+        self._queued: dict[str, int] = {}  # provider changes waiting on the clean-up thread
         self.updates = 0  # every driver update, all PVs (stats without a walk over them)
         self.pva_posts = 0
         self.ca_posts = 0
@@ -409,9 +422,10 @@ class PvaMirror:
             dirty.clear()
         return items
 
-    def connected(self, entry: Entry, clients: int) -> None:
-        """First PVA channel opened (``clients`` 1) or last one closed (0), on a pvxs worker
-        before any operation of that channel.
+    def connected(self, entry: Entry, clients: int, pv: SharedPV) -> None:
+        """First PVA channel of ``pv`` opened (``clients`` 1) or last one closed (0), on a
+        pvxs worker before any operation of that channel. A PV turned off meanwhile (its
+        channels are being closed) or replaced (off, then on) does not count.
 
         The first channel is served the parameter database as it is now, as a CA get
         serves it (the value, alarm and timestamp a driver set without ``updatePVs``, or
@@ -427,9 +441,11 @@ class PvaMirror:
                     log.exception("%s: refresh on first PVA connect failed", entry.name)
             self._refresh_from_db(entry, value)
             with entry.lock:
+                if entry.pva_pv is not pv:
+                    return
                 entry.pva_clients = clients
                 self.sync(entry)
-        else:  # lock-free: close() under entry.lock waits for this callback
+        elif entry.pva_pv is pv:  # lock-free: a close may be waiting for this callback
             entry.pva_clients = 0
         self.touch(entry)
 
@@ -484,14 +500,14 @@ class PvaMirror:
 
     def expose(self, entry: Entry, mode: str) -> None:
         """Apply an exposure mode: off removes the PV from PVA (clients disconnect)."""
-        closing = None
+        change: tuple[str, SharedPV | None] | None = None
         with entry.lock:
             was_on = entry.pva_pv is not None
             entry.exposure = mode
             if mode == Exposure.OFF:
                 if was_on:
-                    closing, entry.pva_pv, entry.value = entry.pva_pv, None, None
-                    self.provider.remove(entry.name)
+                    entry.pva_pv, entry.value, entry.pva_clients = None, None, 0
+                    change = (entry.name, None)
                 self._fail_pending(entry, "PV removed from PVA")
             elif not was_on:
                 entry.meta = typemap.meta_from_info(entry.ca_pv.info) if entry.ca_pv else entry.meta
@@ -503,17 +519,38 @@ class PvaMirror:
                 entry.value = V
                 entry.stale = False
                 entry.pva_pv = pv
-                self.provider.add(entry.name, pv)
-        if closing is not None:
-            self._close(entry, closing)
+                change = (entry.name, pv)
+        if change is not None:
+            self._provide(*change)
         self.touch(entry)
 
-    @staticmethod
-    def _close(entry: Entry, pv: SharedPV) -> None:
-        """Disconnect the PV's PVA clients: outside entry.lock, since pvxs may wait for a
-        worker that is itself waiting for entry.lock (a first connect)."""
-        pv.close()
-        entry.pva_clients = 0
+    def _provide(self, name: str, pv: SharedPV | None) -> None:
+        """Add ``pv`` to the PVA provider as ``name``, or (None) remove ``name``, in call order.
+
+        Removing closes the PV's channels, and closing waits for the pvxs loop; the loop may
+        be waiting for the driver thread (a first connect's ``read()``) or for an
+        ``entry.lock`` (a first connect): a CA put to EXPOSE, or a toggle during a first
+        connect, held both until the read timed out, or for good. So a removal is made on
+        the clean-up thread, and so is anything asked for the same name before it is done.
+        """
+        with self._provide_lock:
+            if pv is not None and not self._queued.get(name):
+                self.provider.add(name, pv)  # no loop call: at once
+                return
+            self._queued[name] = self._queued.get(name, 0) + 1
+
+        def apply() -> None:
+            try:
+                if pv is None:
+                    self.provider.remove(name)
+                else:
+                    self.provider.add(name, pv)
+            finally:
+                with self._provide_lock:
+                    self._queued[name] -= 1
+                    if not self._queued[name]:
+                        del self._queued[name]
+        _graveyard.later(apply)
 
     def _initial(self, entry: Entry) -> Any:
         """The PVA value a newly exposed PV opens with (a driver value that cannot be
@@ -537,13 +574,14 @@ class PvaMirror:
         return value, condition, severity, sec, nsec
 
     def close_all(self, entries: list[Entry]) -> None:
+        """Stopping: every PV off PVA, here and now (outside entry.lock: closing waits for
+        the pvxs loop, which may be waiting for the lock)."""
         for entry in entries:
             with entry.lock:
-                closing, entry.pva_pv, entry.value = entry.pva_pv, None, None
-                if closing is not None:
-                    self.provider.remove(entry.name)
-            if closing is not None:
-                self._close(entry, closing)
+                was_on, entry.pva_pv, entry.value, entry.pva_clients = (
+                    entry.pva_pv is not None, None, None, 0)
+            if was_on:
+                self.provider.remove(entry.name)
             self._fail_pending(entry, "server shutting down")
 
     # ------------------------------------------------------------------ puts

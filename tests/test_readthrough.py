@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from types import SimpleNamespace
 
@@ -136,3 +137,74 @@ def test_a_first_connect_right_after_a_put_does_not_wait(engine_factory, pva, ca
             fresh.close()
         wait_for(lambda: engine.entry("RD:COUNT").pva_clients == 0)
     assert "did not make its read()" not in caplog.text
+
+
+def test_exposure_off_on_the_driver_thread_during_a_first_connect_does_not_stall(
+        engine_factory, pva, caplog):
+    """Closing a PV's PVA channels waits for pvxs's loop; the loop may be waiting for the
+    driver thread (a first connect's read()). EXPOSE written over CA runs on that thread:
+    the close must not wait there, or both sit until the read times out (1 s)."""
+    engine = engine_factory(COMPUTED, read_poll=0)
+    watcher = pva(engine)
+    sub = watcher.monitor("RD:PLAIN", lambda v: None, notify_disconnect=True)
+    try:
+        wait_for(lambda: engine.entry("RD:PLAIN").pva_clients == 1)
+        entry = engine.entry("RD:COUNT")
+        connecting = threading.Event()
+        first_read = entry.on_connect
+
+        def on_connect():
+            connecting.set()  # the pvxs loop is in onFirstConnect from here on
+            return first_read()
+        entry.on_connect = on_connect
+
+        def expose_off() -> None:  # as a CA put to EXPOSE does it, on the driver thread
+            assert connecting.wait(5)
+            engine.set_exposure("RD:PLAIN", "off")
+        engine.thread.submit(expose_off)
+        t0 = time.monotonic()
+        assert pva_context(engine.pva_client_conf()).get("RD:COUNT", timeout=5).value >= 1
+        took = time.monotonic() - t0
+        wait_for(lambda: engine.entry("RD:PLAIN").pva_clients == 0)
+        assert took < 0.8, f"the first connect waited {took:.2f} s"
+        assert "did not make its read()" not in caplog.text
+    finally:
+        sub.close()
+
+
+def test_exposure_off_during_the_pvs_own_first_connect_does_not_deadlock(engine_factory):
+    """A toggle (console, ctl) while the PV's first PVA channel is being served: the first
+    connect takes entry.lock; the toggle must not wait for pvxs's loop while it holds it."""
+    engine = engine_factory(COMPUTED, read_poll=0)
+    entry = engine.entry("RD:COUNT")
+    inside = threading.Event()
+    first_read = entry.on_connect
+
+    def on_connect():
+        inside.set()
+        time.sleep(0.3)  # the toggle below runs meanwhile
+        return first_read()
+    entry.on_connect = on_connect
+    ctx = pva_context(engine.pva_client_conf())
+    got: list = []
+    getter = threading.Thread(target=lambda: got.append(ctx.get("RD:COUNT", timeout=3, throw=False)),
+                              daemon=True)
+    getter.start()
+    try:
+        assert inside.wait(5)
+        toggler = threading.Thread(target=engine.set_exposure, args=("RD:COUNT", "off"), daemon=True)
+        toggler.start()
+        toggler.join(3)
+        assert not toggler.is_alive(), "set_exposure hung"
+        getter.join(5)
+        assert got, "the PVA get hung"
+        wait_for(lambda: "RD:COUNT" not in engine.mirror.provider.keys())
+        assert entry.pva_pv is None and entry.pva_clients == 0
+        engine.set_exposure("RD:COUNT", "on")
+        again = pva_context(engine.pva_client_conf())
+        try:
+            assert again.get("RD:COUNT", timeout=5).value >= 1  # and back, with a fresh read
+        finally:
+            again.close()
+    finally:
+        ctx.close()
