@@ -273,6 +273,28 @@ def test_exposure_off_disconnects_and_on_reconnects(engine, pva):
         sub.close()
 
 
+def test_exposure_flipped_fast_ends_as_last_asked(engine, pva):
+    """Removals from the PVA provider are made on the clean-up thread, additions after any
+    removal of the same name: however fast the flips, the provider ends as the last one."""
+    watcher = pva(engine)
+    sub = watcher.monitor("T:FLOAT", lambda v: None)
+    try:
+        wait_for(lambda: engine.entry("T:FLOAT").pva_clients == 1)
+        for i in range(21):
+            engine.set_exposure("T:FLOAT", "off" if i % 2 == 0 else "on")
+        wait_for(lambda: not engine.mirror._queued)
+        assert "T:FLOAT" not in engine.mirror.provider.keys()
+        assert engine.entry("T:FLOAT").pva_pv is None and engine.entry("T:FLOAT").pva_clients == 0
+        engine.set_exposure("T:FLOAT", "on")
+        wait_for(lambda: not engine.mirror._queued)
+        assert "T:FLOAT" in engine.mirror.provider.keys()
+        fresh = pva(engine)
+        assert fresh.get("T:FLOAT", timeout=5).value == driver_of(engine).getParam("FLOAT")
+        wait_for(lambda: engine.entry("T:FLOAT").pva_clients >= 1)
+    finally:
+        sub.close()
+
+
 def test_exposure_persists_across_restart(engine_factory, pva, tmp_path):
     state = tmp_path / "keep"
     first = engine_factory(ALLTYPES, state_dir=state)
