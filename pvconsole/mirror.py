@@ -295,7 +295,7 @@ class _Graveyard:
     itself be waiting for the driver thread (a first PVA connect whose value the driver's
     ``read()`` makes): done on the driver thread, either held both until the read timed
     out. Answered operations are held here a moment past every other reference and their
-    last one goes on this thread; PVs are closed here.
+    last one goes on this thread; PVs leave the provider (their channels closed) here.
     """
 
     def __init__(self, delay: float = 0.5) -> None:
@@ -315,7 +315,7 @@ class _Graveyard:
             self._seq += 1
             heapq.heappush(self._items, (time.monotonic() + delay, self._seq, fn))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="pva-op-reaper",
+                self._thread = threading.Thread(target=self._run, name="pva-cleanup",
                                                 daemon=True)
                 self._thread.start()
             self._cv.notify()
