@@ -14,7 +14,8 @@ With ``BENCH_UI_PILOT=1`` the app runs under Textual's Pilot instead of a termin
 (``App.run_test``, headless, 160x48): the bench writes one key per line to this
 process's stdin, and each is pressed through ``Pilot.press`` and stamped
 (``{"t", "inject"}``) when it is injected; key -> screen is then measured as the issue
-asks, through Pilot (no terminal input parsing, no frame output).
+asks, through Pilot (no terminal input parsing, no frame output). With
+``BENCH_UI_DRAIN=1`` no app runs at all (:class:`DrainApp`).
 """
 
 from __future__ import annotations
@@ -93,11 +94,45 @@ class PilotApp(StampedApp):
                 asyncio.ensure_future(pilot.press(key))
 
 
+class DrainApp:
+    """No Textual at all: the console's process reading the engine as the PV table does
+    (snapshot, change stream, focus on one screen of rows, counters every second), drawing
+    nothing. With ``BENCH_UI_DRAIN=1``: what a console costs the servers apart from
+    drawing (the engine's push thread, the focus filter, the pipe)."""
+
+    ROWS = 45  # the PV table's rows in 160x48
+
+    def __init__(self, source: Any, log_buffer: Any = None, **kw: Any) -> None:
+        self.source = source
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        changes = self.source.subscribe()
+        states = {s.name: s for s in self.source.snapshot()}
+        self.source.set_focus(sorted(states)[:self.ROWS])
+        with open(os.environ["BENCH_UI_FRAMES"], "a", buffering=1) as stamps:
+            stamps.write(json.dumps({"t": time.time(), "view": "pvs", "frames": 1}) + "\n")
+        next_stats = 0.0
+        while not self._stop.wait(console.REFRESH):
+            for s in changes.drain():
+                states[s.name] = s
+            if time.monotonic() >= next_stats:
+                self.source.stats()
+                next_stats = time.monotonic() + 1.0
+
+    def call_from_thread(self, fn: Any, *args: Any) -> Any:
+        return fn(*args)
+
+    def exit(self, *args: Any) -> None:
+        self._stop.set()
+
+
 def main(argv: list[str]) -> int:
     args = cli.build_parser().parse_args(argv)
     cfg = cli.make_config(args)
     pilot = os.environ.get("BENCH_UI_PILOT") == "1"
-    console.PvConsoleApp = PilotApp if pilot else StampedApp  # run_console builds it by this name
+    app = DrainApp if os.environ.get("BENCH_UI_DRAIN") == "1" else PilotApp if pilot else StampedApp
+    console.PvConsoleApp = app  # run_console builds it by this name
     return console.run_console(cfg, args.verbose)
 
 

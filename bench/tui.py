@@ -5,12 +5,14 @@ The console runs as an operator runs it: ``pvconsole`` (through :mod:`_tui_host`
 only stamps frames) in a pseudo-terminal of 160x48, the real terminal driver writing every
 frame. The load is bench/mirror.py's: N float PVs (default 10,000) written by a thread in
 the plugin, one CA client (pyepics) and one PVA client (p4p) monitoring every PV, at a
-fixed total rate (default 2,000/s) and flat out. Four runs per load: ``--headless``; the
-console showing the live PV table (an operator watching); the console while a view key
+fixed total rate (default 2,000/s) and flat out. Five runs per load: ``--headless``; the
+console's process reading the engine as the PV table does but drawing nothing (where the
+console's cost to the servers is, apart from Textual); the console showing the live PV
+table (an operator watching); the console while a view key
 (2, 3, 4, then 1 back to the PV table) is typed every ``--key-interval`` s (default 0.5 s:
 an operator flicking through the screens without pause, a stress on top); and the same
 keys pressed through Textual's Pilot (``App.run_test``, headless), as the issue measures.
-Flat out, the four modes run ``--repeat`` times (default 3) in turn and the median-rate run
+Flat out, the five modes run ``--repeat`` times (default 3) in turn and the median-rate run
 of each is reported: one run's rate moves by up to 25 % with how the two cores are shared.
 
 Reported: delivered updates/s and p50/p99 latency per protocol, server CPU and RSS, console
@@ -19,7 +21,7 @@ the terminal (or pressed through Pilot) -> first frame handed to the terminal dr
 shows the chosen view.
 
 Usage:
-  python bench/tui.py              # ~12 min
+  python bench/tui.py              # ~18 min
   python bench/tui.py --quick      # smoke run: 1,000 PVs, 4 s
 
 Writes bench/tui-results.json and bench/tui-results.md. Not a pytest test.
@@ -151,6 +153,19 @@ class PilotConsoleServer(ConsoleServer):
         return {"ui": key_latencies(keys, stamps)}
 
 
+class DrainConsoleServer(PilotConsoleServer):
+    """``pvconsole`` with the engine in its child process as always, and a console process
+    that reads the pushes as the PV table does but draws nothing (``_tui_host.DrainApp``):
+    the console's cost to the servers apart from Textual."""
+
+    def __init__(self, kind: str, n: int, tmp: Path, **kw) -> None:
+        super().__init__(kind, n, tmp, **kw)
+        self.env["BENCH_UI_DRAIN"] = "1"
+
+    def extra_results(self) -> dict:
+        return {}
+
+
 def key_latencies(keys: list[tuple[float, str]], stamps: list[dict]) -> dict:
     """Key written -> first frame showing its view (before the next key), in ms; per key
     also when the app got it and how long writing that frame took (where the time goes)."""
@@ -262,8 +277,8 @@ def targets(results: dict) -> list[str]:
                          f"max {fmt(ui['max_ms'], '.0f')} ms, p95 {fmt(ui['p95_ms'], '.0f')} ms, "
                          f"{ui['missed']} of {ui['keys']} keys without a frame")
     for load, c in results["comparisons"].items():
-        if "keys" in load:
-            continue  # typing is a stress on top; reported in the table above
+        if "keys" in load or "nothing" in load:
+            continue  # typing is a stress on top, drawing nothing a diagnostic: in the table
         for proto in ("ca", "pva"):
             p = c[proto]
             ok = p["rate_ratio"] >= 0.9
@@ -292,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     loads = [(name, rate) for name, rate in (("rate", args.rate), ("flat", 0.0))
              if name in {x.strip() for x in args.only.split(",")}]
     print(f"pvconsole console benchmark: {args.pvs:,} PVs, {args.seconds:g} s + {args.warmup:g} s warm-up")
-    modes = (("headless", None, None), ("console", ConsoleServer, None),
+    modes = (("headless", None, None), ("console, drawing nothing", DrainConsoleServer, None),
+             ("console", ConsoleServer, None),
              ("console + keys", ConsoleServer, typist(args.key_interval)),
              ("console + keys (Pilot)", PilotConsoleServer, typist(args.key_interval)))
 
@@ -327,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                 if r is not None:
                     results["runs"].append(r)
                     by_mode[mode] = r
-            for mode in ("console", "console + keys", "console + keys (Pilot)"):
+            for mode in ("console, drawing nothing", "console", "console + keys", "console + keys (Pilot)"):
                 if mode in by_mode and "headless" in by_mode:
                     results["comparisons"][f"{load}, {mode}"] = compare(by_mode[mode], by_mode["headless"])
     except KeyboardInterrupt:
