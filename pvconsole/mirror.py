@@ -176,6 +176,46 @@ class MirroredPV(SimplePV):
             else:
                 self.mirror.ca_posts += 1
 
+    def getValue(self, value: Any) -> Any:
+        """A CA get. A driver ``read()`` that raises gets the parameter database's value
+        served, its error logged once, as the PVA side does: pcaspy lets the exception
+        cross the CA server library's C++, and the process dies with every plugin's PVs."""
+        try:
+            return super().getValue(value)
+        except Exception:
+            self.mirror.report_error(self.entry, "driver read() raised on a CA get")
+        driver = self.entry.driver
+        if driver is None:
+            return cas.S_casApp_undefined
+        try:
+            reason = self.info.reason
+            value.put(driver.getParam(reason))
+            db = driver.getParamDB(reason)
+            value.setStatSevr(db.alarm, db.severity)
+            value.setTimeStamp(db.time)
+        except Exception:
+            return cas.S_casApp_undefined
+        return cas.S_casApp_success
+
+    def scan(self) -> None:
+        """pcaspy's scan loop (``'scan': s``: read, store, post if changed), going on past
+        a ``read()`` that raises (its error logged once; uncaught, it ended the PV's scan
+        thread) and ending when the engine stops (pcaspy's never ends)."""
+        info, entry, mirror = self.info, self.entry, self.mirror
+        while not mirror.stopped:
+            driver = entry.driver
+            if driver is not None:
+                try:
+                    driver.setParam(info.reason, driver.read(info.reason))
+                    db = driver.getParamDB(info.reason)
+                    if db.flag:
+                        db.flag = False
+                        self.updateValue(db)
+                        db.mask = 0
+                except Exception:
+                    mirror.report_error(entry, "driver read() raised in a scan")
+            time.sleep(info.scan)
+
     def bestExternalType(self) -> int:
         """A string array is served to CA as fixed strings (DBR_STRING's own form): with
         pcaspy's variable strings, the CA server library's conversion of an incoming
@@ -360,6 +400,7 @@ class PvaMirror:
         self.asyn_timeout = asyn_timeout
         self.subscribers: list[set] = []
         self.sub_lock = threading.Lock()
+        self.stopped = False  # set when the engine stops: scan threads end
         self._provide_lock = threading.Lock()
         self._queued: dict[str, int] = {}  # provider changes waiting on the clean-up thread
         self.updates = 0  # every driver update, all PVs (stats without a walk over them)
@@ -576,6 +617,7 @@ class PvaMirror:
     def close_all(self, entries: list[Entry]) -> None:
         """Stopping: every PV off PVA, here and now (outside entry.lock: closing waits for
         the pvxs loop, which may be waiting for the lock)."""
+        self.stopped = True
         for entry in entries:
             with entry.lock:
                 was_on, entry.pva_pv, entry.value, entry.pva_clients = (

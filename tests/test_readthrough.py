@@ -208,3 +208,18 @@ def test_exposure_off_during_the_pvs_own_first_connect_does_not_deadlock(engine_
             again.close()
     finally:
         ctx.close()
+
+
+def test_a_read_that_raises_fails_nothing_over_ca(engine_factory, ca, caplog):
+    """pcaspy lets a read() exception cross the CA server library and the process dies:
+    a CA get serves the database value instead, and a scanned PV keeps scanning."""
+    engine = engine_factory(COMPUTED, read_poll=0)
+    client = ca(engine)
+    for _ in range(3):
+        assert client.get("RD:BAD")["value"] == 1.0
+    assert client.get("RD:PLAIN")["value"] == 5.0  # the server is still there
+    calls = engine.drivers["computed"].calls
+    wait_for(lambda: calls["FLAKY"] >= 6, timeout=5)
+    assert client.get("RD:FLAKY")["value"] >= 4  # scanned on past the raises
+    assert caplog.text.count("RD:BAD: driver read() raised on a CA get") == 1
+    assert caplog.text.count("RD:FLAKY: driver read() raised in a scan") == 1

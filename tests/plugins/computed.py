@@ -14,6 +14,7 @@ pvdb = {
     "BAD": {"value": 1.0},                               # read() raises
     "ONCE": {"type": "int", "pva": {"read_poll": 0}},    # read for PVA on first connect only
     "SCANNED": {"type": "int", "scan": 0.2},             # the scan thread reads it
+    "FLAKY": {"type": "int", "scan": 0.1},               # scanned; every other read() raises
 }
 
 
@@ -31,6 +32,8 @@ class ReadDriver(Driver):
             return n
         if reason == "WAVE":
             return [n, n + 1, n + 2, n + 3]
-        if reason == "BAD":
+        if reason == "BAD" or (reason == "FLAKY" and n % 2):
             raise RuntimeError("sensor unplugged")
+        if reason == "FLAKY":
+            return n
         return self.getParam(reason)
