@@ -443,13 +443,39 @@ def _cut(text: str, size: int) -> str:
 
 
 def _chars_to_str(value: Any, size: int) -> str:
-    """Bytes or byte values -> the text before the first NUL, at most ``size`` bytes."""
+    """The bytes CA serves for a char array (or bytes) -> the text before the first NUL,
+    at most ``size`` bytes, read as a CA client reads them: UTF-8 where they are UTF-8,
+    else one character per byte (Latin-1).
+
+    A str in a char array holds one byte per character, its low byte, as pcaspy serves it
+    to CA (a PVA put hands the driver its text that way: :func:`put_to_driver`), so both
+    protocols read the same bytes.
+    """
     if value is None:
         return ""
     if isinstance(value, str):
-        return _cut(value.split("\0", 1)[0], size)
-    raw = bytes(int(x) & 0xFF for x in value) if not isinstance(value, (bytes, bytearray)) else bytes(value)
-    return raw.split(b"\0", 1)[0][:size].decode("utf-8", "replace")
+        text = value.split("\0", 1)[0]
+        if text.isascii():
+            return text[:size]
+        raw = bytes(ord(c) & 0xFF for c in text)
+    elif isinstance(value, (bytes, bytearray)):
+        raw = bytes(value)
+    else:
+        raw = bytes(int(x) & 0xFF for x in value)
+    return _bytes_to_text(raw.split(b"\0", 1)[0][:size])
+
+
+def _bytes_to_text(raw: bytes) -> str:
+    """UTF-8 (a character cut in half at the end dropped), else Latin-1."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.reason == "unexpected end of data":
+            try:
+                return raw[:e.start].decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+    return raw.decode("latin-1")
 
 
 def assign_value(V: Value, spec: PVSpec, value: Any) -> None:
@@ -669,10 +695,12 @@ def put_to_driver(spec: PVSpec, meta: Meta, V: Value) -> Any:
     if kind == "string":
         if not isinstance(raw, str):
             raise PutRejected(f"{spec.name}: expected a string, got {type(raw).__name__}")
-        size = len(raw.encode("utf-8"))
-        if size > spec.max_string_bytes:
-            raise PutRejected(f"{spec.name}: string of {size} bytes exceeds the limit of "
-                              f"{spec.max_string_bytes} bytes")
+        encoded = raw.encode("utf-8")
+        if len(encoded) > spec.max_string_bytes:
+            raise PutRejected(f"{spec.name}: string of {len(encoded)} bytes exceeds the limit "
+                              f"of {spec.max_string_bytes} bytes")
+        if spec.ca_type == "char" and not raw.isascii():  # its UTF-8 bytes, one character
+            return encoded.decode("latin-1")  # each, as CA holds them (_chars_to_str)
         return raw
     if kind == "array":
         n = len(raw)

@@ -161,6 +161,21 @@ def test_pva_put_reaches_driver_and_ca_monitor(engine, pva, ca):
     assert client.get("T:INT")["value"] == 42
 
 
+def test_non_ascii_long_strings_are_the_same_bytes_on_both(engine, pva, ca):
+    """A PVA put of text to a char array holds its UTF-8 bytes, as a CA put of that text
+    does; PVA reads back the text, CA the bytes; the limit counts those bytes."""
+    ctx = pva(engine)
+    text = "\u20acuro \u00fc"
+    ctx.put("T:LONG", text)
+    assert ctx.get("T:LONG").value == text
+    got = ca(engine).get("T:LONG")["value"]
+    assert bytes(got).split(b"\0", 1)[0] == text.encode("utf-8")
+    ctx.put("T:LONG", "\u00e9" * 127)  # 254 bytes: room for the NUL
+    assert ctx.get("T:LONG").value == "\u00e9" * 127
+    with pytest.raises(RemoteError, match="256 bytes exceeds the limit of 255"):
+        ctx.put("T:LONG", "\u00e9" * 128)
+
+
 def test_ca_put_seen_on_pva_monitor(engine, pva, ca):
     ctx = pva(engine)
     q: queue.Queue = queue.Queue()

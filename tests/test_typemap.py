@@ -108,6 +108,21 @@ def test_char_scalar_and_long_string_values():
     assert typemap.to_pva_value(spec(type="char", count=2, pva={"longstring": False}), "abc") == [97, 98]
 
 
+def test_long_strings_read_the_bytes_ca_serves():
+    """A char array holds bytes (a str: each character's low byte, as pcaspy serves it to
+    CA); PVA reads them as a CA client does: UTF-8 where they are, else Latin-1."""
+    ls = spec(type="char", count=16)
+    utf8 = "\u20acuro \u00fc".encode("utf-8")
+    assert typemap.to_pva_value(ls, utf8.decode("latin-1")) == "\u20acuro \u00fc"  # a PVA put's form
+    assert typemap.to_pva_value(ls, list(utf8)) == "\u20acuro \u00fc"
+    assert typemap.to_pva_value(ls, "h\u00e9llo") == "h\u00e9llo"  # Latin-1 bytes: as they are
+    assert typemap.to_pva_value(ls, "\u20acuro") == "\u00acuro"  # CA serves 0xAC for the euro sign
+    assert typemap.to_pva_value(spec(type="char", count=2), utf8.decode("latin-1")) == ""  # half a char
+    assert _put(ls, value="\u20acuro \u00fc") == utf8.decode("latin-1")  # what a CA put of those bytes gives
+    assert _put(ls, value="plain") == "plain"
+    assert _put(spec(type="string"), value="caf\u00e9") == "caf\u00e9"  # string PVs: CA's own UTF-8
+
+
 # What pcaspy's CA server serves for odd driver values (read with pyepics from a real
 # server): pvconsole's PVA side serves the same.
 CA_SERVES = [
