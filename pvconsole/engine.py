@@ -123,6 +123,11 @@ class EngineStats:
     uptime: float
 
 
+def _check_mode(mode: str) -> None:
+    if mode not in Exposure.ALL and mode != Exposure.AS_DEFINED:
+        raise ValueError(f"exposure must be one of {', '.join(Exposure.ALL)}, not {mode!r}")
+
+
 class Subscription:
     """A UI's view of the change stream: newest state per changed PV, drained on demand."""
 
@@ -550,8 +555,7 @@ class Engine:
         Raises:
             ValueError: unknown mode or no PV matches.
         """
-        if mode not in Exposure.ALL:
-            raise ValueError(f"exposure must be one of {', '.join(Exposure.ALL)}, not {mode!r}")
+        _check_mode(mode)
         names = match(pattern, self.entries)
         if not names:
             raise ValueError(f"no PV matches {pattern!r}")
@@ -559,19 +563,26 @@ class Engine:
 
     def set_exposure_many(self, names: list[str], mode: str) -> list[str]:
         """Like :meth:`set_exposure` for explicit names; the state file is written once."""
-        if mode not in Exposure.ALL:
-            raise ValueError(f"exposure must be one of {', '.join(Exposure.ALL)}, not {mode!r}")
+        _check_mode(mode)
         unknown = [n for n in names if n not in self.entries]
         if unknown:
             raise ValueError(f"no such PV: {', '.join(unknown[:5])}")
-        changed = [n for n in names if self.entries[n].exposure != mode]
+        modes = {n: self._as_defined(n) if mode == Exposure.AS_DEFINED else mode for n in names}
+        changed = [n for n in names if self.entries[n].exposure != modes[n]]
         for name in changed:
-            self.mirror.expose(self.entries[name], mode)
+            self.mirror.expose(self.entries[name], modes[name])
         if self.exposure is not None and changed:
-            self.exposure.set({n: mode for n in changed}, self._defaults)
-        if changed:
-            log.info("PVA exposure %s: %s", mode, _names(changed))
+            self.exposure.set({n: modes[n] for n in changed}, self._defaults)
+        for m in Exposure.ALL:
+            these = [n for n in changed if modes[n] == m]
+            if these:
+                log.info("PVA exposure %s: %s", m, _names(these))
         return changed
+
+    def _as_defined(self, name: str) -> str:
+        """On as the pvdb defines the PV: read-only if it says so, on if it hides it."""
+        default = self._defaults.get(name, Exposure.ON)
+        return Exposure.ON if default == Exposure.OFF else default
 
     def entry(self, name: str) -> Entry:
         return self.entries[name]

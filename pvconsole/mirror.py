@@ -50,6 +50,9 @@ class Exposure:
     OFF = "off"
     READONLY = "ro"
     ALL = (ON, OFF, READONLY)
+    #: A request, not a mode: on as the pvdb defines the PV (read-only if it says so;
+    #: on for one it hides). The console's toggle back from off uses it.
+    AS_DEFINED = "defined"
 
 
 class PVState(NamedTuple):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from textual import events
 from p4p.client.thread import Context, TimeoutError as PvaTimeout
 
 from pvconsole.engine import Engine
@@ -112,6 +113,25 @@ async def test_toggle_exposure_reaches_pva_clients(engine: Engine, pva: Context)
         # the same client finds it again on its own search schedule: pvxs re-searches a lost
         # channel 1 s, 2 s, 3 s ... apart (capped at 30 s), so allow one full cap interval
         assert pva.get("PSU:MSG", timeout=PVXS_SEARCH_CAP + WAIT) == "ready"
+
+
+@sync
+async def test_off_and_on_again_restores_what_the_pvdb_defines(engine: Engine) -> None:
+    """`e` twice on a read-only PV leaves it read-only (not writable over PVA); a PV the
+    pvdb hides comes on when the operator asks."""
+    app = make_app(engine)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await until(pilot, lambda: table(app).row_count > 0, what="rows")
+        assert engine.entry("PSU:HIST").exposure == "ro"
+        await goto(pilot, app, "PSU:HIST")
+        await pilot.press("e")
+        await until(pilot, lambda: app.states["PSU:HIST"].exposure == "off", what="PVA off")
+        await pilot.press("e")
+        await until(pilot, lambda: app.states["PSU:HIST"].exposure == "ro", what="read-only again")
+        assert engine.entry("PSU:SECRET").exposure == "off"
+        await goto(pilot, app, "PSU:SECRET")
+        await pilot.press("e")
+        await until(pilot, lambda: engine.entry("PSU:SECRET").exposure == "on", what="PVA on")
 
 
 @sync
@@ -217,6 +237,25 @@ async def test_details_screen(engine: Engine) -> None:
         assert "NTScalar" in rows["type"][3]
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is app.main, what="back to the table")
+
+
+@sync
+async def test_keys_bunched_in_one_read_do_not_crash_the_console(engine: Engine) -> None:
+    """Over a slow ssh link keys arrive together: Enter Enter, Enter Escape Enter Escape."""
+    app = make_app(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: table(app).row_count > 0, what="rows")
+        for burst in (("enter", "enter"), ("enter", "escape", "enter", "escape"),
+                      ("enter", "enter", "enter", "escape", "2", "1", "enter", "escape")):
+            for key in burst:  # queued before the app runs again, as in one read
+                app.post_message(events.Key(key, None))
+            await pilot.pause(0.3)
+            assert app.is_running and app.return_code is None
+            while app.screen is not app.main:
+                await pilot.press("escape")
+                await pilot.pause(0.1)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailsScreen), what="details")
 
 
 @sync

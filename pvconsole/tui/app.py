@@ -25,7 +25,7 @@ from textual.widgets import ContentSwitcher
 from ..cli import set_log_levels
 from ..config import Config
 from ..gcpolicy import QUIET, IdleCollector, loading, settle
-from ..mirror import PVState
+from ..mirror import Exposure, PVState
 from .commands import ConsoleCommands
 from .logbuffer import LogBuffer
 from .priority import lower_priority
@@ -343,6 +343,8 @@ class PvConsoleApp(App[int]):
         if name is None or name not in self.states:
             return
         if isinstance(self.screen, DetailsScreen):
+            if self.screen.state.name == name:  # Enter again (keys in a burst): it is open
+                return
             self.pop_screen()
         self.push_screen(DetailsScreen(self.source, self.states[name], self.tz))
         self.refresh_clients()
@@ -392,15 +394,16 @@ class PvConsoleApp(App[int]):
 
         Args:
             names: PVs to change.
-            mode: 'on', 'off', 'ro', or a toggle: 'on/off' (all off -> on, else off),
-                'ro' from the keyboard means read-only unless all are read-only already.
+            mode: 'on', 'off', 'ro', or a toggle: 'on/off' (all off -> back on as each
+                PV's pvdb defines it, read-only where it says so; else off), 'ro' from
+                the keyboard means read-only unless all are read-only already.
         """
         states = [self.states[n] for n in names if n in self.states]
         if not states:
             self.notify("no PV selected", severity="warning")
             return
         if mode == "on/off":
-            mode = "on" if all(s.exposure == "off" for s in states) else "off"
+            mode = Exposure.AS_DEFINED if all(s.exposure == "off" for s in states) else "off"
         elif mode == "ro" and all(s.exposure == "ro" for s in states):
             mode = "on"
         targets = [s.name for s in states if s.exposure != mode]
@@ -432,7 +435,8 @@ class PvConsoleApp(App[int]):
             log.exception("PVA exposure %s failed", mode)
             message, severity = f"PVA {mode} failed: {e}", "error"
         else:
-            message, severity = f"PVA {mode}: {len(changed)} PV(s)", "information"
+            said = "on (as defined)" if mode == Exposure.AS_DEFINED else mode
+            message, severity = f"PVA {said}: {len(changed)} PV(s)", "information"
         # call_from_thread: a rare, operator-triggered event; waiting for the UI is fine
         if self.is_running:
             self.call_from_thread(self.notify, message, severity=severity)
@@ -476,5 +480,8 @@ def run_console(cfg: Config, verbose: int) -> int:
         fds.restore()
     if code != 0:  # it died while the console ran, or had to be killed
         print(f"pvconsole: {source.gone or 'engine process did not stop: killed'}", file=sys.stderr)
+        return 1
+    if app.return_code:  # the console itself failed (its traceback is above): not a clean stop
+        print("pvconsole: the console failed; the servers were stopped", file=sys.stderr)
         return 1
     return 0

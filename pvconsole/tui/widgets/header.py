@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
@@ -34,9 +35,15 @@ class StatusHeader(Widget):
 
     def show(self, status: StatusModel) -> None:
         """Render a status sample (called by the app after each stats read)."""
-        s = status.stats
-        if s is None:
+        if status.stats is None:
             return
+        try:
+            self._show(status)
+        except NoMatches:  # its lines are gone: a screen closed while it opened (keys in a burst)
+            pass
+
+    def _show(self, status: StatusModel) -> None:
+        s = status.stats
         line = Text()
         line.append(" pvconsole ", style="bold reverse")
         line.append(f"  CA {s.ca}", style="bold")
