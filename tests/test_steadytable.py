@@ -108,3 +108,35 @@ def test_a_changed_cell_is_redrawn_where_it_is_shown() -> None:
             assert table.get_cell("pv5", "value") == "off-screen"
 
     asyncio.run(check())
+
+
+class Auto(App):
+    def compose(self) -> ComposeResult:
+        yield SteadyDataTable(cursor_type="row")
+
+    def on_mount(self) -> None:
+        table = self.query_one(SteadyDataTable)
+        table.add_column("PV", key="name")  # widths follow the rows, as the PV table's
+        table.add_column("Value", key="value")
+        table.add_row("a", "1", key="a")
+
+
+def test_rows_drawn_before_their_widths_are_known_are_drawn_again():
+    """Rows added and drawn before the table measured them (a filter typed while values
+    update) are drawn at the first, narrow widths; when the widths follow, the table's
+    virtual size changes and every cached cell must go, though its size stayed."""
+    async def check() -> None:
+        app = Auto()
+        async with app.run_test(size=(60, 12)) as pilot:
+            table = app.query_one(SteadyDataTable)
+            await pilot.pause()
+            table.clear()
+            for column in table.columns.values():
+                column.content_width = column.label.cell_len
+            table.add_row("pv-with-a-long-name", "12.5 V", key="late")
+            _screen_text(table)  # drawn before the idle pass measures the new row
+            await pilot.pause()
+            await pilot.pause()
+            assert any("pv-with-a-long-name  12.5 V" in line for line in _screen_text(table))
+
+    asyncio.run(check())

@@ -242,6 +242,17 @@ class SteadyDataTable(DataTable):
         cache[key] = lines
         return lines
 
+    def _update_dimensions(self, new_rows: Any) -> None:
+        """DataTable measures new rows when idle, after they may have been drawn at the old
+        column widths; its caches are not keyed on those widths. When they change, every
+        cached cell, row and line goes (a filter typed while values update left rows
+        drawn at the labels' widths, and only their changing cells were drawn again)."""
+        before = [column.get_render_width(self) for column in self.columns.values()]
+        super()._update_dimensions(new_rows)
+        if self._steady and before != [c.get_render_width(self) for c in self.columns.values()]:
+            self._update_count += 1
+            self.refresh()
+
     def _on_resize(self, event: Resize) -> None:
         if event.size == self._shown_size:
             event.prevent_default()  # DataTable's handler would invalidate every cache
