@@ -117,17 +117,25 @@ class DetailsScreen(Screen):
                 table.add_row(*row, key=str(i))
 
     def _show_clients(self, s: PVState) -> None:
+        """Channels per protocol from the newest client report (the engine itself only
+        knows whether a PV is monitored on CA and has PVA channels), then the clients."""
+        known: list[dict[str, Any]] | None = getattr(self.app, "known_clients", None)
+        mine = [c for c in known or [] if s.name in (c.get("channels") or [])]
+        per = {p: sum(1 for c in mine if str(c.get("protocol", "")).lower() == p) for p in ("ca", "pva")}
         text = Text()
         text.append("CA   ", style="bold")
-        text.append("monitored" if s.ca_monitored else "no monitor")
+        ca = f"{per['ca']} channel(s), " if known is not None else ""
+        text.append(ca + ("monitored" if s.ca_monitored else "no monitor"))
         text.append("\nPVA  ", style="bold")
-        text.append(f"{s.pva_clients} channel(s)" if s.exposure != "off" else "not served")
-        known: list[dict[str, Any]] | None = getattr(self.app, "known_clients", None)
-        if known is not None:
-            for c in known:
-                if s.name in (c.get("channels") or []):
-                    text.append(f"\n  {str(c.get('protocol', '')).upper():<4} {c.get('peer', '')}"
-                                f"  {c.get('user', '')}  since {fmt.clock_time(float(c.get('since') or 0), self.tz)}")
+        if s.exposure == "off":
+            text.append("not served")
+        elif known is not None:
+            text.append(f"{max(per['pva'], s.pva_clients)} channel(s)")
+        else:
+            text.append("connected" if s.pva_clients else "no channel")
+        for c in mine:
+            text.append(f"\n  {str(c.get('protocol', '')).upper():<4} {c.get('peer', '')}"
+                        f"  {c.get('user', '')}  since {fmt.clock_time(float(c.get('since') or 0), self.tz)}")
         self.query_one("#pv-conns", Static).update(text)
 
     def _show_puts(self) -> None:

@@ -179,6 +179,8 @@ class ConnectionsView(Vertical):
 
     def _show_summary(self, clients: list[dict[str, Any]] | None) -> None:
         monitored, with_clients, channels = self._totals
+        if self._counts:  # the engine knows a PV has PVA channels; a report, how many
+            channels = max(channels, sum(pva for _, pva in self._counts.values()))
         by = {p: sum(1 for c in clients if str(c.get("protocol")).lower() == p) for p in ("ca", "pva")} \
             if clients is not None else None
         summary = Text()
