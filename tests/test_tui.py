@@ -164,6 +164,11 @@ async def test_marked_rows_toggle_together(engine: Engine) -> None:
         await pilot.press("w")
         await until(pilot, lambda: all(engine.entry(n).exposure == "on" for n in ("PSU:VOLT", "PSU:VOLT:SP")),
                     what="back on")
+        app.pv_view.set_filter("TEMP")  # the marks are hidden: the action is the cursor row's
+        await until(pilot, lambda: table(app).row_count == 1, what="filtered")
+        await pilot.press("w")
+        await until(pilot, lambda: engine.entry("PSU:TEMP:RAW").exposure == "ro", what="shown row")
+        assert engine.entry("PSU:VOLT").exposure == "on" and table(app).marked == {"PSU:VOLT", "PSU:VOLT:SP"}
 
 
 @sync

@@ -382,7 +382,11 @@ class PvConsoleApp(App[int]):
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
 
     def action_exposure_selected(self, mode: str) -> None:
-        self.request_exposure(self.pv_view.table.targets(), mode)
+        table = self.pv_view.table
+        hidden = table.hidden_marks()
+        if hidden:
+            self.notify(f"{hidden} marked PV(s) hidden by the filter left as they are")
+        self.request_exposure(table.targets(), mode)
 
     def action_toggle_pv(self, name: str) -> None:
         self.request_exposure([name], "on/off")

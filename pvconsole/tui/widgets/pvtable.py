@@ -299,11 +299,17 @@ class PVTable(SteadyDataTable):
             return None
 
     def targets(self) -> list[str]:
-        """PVs an action applies to: the marked ones, else the one under the cursor."""
-        if self.marked:
-            return sorted(self.marked)
+        """PVs an action applies to: the marked ones the table shows (a filter hides the
+        others from the operator, so they are left alone), else the one under the cursor."""
+        shown = sorted(n for n in self.marked if n in self._cells)
+        if shown:
+            return shown
         name = self.current_name()
         return [name] if name else []
+
+    def hidden_marks(self) -> int:
+        """Marked PVs the filter hides (an action leaves them alone)."""
+        return sum(1 for n in self.marked if n not in self._cells)
 
     def set_marks(self, names: Iterable[str], on: bool) -> None:
         """Mark or unmark PVs and redraw their mark cells."""
