@@ -88,6 +88,8 @@ class PsuDriver(Driver):
             self._ramp = threading.Thread(target=self._ramp_to, args=(value,), daemon=True)
             self._ramp.start()
             return True
+        if reason == "STATUS" and isinstance(value, str):  # a CA put of a char scalar is a
+            value = ord(value[0]) if value else 0  # 1-char str (pcaspy); PVA's is an int
         self.setParam(reason, value)
         if reason in ("MSG", "LOG"):
             self.setParam("STATUS", ord("W"))

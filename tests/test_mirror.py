@@ -6,6 +6,7 @@ import math
 import queue
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -642,3 +643,15 @@ def test_plugins_of_the_same_name_with_helpers_of_their_own(engine_factory, pva)
     assert ctx.get("SAMEA:X").value == 1.0 and ctx.get("SAMEB:X").value == 1.0
     ctx.put("SAMEA:X", 4.0, wait=True)
     assert ctx.get("SAMEA:X").value == 8.0
+
+
+def test_the_bundled_example_takes_a_ca_put_to_its_char_scalar(engine_factory, pva, ca):
+    """pcaspy hands a CA put of a char scalar over as a 1-char str (PVA's as an int): the
+    example plugin stores both as the byte."""
+    psu = str(Path(__file__).resolve().parent.parent / "ioc_plugins" / "psu.py")
+    engine = engine_factory(psu)
+    assert ca(engine).put("PSU:STATUS", 65)["ok"]
+    wait_for(lambda: pva(engine).get("PSU:STATUS").value == 65)
+    pva(engine).put("PSU:STATUS", 66)
+    wait_for(lambda: ca(engine).get("PSU:STATUS")["value"] == 66)
+    assert engine.putlog.for_pv("PSU:STATUS", 5)[-1].result == "accepted"
