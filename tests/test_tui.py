@@ -224,6 +224,12 @@ async def test_filter_plugin_and_sort(engine: Engine) -> None:
         await pilot.press("enter")
         await until(pilot, lambda: t.current_name() == "PSU:MSG", what="cursor on PSU:MSG")
         assert t.row_count == len(engine.entries)  # the filter was cleared
+        for key in "MODE":  # typing a name in the table: the first capital opens the box
+            await pilot.press(key)
+            await pilot.pause(0.05)
+        assert app.pv_view.query_one("#jump").value == "MODE"
+        await pilot.press("enter")
+        await until(pilot, lambda: t.current_name() == "PSU:MODE", what="cursor on PSU:MODE")
 
 
 @sync

@@ -36,7 +36,8 @@ class PVView(Vertical):
             yield Input(placeholder="text or glob, e.g. PSU:*  (/)", id="filter", compact=True)
             yield Static(id="pv-info")
         yield PVTable(tz=self.tz, id="pv-table")
-        yield Input(placeholder="jump to PV…", id="jump", compact=True)
+        # not select_on_focus: the capital letter that opened it must not be typed over
+        yield Input(placeholder="jump to PV…", id="jump", compact=True, select_on_focus=False)
 
     @property
     def table(self) -> PVTable:
