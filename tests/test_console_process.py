@@ -213,6 +213,9 @@ def test_console_stays_up_when_the_engine_process_dies(remote: RemoteSource) -> 
                 await pilot.pause(0.05)
             await pilot.press("enter", "escape", "2", "1")  # details and views still work
             assert app.is_running and app.current_view == "pvs"
+            await pilot.pause(0.3)  # the header says so too, not the last addresses
+            servers = str(app.main.query_one("#servers").render())
+            assert "NOT SERVING" in servers and "127.0.0.1" not in servers
             await pilot.press("q")
     asyncio.run(body())
     assert remote.stop() == -signal.SIGKILL

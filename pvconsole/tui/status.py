@@ -18,6 +18,7 @@ class StatusModel:
         ca_rates: CA posts per second, one per sample, oldest first.
         pva_rates: PVA posts per second, one per sample.
         worst_ms: Worst CA→PVA post time of each sample (the engine resets it per read).
+        gone: Why the engine no longer serves (its process died), or "".
     """
 
     samples: int = SPARK_SAMPLES
@@ -25,6 +26,7 @@ class StatusModel:
     ca_rates: deque[float] = field(default_factory=deque)
     pva_rates: deque[float] = field(default_factory=deque)
     worst_ms: deque[float] = field(default_factory=deque)
+    gone: str = ""
     _last: tuple[float, int, int] | None = None
 
     def __post_init__(self) -> None:

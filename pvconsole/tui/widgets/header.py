@@ -46,9 +46,12 @@ class StatusHeader(Widget):
         s = status.stats
         line = Text()
         line.append(" pvconsole ", style="bold reverse")
-        line.append(f"  CA {s.ca}", style="bold")
-        line.append(f"  PVA {s.pva or 'down'}", style="bold" if s.pva else "bold red")
-        line.append(f"  {s.pvs} PVs, {s.exposed} on PVA")
+        if status.gone:
+            line.append(f"  NOT SERVING: {status.gone}", style="bold red")
+        else:
+            line.append(f"  CA {s.ca}", style="bold")
+            line.append(f"  PVA {s.pva or 'down'}", style="bold" if s.pva else "bold red")
+            line.append(f"  {s.pvs} PVs, {s.exposed} on PVA")
         line.append(f"  puts {s.puts}")
         line.append(f"  up {duration(s.uptime)}")
         show_line(self.query_one("#servers", Static), line)
