@@ -1,21 +1,43 @@
 """A loopback-only engine configuration on free ports: tests, demos, screenshots.
 
 Nothing leaves the host: CA and PVA bind 127.0.0.1, beacons go to 127.0.0.1, and every
-port is one the kernel just reported free (CA needs the same number free on TCP and UDP).
+port was free when chosen, below the kernel's ephemeral range (CA needs the same number
+free on TCP and UDP).
 """
 
 from __future__ import annotations
 
+import random
 import socket
 from pathlib import Path
 
 from typing import Any
 
-from .config import Config, free_port as _free_port
+from .config import Config, _bindable, free_port as _free_port
+
+
+#: Where the kernel picks ports for sockets bound to port 0 (Linux).
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+#: Lowest port chosen below that range.
+LOWEST = 10000
 
 
 def free_port(udp: bool = False) -> int:
-    """A loopback port free for TCP (and for UDP too when ``udp``)."""
+    """A loopback port free for TCP (and for UDP too when ``udp``), chosen below the
+    kernel's ephemeral range where it can: a port the kernel hands out could go to any
+    other socket bound to port 0 (a client's, a test's) between this choice and the
+    server's bind, which happened to a CA server's UDP port in CI."""
+    try:
+        low = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
+    if low - LOWEST >= 1000:
+        rng = random.SystemRandom()
+        for _ in range(200):
+            port = rng.randrange(LOWEST, low)
+            if _bindable("127.0.0.1", port, socket.SOCK_STREAM) and (
+                    not udp or _bindable("127.0.0.1", port, socket.SOCK_DGRAM)):
+                return port
     return _free_port("127.0.0.1", udp=udp)
 
 
