@@ -167,7 +167,7 @@ def test_console_over_the_engine_process(remote: RemoteSource, pva: Context) -> 
             while not any("hello console" in str(cell) for row in _rows(view) for cell in row):
                 assert time.monotonic() < deadline + WAIT, "put never shown"
                 await pilot.pause(0.05)
-            await pilot.press("q")
+            await pilot.press("q", "y")  # clients are connected: it asks
     asyncio.run(body())
 
 

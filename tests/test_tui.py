@@ -135,6 +135,23 @@ async def test_off_and_on_again_restores_what_the_pvdb_defines(engine: Engine) -
 
 
 @sync
+async def test_q_asks_before_it_stops_ioc_with_clients(engine: Engine, pva: Context) -> None:
+    pva.get("PSU:VOLT", timeout=5)  # a PVA client with a channel open
+    app = make_app(engine)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await until(pilot, lambda: app.states["PSU:VOLT"].pva_clients > 0, what="PVA client count")
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="question")
+        await pilot.press("q")  # not an answer
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen is app.main, what="back")
+        assert app.is_running
+        await pilot.press("q", "y")
+        await until(pilot, lambda: not app.is_running, what="quit")
+    assert app.return_code == 0
+
+
+@sync
 async def test_confirmation_can_be_declined(engine: Engine, pva: Context) -> None:
     pva.get("PSU:MODE", timeout=5)
     app = make_app(engine)

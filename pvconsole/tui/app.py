@@ -67,7 +67,7 @@ class PvConsoleApp(App[int]):
     COMMANDS = App.COMMANDS | {ConsoleCommands}
     BINDINGS = [
         Binding("q", "quit", "Quit"),
-        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("ctrl+c", "quit_now", "Quit", show=False, priority=True),
         Binding("t", "toggle_dark", "Theme", show=False),
     ]
 
@@ -378,6 +378,23 @@ class PvConsoleApp(App[int]):
     def action_follow_puts(self) -> None:
         self.action_view("puts")
         self.main.query_one(PutLogView).action_follow()
+
+    async def action_quit(self) -> None:
+        """q (and the palette's Quit): quitting stops every IOC this console hosts, so it
+        asks first while clients are connected; ctrl+c quits at once."""
+        if isinstance(self.screen, ConfirmScreen):  # q in a dialog is not an answer
+            return
+        busy = sum(1 for s in self.states.values() if s.ca_monitored or s.pva_clients)
+        if not busy or getattr(self.source, "gone", ""):
+            self.exit()
+            return
+        question = (f"{busy} PV(s) have connected clients. Quitting stops serving all "
+                    f"{len(self.states)} PVs, on CA and PVA. Quit?")
+        self.push_screen(ConfirmScreen(question, yes="Quit"),
+                         lambda yes: self.exit() if yes else None)
+
+    def action_quit_now(self) -> None:
+        self.exit()
 
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
