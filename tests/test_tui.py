@@ -167,7 +167,16 @@ async def test_confirmation_can_be_declined(engine: Engine, pva: Context) -> Non
 
 
 @sync
-async def test_marked_rows_toggle_together(engine: Engine) -> None:
+async def test_marked_rows_toggle_together(tmp_path: Path) -> None:
+    engine = Engine(loopback_config([PSU], tmp_path / "state", control_prefix="CTL:"))
+    engine.start()
+    try:
+        await _marked_rows_toggle_together(engine)
+    finally:
+        engine.stop()
+
+
+async def _marked_rows_toggle_together(engine: Engine) -> None:
     app = make_app(engine)
     async with app.run_test(size=(120, 36)) as pilot:
         await until(pilot, lambda: table(app).row_count > 0, what="rows")
@@ -181,6 +190,15 @@ async def test_marked_rows_toggle_together(engine: Engine) -> None:
         await pilot.press("w")
         await until(pilot, lambda: all(engine.entry(n).exposure == "on" for n in ("PSU:VOLT", "PSU:VOLT:SP")),
                     what="back on")
+        own = {n: e.exposure for n, e in engine.entries.items() if e.plugin == "pvconsole"}
+        assert own
+        await pilot.press("plus", "e")  # every PV off: the console's own control PVs stay
+        await until(pilot, lambda: engine.entry("PSU:CURR").exposure == "off", what="all off")
+        assert {n: engine.entries[n].exposure for n in own} == own
+        await pilot.press("e", "minus")  # back on as defined, and unmark
+        await until(pilot, lambda: engine.entry("PSU:CURR").exposure == "on", what="back on")
+        assert engine.entry("PSU:HIST").exposure == "ro"
+        table(app).set_marks(["PSU:VOLT", "PSU:VOLT:SP"], True)
         app.pv_view.set_filter("TEMP")  # the marks are hidden: the action is the cursor row's
         await until(pilot, lambda: table(app).row_count == 1, what="filtered")
         await pilot.press("w")

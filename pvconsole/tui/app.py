@@ -424,6 +424,11 @@ class PvConsoleApp(App[int]):
         if not states:
             self.notify("no PV selected", severity="warning")
             return
+        own = self._own_pvs()
+        if any(s.name in own for s in states) and not all(s.name in own for s in states):
+            states = [s for s in states if s.name not in own]  # a bulk change of the IOCs'
+            self.notify("the console's own PVs are left as they are (pvconsole ctl needs "
+                        "them): change them on their own")
         if mode == "on/off":
             mode = Exposure.AS_DEFINED if all(s.exposure == "off" for s in states) else "off"
         elif mode == "ro" and all(s.exposure == "ro" for s in states):
@@ -447,6 +452,11 @@ class PvConsoleApp(App[int]):
                 self.apply_exposure(targets, mode)
 
         self.push_screen(ConfirmScreen(question, yes=f"PVA {mode}"), answered)
+
+    def _own_pvs(self) -> set[str]:
+        """The console's control PVs (its built-in plugin's)."""
+        builtin = {p.name for p in getattr(self.source, "plugins", []) if p.source == "builtin"}
+        return {n for n, s in self.states.items() if s.plugin in builtin}
 
     @work(thread=True, group="exposure", name="set-exposure")
     def apply_exposure(self, names: list[str], mode: str) -> None:
