@@ -329,6 +329,7 @@ class PvConsoleApp(App[int]):
             self.refresh_clients(fresh=True)
             self.main.query_one("#pv-clients").focus()
         elif view == "puts":
+            self.main.query_one(PutLogView).show_newest()
             self.main.query_one("#put-table").focus()
         elif view == "log":
             self.main.query_one(ServerLog).focus()

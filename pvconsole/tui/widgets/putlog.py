@@ -17,8 +17,9 @@ from ..settings import PUTLOG_ROWS
 from .steadytable import SteadyDataTable
 from .line import show_line
 
-PUT_COLUMNS = (("time", "Time"), ("pv", "PV"), ("proto", "Proto"), ("client", "Client"),
-               ("change", "Old → New"), ("result", "Result"), ("reason", "Why"))
+#: The outcome right after the PV: at 80 columns it must not be off screen.
+PUT_COLUMNS = (("time", "Time"), ("pv", "PV"), ("proto", "Proto"), ("result", "Result"),
+               ("change", "Old → New"), ("client", "Client"), ("reason", "Why"))
 
 
 def result_text(result: str) -> Text:
@@ -29,8 +30,8 @@ def result_text(result: str) -> Text:
 
 def put_cells(r: Any, tz: tzinfo | None) -> tuple:
     """A ``PutRecord`` -> table cells."""
-    return (fmt.iso_clock(r.time, tz), r.pv, r.protocol.upper(), r.client,
-            f"{fmt.short(r.old, 20)} → {fmt.short(r.requested, 20)}", result_text(r.result),
+    return (fmt.iso_clock(r.time, tz), r.pv, r.protocol.upper(), result_text(r.result),
+            f"{fmt.short(r.old, 20)} → {fmt.short(r.requested, 20)}", r.client,
             r.reason.removeprefix(f"{r.pv}: "))
 
 
@@ -120,6 +121,13 @@ class PutLogView(Vertical):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.table.focus()
+
+    def show_newest(self) -> None:
+        """Shown: when following, the newest put is in view (records that arrived while the
+        view was hidden moved the cursor of a table that could not scroll)."""
+        if self.follow and self.table.row_count:
+            self.table.move_cursor(row=self.table.row_count - 1, animate=False)
+            self.table.scroll_end(animate=False)
 
     def action_follow(self) -> None:
         self.follow = not self.follow
