@@ -7,6 +7,7 @@ free on TCP and UDP).
 
 from __future__ import annotations
 
+import functools
 import random
 import socket
 from pathlib import Path
@@ -22,15 +23,21 @@ EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST = 10000
 
 
+@functools.cache
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands out by itself (0 when it does not say)."""
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def free_port(udp: bool = False) -> int:
     """A loopback port free for TCP (and for UDP too when ``udp``), chosen below the
     kernel's ephemeral range where it can: a port the kernel hands out could go to any
     other socket bound to port 0 (a client's, a test's) between this choice and the
     server's bind, which happened to a CA server's UDP port in CI."""
-    try:
-        low = int(EPHEMERAL_RANGE.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 0
+    low = _ephemeral_low()
     if low - LOWEST >= 1000:
         rng = random.SystemRandom()
         for _ in range(200):

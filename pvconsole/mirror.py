@@ -329,7 +329,7 @@ class _Handler:
 ASYN_PUT_TIMEOUT = 10.0
 
 
-class _Graveyard:
+class _CleanupThread:
     """Where work that waits for the pvxs event loop is done: a thread nothing waits for.
 
     Freeing p4p's last reference to a server operation calls into the pvxs event loop and
@@ -380,7 +380,7 @@ class _Graveyard:
             del fn  # the last reference (an operation kept): freed here, outside the lock
 
 
-_graveyard = _Graveyard()
+_cleanup = _CleanupThread()
 
 
 class PvaMirror:
@@ -594,7 +594,7 @@ class PvaMirror:
                     self._queued[name] -= 1
                     if not self._queued[name]:
                         del self._queued[name]
-        _graveyard.later(apply)
+        _cleanup.later(apply)
 
     def _initial(self, entry: Entry) -> Any:
         """The PVA value a newly exposed PV opens with (a driver value that cannot be
@@ -749,7 +749,7 @@ class PvaMirror:
             op.done(error=error)
         else:
             op.done()
-        _graveyard.keep(op)
+        _cleanup.keep(op)
 
     def start_waiting(self, entry: Entry) -> None:
         """A put to ``entry`` ended (any thread): the next waiting PVA put may start, on
