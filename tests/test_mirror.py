@@ -13,6 +13,7 @@ import pytest
 from p4p.client.thread import Disconnected, RemoteError
 
 from conftest import plugin_path, wait_for
+from pvconsole import mirror as mirror_module
 
 ALLTYPES = plugin_path("alltypes")
 
@@ -296,8 +297,14 @@ def test_exposure_flipped_fast_ends_as_last_asked(engine, pva):
     sub = watcher.monitor("T:FLOAT", lambda v: None)
     try:
         wait_for(lambda: engine.entry("T:FLOAT").pva_clients == 1)
-        for i in range(21):
-            engine.set_exposure("T:FLOAT", "off" if i % 2 == 0 else "on")
+        gate = threading.Event()  # the clean-up thread busy: every removal waits there
+        mirror_module._cleanup.later(lambda: gate.wait(10))
+        try:
+            for i in range(21):
+                engine.set_exposure("T:FLOAT", "off" if i % 2 == 0 else "on")
+            assert engine.mirror._queued == {"T:FLOAT": 21}  # the adds queued behind them
+        finally:
+            gate.set()
         wait_for(lambda: not engine.mirror._queued)
         assert "T:FLOAT" not in engine.mirror.provider.keys()
         assert engine.entry("T:FLOAT").pva_pv is None and engine.entry("T:FLOAT").pva_clients == 0
