@@ -323,3 +323,23 @@ async def test_screens_switch_by_number_and_log_shows_epics_output(engine: Engin
         assert app.return_code in (0, None)
     finally:
         logging.getLogger("epics").removeHandler(buffer)
+
+
+@sync
+async def test_screenshot_from_the_palette_lands_where_the_operator_is(
+        engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An IOC host's service account has no Downloads folder: the screenshot goes into the
+    current directory, and the operator is told where."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_DOWNLOAD_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    app = make_app(engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.loaded, what="model loaded")
+        await pilot.press("ctrl+p", *"screenshot")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await until(pilot, lambda: list(tmp_path.glob("*.svg")), what="screenshot file")
+    assert "pvconsole" in next(tmp_path.glob("*.svg")).read_text()

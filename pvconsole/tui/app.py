@@ -8,6 +8,7 @@ changes run in a worker thread because they write the state file.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from datetime import tzinfo
 from typing import Any, Callable, Iterator
 
+from platformdirs import user_downloads_path
 from textual import events, work
 from textual.app import App, ScreenStackError
 from textual.binding import Binding
@@ -396,6 +398,14 @@ class PvConsoleApp(App[int]):
 
     def action_quit_now(self) -> None:
         self.exit()
+
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        """Textual saves into the user's Downloads folder, which an IOC host's service
+        account seldom has: there the screenshot goes into the current directory."""
+        if path is None and not user_downloads_path().is_dir():
+            path = os.getcwd()
+        return super().deliver_screenshot(filename, path, time_format)
 
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
