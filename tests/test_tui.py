@@ -227,6 +227,8 @@ async def test_pva_put_shows_in_put_log(engine: Engine, pva: Context) -> None:
         assert mode[3] == "refused: driver"  # next to the PV: on screen at 80 columns
         await pilot.press("slash", *"MODE", "enter")
         await until(pilot, lambda: puts.row_count == 1, what="filtered put log")
+        await pilot.press("escape", "slash", *"psu:m?g pva", "enter")  # a glob and a word
+        await until(pilot, lambda: [r[1] for r in rows()] == ["PSU:MSG"], what="glob filter")
 
 
 @sync

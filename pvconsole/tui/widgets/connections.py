@@ -145,7 +145,7 @@ class ConnectionsView(Vertical):
 
     def _sync_table(self, resort: bool) -> None:
         """Show the first ``PV_ROWS_MAX`` PVs with clients, by name: a bounded table keeps
-        the switch to this view fast with 10,000 monitored PVs (the PV table's CA#/PVA#
+        the switch to this view fast with 10,000 monitored PVs (the PV table's CA/PVA
         columns list them all)."""
         table = self.query_one("#pv-clients", SteadyDataTable)
         if resort:
@@ -194,7 +194,7 @@ class ConnectionsView(Vertical):
         summary.append(f"{with_clients} PVs, {channels} channel(s)")
         if len(self._pv_rows) > PV_ROWS_MAX:
             summary.append(f"\nlisting the first {PV_ROWS_MAX:,} of {len(self._pv_rows):,} PVs with "
-                           "clients: sort the PV table by CA# or PVA# (s) to see them all", style="dim")
+                           "clients: sort the PV table by CA or PVA clients (s) to see them all", style="dim")
         if summary != self._summary:
             self._summary = summary
             self.query_one("#conn-summary", Static).update(summary)

@@ -16,6 +16,7 @@ from .. import fmt
 from ..settings import PUTLOG_ROWS
 from .steadytable import SteadyDataTable
 from .line import show_line
+from .pvtable import name_matches
 
 #: The outcome right after the PV: at 80 columns it must not be off screen.
 PUT_COLUMNS = (("time", "Time"), ("pv", "PV"), ("proto", "Proto"), ("result", "Result"),
@@ -36,11 +37,11 @@ def put_cells(r: Any, tz: tzinfo | None) -> tuple:
 
 
 def put_matches(r: Any, text: str) -> bool:
-    """Filter: case-insensitive substring of PV, protocol, client, result or reason."""
-    if not text:
-        return True
-    hay = f"{r.pv} {r.protocol} {r.client} {r.result} {r.reason}".upper()
-    return all(word in hay for word in text.upper().split())
+    """Filter: every word matches one of PV, protocol, client, result or reason; as in
+    the PV table, a glob (``PSU:*``) matches a whole field, plain text any part of one,
+    both ignoring case."""
+    fields = (str(r.pv), str(r.protocol), str(r.client), str(r.result), str(r.reason))
+    return all(any(name_matches(f, word) for f in fields) for word in text.split())
 
 
 class PutLogView(Vertical):

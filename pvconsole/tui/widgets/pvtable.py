@@ -31,9 +31,9 @@ COLUMNS: tuple[tuple[str, str, Callable[[PVState], Any]], ...] = (
     ("value", "Value", lambda s: (0, float(s.value), "") if isinstance(s.value, (int, float))
      else (1, 0.0, s.text)),
     ("sev", "Alarm", lambda s: -s.severity),
-    ("exp", "PVA", lambda s: s.exposure),
-    ("ca", "CA#", lambda s: -int(s.ca_monitored)),
-    ("pvac", "PVA#", lambda s: -s.pva_clients),
+    ("exp", "Exp", lambda s: s.exposure),
+    ("ca", "CA", lambda s: -int(s.ca_monitored)),
+    ("pvac", "PVA", lambda s: -s.pva_clients),
     ("time", "Updated", lambda s: -s.timestamp),
     ("plugin", "Plugin", lambda s: s.plugin),
     ("catype", "CA type", lambda s: s.ca_type),
@@ -48,7 +48,10 @@ LIVE_SORT = frozenset({"value", "sev", "exp", "ca", "pvac", "time"})
 #: Live columns whose changes the engine sends for every PV, on screen or not.
 FLAG_SORT = frozenset({"sev", "exp", "ca", "pvac"})
 #: Widest text of the fixed-width columns left of the types: mark, alarm ("INVALID"),
-#: exposure, CA monitor ("mon"), PVA clients (its label) and time ("12:34:56.789").
+#: exposure, CA monitor ("mon"), PVA channel open ("open") and time ("12:34:56.789").
+#: The table shows whether a CA client monitors and a PVA channel is open, not how many
+#: (pcaspy and p4p tell that much per PV for free; counts come from a client report, which
+#: holds the CA server's thread: the connections and details screens show them).
 FIXED_WIDTHS = {"mark": 1, "sev": 7, "exp": 3, "ca": 3, "pvac": 4, "time": 12}
 #: Narrowest value column (the types scroll in on the right anyway).
 MIN_VALUE_WIDTH = 12
@@ -239,7 +242,7 @@ class PVTable(SteadyDataTable):
             fmt.severity_text(s.severity, dark),
             fmt.exposure_text(s.exposure, dark),
             "mon" if s.ca_monitored else "",
-            str(s.pva_clients) if s.pva_clients else "",
+            "open" if s.pva_clients else "",
             fmt.clock_time(s.timestamp, self.tz),
             s.plugin,
             s.ca_type,

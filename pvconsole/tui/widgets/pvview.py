@@ -56,13 +56,13 @@ class PVView(Vertical):
         self.table.apply(changed)
 
     def update_info(self) -> None:
-        """The bar's right side: plugin filter, sort, counts, marks."""
+        """The bar's right side: marks, counts, plugin filter, sort (what fits at 80
+        columns first)."""
         t = self.table
         sort = dict((k, label) for k, label, _ in COLUMNS)[t.sort_key]
-        parts = [f"plugin {t.plugin or 'all'}", f"sort {sort}{' ▼' if t.sort_reverse else ' ▲'}",
-                 f"{t.row_count}/{len(t.states)} PVs"]
-        if t.marked:
-            parts.append(f"{len(t.marked)} marked")
+        parts = [f"{len(t.marked)} marked"] if t.marked else []  # first: e and w act on them
+        parts += [f"{t.row_count}/{len(t.states)} PVs", f"plugin {t.plugin or 'all'}",
+                  f"sort {sort}{' ▼' if t.sort_reverse else ' ▲'}"]
         show_line(self.query_one("#pv-info", Static), "  ".join(parts))
 
     # ------------------------------------------------------------------ filter & plugin
