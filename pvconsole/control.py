@@ -45,6 +45,7 @@ from typing import Any
 from pcaspy import Driver
 
 from .access import parse_acf, read_acf
+from .putlog import WriteRefused
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ class ControlDriver(Driver):
             self.refresh_clients()
         return super().read(reason)
 
-    def _expose(self, text: str) -> tuple[str, ValueError | None]:
+    def _expose(self, text: str) -> tuple[str, WriteRefused | None]:
         """Apply ``"PATTERN on|off|ro"``: (what EXPOSE:RESULT says, the refusal or None)."""
         try:
             parts = text.split()
@@ -207,7 +208,7 @@ class ControlDriver(Driver):
             changed = self.engine.set_exposure(*parts)
             return f"{parts[1]}: {len(changed)} PV(s) changed", None
         except ValueError as e:
-            return f"refused: {e}", e
+            return f"refused: {e}", WriteRefused(str(e))
 
     def write(self, reason: str, value: Any) -> bool:
         if reason == "EXPOSE":
@@ -221,11 +222,11 @@ class ControlDriver(Driver):
         if reason == "ACF:TEST":
             parts = str(value).split()
             if len(parts) != 3:
-                raise ValueError("expected 'PV USER HOST'")
+                raise WriteRefused("expected 'PV USER HOST'")
             name, user, host = parts
             entry = self.engine.entries.get(name)
             if entry is None:
-                raise ValueError(f"no PV named {name}")
+                raise WriteRefused(f"no PV named {name}")
             verdicts = self.engine.access.explain(entry.spec.asg, user, host)
             answer = {"pv": name, "asg": entry.spec.asg or "DEFAULT", "user": user, "host": host,
                       "pva_exposure": entry.exposure,

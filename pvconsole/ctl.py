@@ -74,7 +74,7 @@ def main(argv: Sequence[str]) -> int:
               file=sys.stderr)
         return 1
     except RemoteError as e:
-        print(f"pvconsole ctl: refused: {e}", file=sys.stderr)
+        print(f"pvconsole ctl: {e}", file=sys.stderr)  # the console says what it refused
         return 1
     finally:
         ctx.close()

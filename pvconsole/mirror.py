@@ -31,7 +31,7 @@ from pcaspy.alarm import Alarm, Severity
 from pcaspy.driver import SimplePV
 
 from . import asyncput, capost, typemap
-from .putlog import PutRecord, PutResult
+from .putlog import PutRecord, PutResult, write_failed
 from .typemap import Meta, PVSpec
 
 log = logging.getLogger(__name__)
@@ -253,8 +253,7 @@ class MirroredPV(SimplePV):
         try:
             ok = super().writeValue(client, gddValue)
         except Exception as e:  # a plugin that raises must not take the server down
-            log.exception("%s: driver write raised", entry.name)
-            self.mirror.end_put(record, PutResult.DRIVER_ERROR, f"{type(e).__name__}: {e}")
+            self.mirror.end_put(record, *write_failed(entry.name, e))
             ok = False
         else:
             self.mirror.end_put(record, PutResult.REFUSED_DRIVER if ok is False else PutResult.ACCEPTED,
@@ -712,9 +711,8 @@ class PvaMirror:
         try:
             ok = driver.write(reason, value)
         except Exception as e:
-            log.exception("%s: driver write raised", entry.name)
-            self._settle(entry, put, PutResult.DRIVER_ERROR,
-                         f"{entry.name}: driver error: {type(e).__name__}: {e}")
+            result, reason = write_failed(entry.name, e)
+            self._settle(entry, put, result, f"{entry.name}: {result}: {reason}")
             return
         try:
             if ok is False:  # pcaspy flags a refused CA write with WRITE/INVALID: same here

@@ -38,6 +38,22 @@ class PutResult:
     DRIVER_ERROR = "driver error"
 
 
+class WriteRefused(ValueError):
+    """Raised by a driver's ``write()`` to refuse a put for a reason the client is told:
+    the put log and the log get one line, not a traceback (which a driver that raises
+    anything else gets: that is a bug to chase). The console's control PVs use it."""
+
+
+def write_failed(name: str, error: Exception) -> tuple[str, str]:
+    """Log a ``write()`` that raised; (its :class:`PutResult`, the reason). Call it in
+    the ``except`` block, so that a traceback can be logged."""
+    if isinstance(error, WriteRefused):
+        log.warning("%s: put refused: %s", name, error)
+        return PutResult.REFUSED_DRIVER, str(error)
+    log.exception("%s: driver write raised", name)
+    return PutResult.DRIVER_ERROR, f"{type(error).__name__}: {error}"
+
+
 @dataclass
 class PutRecord:
     """One put.

@@ -244,6 +244,9 @@ def test_ctl_expose_from_another_process(tmp_path):
         assert log
         answer = ctl(env, "acf-test", "CTL:EXPOSE", "mallory", "10.9.9.9")
         assert "PVA read yes  write no" in answer.stdout, answer
+        typo = ctl(env, "expose", "T:NTI", "off")
+        assert typo.returncode == 1 and typo.stderr.strip() == (
+            "pvconsole ctl: CTL:EXPOSE: refused: driver: no PV matches 'T:NTI'"), typo
         ctx.close()
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -317,14 +320,20 @@ def test_a_costly_client_report_is_shared_longer(engine_factory, monkeypatch):
     assert len(made) == 1 and engine.clients_max_age >= 2.5
 
 
-def test_a_refused_expose_says_so_over_ca_too(engine_factory, pva, ca):
-    """A CA put reports success whatever the driver answers: EXPOSE:RESULT tells."""
+def test_a_refused_expose_says_so_over_ca_too(engine_factory, pva, ca, caplog):
+    """A CA put reports success whatever the driver answers: EXPOSE:RESULT tells. A typo
+    is a refusal: one line in the log and the put log, no traceback."""
     engine = engine_factory(ALLTYPES, control_prefix="CTL:")
     client = ca(engine)
     assert client.put("CTL:EXPOSE", "NOPE:* off", wait=True).get("ok")
     assert client.get("CTL:EXPOSE:RESULT", as_string=True)["value"] == "refused: no PV matches 'NOPE:*'"
-    with pytest.raises(Exception, match="no PV matches"):
+    with pytest.raises(Exception, match="CTL:EXPOSE: refused: driver: no PV matches 'NOPE:\\*'"):
         pva(engine).put("CTL:EXPOSE", "NOPE:* off", wait=True)
+    with pytest.raises(Exception, match="no PV named NOPE"):
+        pva(engine).put("CTL:ACF:TEST", "NOPE alice opi1", wait=True)
+    refusals = [r for r in caplog.records if "put refused" in r.getMessage()]
+    assert len(refusals) == 3 and not any(r.exc_info for r in caplog.records), caplog.text
+    assert [p.result for p in engine.putlog.tail(3)] == ["refused: driver"] * 3
     assert client.put("CTL:EXPOSE", "T:INT off", wait=True).get("ok")
     assert client.get("CTL:EXPOSE:RESULT", as_string=True)["value"] == "off: 1 PV(s) changed"
 
