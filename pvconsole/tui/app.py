@@ -275,6 +275,8 @@ class PvConsoleApp(App[int]):
     def _main_shown(self) -> bool:
         """The main screen shows, alone or under a dialog (confirmation, command palette)."""
         stack = self.screen_stack
+        if not stack:  # a timer that fires while the app takes its screens down on exit
+            return False
         return stack[-1] is self.main or (
             len(stack) > 1 and stack[-1].is_modal and stack[-2] is self.main)
 
