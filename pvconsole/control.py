@@ -19,7 +19,7 @@ P PVS          int        PVs served over CA
 P EXPOSED      int        PVs served over PVA
 P CA_RATE      float      updates/s posted to CA monitors
 P PVA_RATE     float      updates/s posted to PVA
-P MIRROR_LAG   float      worst time to post one update to PVA in the last second, ms
+P MIRROR_LAG   float      worst CA -> PVA lag in the last second (change -> PVA post), ms
 P CLIENTS      char[]     JSON list of connected clients (every 2 s while watched, fresh on get)
 P PUTLOG       char[]     JSON list of the last 50 puts
 P EXPOSE       char[]     write ``"PATTERN on|off|ro"`` to change PVA exposure (ASG PVCONSOLE_CTL)

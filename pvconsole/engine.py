@@ -102,7 +102,8 @@ class EngineStats:
         updates: Driver updates seen by the mirror.
         ca_posts: Updates posted to CA monitors.
         pva_posts: Updates posted to PVA.
-        worst_post_ms: Longest single PVA post since the last read.
+        worst_post_ms: Worst CA -> PVA lag since the last read: a change written into
+            the PV's Value until its post to pvxs is made.
         errors: Mirror errors (bad driver values) since start.
         puts: Puts logged since start.
         ca: CA server ``host:port`` list.

@@ -2,10 +2,11 @@
 
 pcaspy funnels every value, alarm and metadata change through ``SimplePV.updateValue``
 (from ``updatePV(s)``, scan threads and ``callbackPV`` flows), but returns early there when
-no CA client monitors the PV. :class:`MirroredPV` overrides it to post into a p4p
-``SharedPV`` first, on the calling thread, with a per-PV lock: posting is a few
-microseconds (a persistent ``Value`` whose changed fields are rewritten, then unmarked),
-cheaper than a thread hand-off and without the GIL-switch latency one would add. Like
+no CA client monitors the PV. :class:`MirroredPV` overrides it to write the change into
+the PV's persistent p4p ``Value`` first, on the calling thread, under a per-PV lock (a few
+microseconds: only the changed fields are rewritten). The post to pvxs is made by the
+``pva-post`` thread (:class:`_PostThread`), which takes the pvxs loop's wake-ups off the
+plugin's thread and posts back to back what queued while it was busy. Like
 pcaspy's CA side, it posts only to a PV somebody sees: while no PVA channel is open the
 change is only noted, and the first channel (pvxs calls ``onFirstConnect`` before any
 operation on it) brings the PVA value up to date. The CA post itself is built by
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import queue
 import threading
 import time
 from typing import Any, Callable, NamedTuple
@@ -105,7 +107,7 @@ class Entry:
     __slots__ = ("spec", "plugin", "meta", "driver", "ca_pv", "pva_pv", "value", "lock",
                  "exposure", "update", "data", "updates", "puts", "pva_clients",
                  "ca_monitored", "last_post", "pva_type_name", "put_busy", "stale",
-                 "on_connect")
+                 "on_connect", "unposted", "written_at")
 
     def __init__(self, spec: PVSpec, plugin: str) -> None:
         self.spec = spec
@@ -133,6 +135,9 @@ class Entry:
         #: brought up to date from the parameter database: returns a value to serve
         #: instead of the stored one (what the driver's read() returns), or None
         self.on_connect: Callable[[], Any] | None = None
+        #: the Value holds a change the post thread has yet to post (the PV is queued)
+        self.unposted = False
+        self.written_at = 0.0  # time.perf_counter() of that change
 
     @property
     def name(self) -> str:
@@ -382,6 +387,39 @@ class _CleanupThread:
 _cleanup = _CleanupThread()
 
 
+class _PostThread:
+    """Posts the PVs' changed Values to pvxs, off the threads that change them.
+
+    Each pvxs post to a monitored PV wakes the pvxs event loop: an eventfd write and, on
+    a virtual machine, an interrupt to the core the loop sleeps on. Flat out, made on the
+    plugin's thread, that was a quarter of its time (py-spy, native frames), and the
+    plugin's loop is what sets the flat-out rate. Here the changing thread writes the
+    change into the Value and queues the PV (one C call); this thread posts. While it
+    posts, further changes queue and are then posted back to back, and the pvxs loop
+    takes them in one wake-up. Flat out, pvconsole's rate went from 0.98x softioc's to
+    about 1.5x (bench/mirror.py).
+    """
+
+    def __init__(self, mirror: "PvaMirror") -> None:
+        self._mirror = mirror
+        self._queue: queue.SimpleQueue[Entry | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="pva-post", daemon=True)
+        self._thread.start()
+
+    def put(self, entry: Entry) -> None:
+        self._queue.put(entry)
+
+    def stop(self) -> None:
+        self._queue.put(None)
+
+    def _run(self) -> None:
+        get, mirror = self._queue.get, self._mirror
+        while (entry := get()) is not None:
+            with entry.lock:
+                if entry.unposted:
+                    mirror.post_unposted(entry)
+
+
 class PvaMirror:
     """Owns the PVA side: one ``SharedPV`` per exposed PV in one ``StaticProvider``."""
 
@@ -413,6 +451,7 @@ class PvaMirror:
         self._error_once: set[str] = set()
         #: asynchronous puts of both protocols, ended in the order they began
         self.asyn = asyncput.AsyncPuts(start=self._start_waiting_put)
+        self._poster = _PostThread(self)
 
     # ------------------------------------------------------------------ publishing
 
@@ -424,21 +463,18 @@ class PvaMirror:
             entry.data = snap
             entry.updates += 1
             self.updates += 1
-            t0 = time.perf_counter()
             with entry.lock:  # checked under the lock: exposure and clients change concurrently
                 posted = entry.value is not None and entry.pva_clients and data.mask & MONITORED
                 if posted:
                     mask = data.mask
                     self._post(entry, snap, mask & DBE_PROPERTY,
-                               bool(mask & VALUE_OR_ALARM) or not mask & DBE_PROPERTY)
+                               bool(mask & VALUE_OR_ALARM) or not mask & DBE_PROPERTY,
+                               defer=True)
                 else:  # nobody sees it (or it is for archivers only): the next first
                     entry.stale = True  # channel brings the PVA value up to date
                     if data.mask & DBE_PROPERTY:
                         entry.meta = typemap.meta_from_info(entry.ca_pv.info)
             if posted:
-                dt = time.perf_counter() - t0
-                if dt > self.worst_post:
-                    self.worst_post = dt
                 self.pva_posts += 1
         except Exception:
             self.report_error(entry, "PVA post failed")
@@ -509,11 +545,16 @@ class PvaMirror:
         except Exception:
             self.report_error(entry, "PVA post failed")
 
-    def _post(self, entry: Entry, snap: tuple, meta: bool, value: bool = True) -> None:
+    def _post(self, entry: Entry, snap: tuple, meta: bool, value: bool = True,
+              defer: bool = False) -> None:
         """Write ``snap`` (when ``value``) and the metadata (when ``meta``) into the PV's
-        persistent Value and post the changed fields (caller holds entry.lock, the PV is
-        exposed)."""
+        persistent Value and post the changed fields, now or (``defer``) from the post
+        thread (caller holds entry.lock, the PV is exposed). A change still waiting for
+        its post is posted first: PVA monitors get every update, none merged away."""
         V = entry.value
+        queued = entry.unposted
+        if queued:
+            self.post_unposted(entry)
         try:
             if meta:
                 entry.meta = typemap.meta_from_info(entry.ca_pv.info)
@@ -526,9 +567,31 @@ class PvaMirror:
                     self.report_error(entry, "driver value not servable over PVA")
                     typemap.mark_unservable(V, snap[0])
                     entry.update.reset()  # the next good value rewrites the alarm
+        except Exception:
+            V.unmark()
+            raise
+        entry.unposted, entry.written_at = True, time.perf_counter()
+        if not defer:
+            self.post_unposted(entry)
+        elif not queued:
+            self._poster.put(entry)
+
+    def post_unposted(self, entry: Entry) -> None:
+        """Post the change written into the PV's Value (caller holds entry.lock); the
+        time since it was written is the mirror's CA -> PVA lag."""
+        entry.unposted = False
+        V = entry.value
+        if V is None:  # turned off meanwhile
+            return
+        try:
             _RawSharedPV.post(entry.pva_pv, V)
+        except Exception:
+            self.report_error(entry, "PVA post failed")
         finally:
             V.unmark()
+        lag = time.perf_counter() - entry.written_at
+        if lag > self.worst_post:
+            self.worst_post = lag
 
     def report_error(self, entry: Entry, what: str) -> None:
         """Log a failure once per PV and kind (a bad driver value would flood the log)."""
@@ -550,6 +613,7 @@ class PvaMirror:
             if mode == Exposure.OFF:
                 if was_on:
                     entry.pva_pv, entry.value, entry.pva_clients = None, None, 0
+                    entry.unposted = False
                     change = (entry.name, None)
                 self._fail_pending(entry, "PV removed from PVA")
             elif not was_on:
@@ -624,9 +688,11 @@ class PvaMirror:
             with entry.lock:
                 was_on, entry.pva_pv, entry.value, entry.pva_clients = (
                     entry.pva_pv is not None, None, None, 0)
+                entry.unposted = False
             if was_on:
                 self.provider.remove(entry.name)
             self._fail_pending(entry, "server shutting down")
+        self._poster.stop()
 
     # ------------------------------------------------------------------ puts
 

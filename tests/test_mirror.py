@@ -84,6 +84,37 @@ def test_updates_reach_pva_without_any_ca_monitor(engine, pva):
         sub.close()
 
 
+def test_a_burst_reaches_pva_monitors_whole_and_in_order(engine, pva):
+    """Changes are written on the changing thread and posted by the post thread; a PV
+    changed again before its post must be posted first, not merged into the newer one
+    (a monitor with room for every update gets all of them, in order, on every PV)."""
+    ctx = pva(engine)
+    drv = driver_of(engine)
+    names = ("INT", "SHORT", "FLOAT")
+    got: dict[str, list] = {n: [] for n in names}
+    subs = [ctx.monitor(f"T:{n}", lambda v, n=n: got[n].append(v.value),
+                        request="record[queueSize=2000]field(value)") for n in names]
+    try:
+        wait_for(lambda: all(got.values()))
+        for n in names:
+            got[n].clear()
+        sent = list(range(1, 301))
+        for i in sent:  # each PV twice in a row, the three in turn
+            for n in names:
+                drv.setParam(n, i)
+                drv.updatePV(n)
+                drv.setParam(n, -i)
+                drv.updatePV(n)
+        want = [x for i in sent for x in (i, -i)]
+        wait_for(lambda: all(len(v) >= len(want) for v in got.values()), timeout=20)
+        for n in names:
+            assert [int(x) for x in got[n]] == want, n
+        assert engine.stats().worst_post_ms < 5000
+    finally:
+        for sub in subs:
+            sub.close()
+
+
 def _drain(q):
     out = []
     while True:
