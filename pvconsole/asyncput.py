@@ -7,7 +7,9 @@ at a time and postpones the next; PVA puts follow the same rule here: a PVA put 
 ends the oldest put in progress. A put counts as in progress before the driver's
 ``write`` runs, so a driver that calls ``callbackPV`` from ``write`` itself (pcaspy's
 simscope example does) ends it at once. PVA puts that wait, or run, longer than the
-timeout fail with a message that names ``callbackPV``.
+timeout fail with a message that names ``callbackPV``; one that was running keeps its
+place until its own ``callbackPV`` comes (the driver is still at work on it), so the
+next put is not ended by it.
 
 Only bookkeeping lives here (thread-safe: ``write`` runs on the driver thread,
 ``callbackPV`` on whichever thread the driver calls it from); the mirror calls the driver
@@ -42,6 +44,16 @@ class PvaPut:
     value: Any
     deadline: float
     record: Any = field(default=None)
+
+
+@dataclass(eq=False)
+class TimedOut:
+    """Where a PVA put that timed out stood among the puts in progress: its client has
+    its error, but the driver is still at work on it and will call ``callbackPV`` for
+    it. That callback ends this placeholder, not the next put (which waits meanwhile, as
+    a second CA put waits for the first)."""
+
+    put: PvaPut
 
 
 @dataclass(eq=False)
@@ -105,7 +117,7 @@ class AsyncPuts:
 
     def complete(self, pv: Hashable) -> Any:
         """A ``callbackPV``: the oldest put in progress is done. Returns it (:data:`CA`, a
-        :class:`PvaPut`) or None when none was in progress."""
+        :class:`PvaPut`, a :class:`TimedOut`) or None when none was in progress."""
         with self._lock:
             busy = self._busy.get(pv)
             return busy.popleft() if busy else None
@@ -130,17 +142,22 @@ class AsyncPuts:
         self._start(pv, put)
 
     def expire(self, now: float) -> list[tuple[Hashable, PvaPut]]:
-        """PVA puts (in progress or waiting) past their deadline, taken out, with their PV."""
+        """PVA puts past their deadline, with their PV: waiting ones taken out, ones in
+        progress left as a :class:`TimedOut` for their own ``callbackPV`` to end."""
         if not self._busy and not self._waiting:  # no asyn PV was ever put to: no lock
             return []
         out: list[tuple[Hashable, PvaPut]] = []
         with self._lock:
-            for table in (self._busy, self._waiting):
-                for pv, items in table.items():
-                    late = [p for p in items if isinstance(p, PvaPut) and p.deadline <= now]
-                    for p in late:
-                        items.remove(p)
-                    out += [(pv, p) for p in late]
+            for pv, busy in self._busy.items():
+                for i, p in enumerate(busy):
+                    if isinstance(p, PvaPut) and p.deadline <= now:
+                        busy[i] = TimedOut(p)
+                        out.append((pv, p))
+            for pv, waiting in self._waiting.items():
+                late = [p for p in waiting if isinstance(p, PvaPut) and p.deadline <= now]
+                for p in late:
+                    waiting.remove(p)
+                out += [(pv, p) for p in late]
         return out
 
     def drop(self, pv: Hashable) -> list[PvaPut]:

@@ -827,6 +827,9 @@ class PvaMirror:
         item = self.asyn.complete(entry)
         if isinstance(item, asyncput.PvaPut):
             self._answer(entry, item, PutResult.ACCEPTED)
+        elif isinstance(item, asyncput.TimedOut):
+            log.warning("%s: callbackPV came for a PVA put that had timed out (%r)",
+                        entry.name, item.put.value)
         self.start_waiting(entry)
         return item
 
@@ -839,7 +842,7 @@ class PvaMirror:
                    f"{'waiting for the put in progress ' if waited else ''}"
                    "(the driver did not call callbackPV)")
             self._answer(entry, put, PutResult.DRIVER_ERROR, msg)
-            self.start_waiting(entry)
+            self.start_waiting(entry)  # one that waited for it: not one still in progress
 
     def _fail_pending(self, entry: Entry, why: str) -> None:
         for put in self.asyn.drop(entry):

@@ -6,6 +6,9 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+from p4p.client.thread import RemoteError
+
 from conftest import plugin_path, pva_context, wait_for
 
 MOVES = plugin_path("asyn_moves")
@@ -95,3 +98,20 @@ def test_a_ca_put_behind_a_pva_put_ends_with_its_own_move(engine_factory, pva, c
     assert ca_done >= _ended(driver, 6.0)
     assert [(e, v) for e, v, _ in driver.log] == [("start", 5.0), ("end", 5.0), ("start", 6.0), ("end", 6.0)]
     assert driver.overlaps == 0
+
+
+def test_a_timed_out_pva_put_still_ends_with_its_own_move(engine_factory, ca):
+    """The PVA client gets its timeout, but the driver is still moving: the next put
+    waits for that move's callbackPV and then ends with its own, not with the first's."""
+    engine = engine_factory(MOVES, asyn_timeout=0.15)  # shorter than a move
+    driver = engine.drivers["asyn_moves"]
+    ctx = pva_context(engine.pva_client_conf())
+    try:
+        with pytest.raises(RemoteError, match="timed out"):
+            ctx.put("AM:MOVE", 7.0, wait=True, timeout=5)
+    finally:
+        ctx.close()
+    assert ca(engine).put("AM:MOVE", 8.0, wait=True).get("ok")
+    ca_done = time.monotonic()
+    assert [(e, v) for e, v, _ in driver.log] == [("start", 7.0), ("end", 7.0), ("start", 8.0), ("end", 8.0)]
+    assert driver.overlaps == 0 and ca_done >= _ended(driver, 8.0)
