@@ -98,12 +98,28 @@ class PutRecord:
         return json.dumps(d, default=repr)
 
 
+#: Arrays with more elements are logged as a summary (the first ones, the length and the
+#: type), text longer than ``TEXT_CHARS`` cut: a put of a million-point waveform must not
+#: hold the driver thread for seconds, fill memory, or rotate the audit history away.
+ARRAY_ITEMS = 64
+TEXT_CHARS = 1024
+#: Elements a summary shows.
+SUMMARY_ITEMS = 8
+
+
 def _plain(v: Any) -> Any:
-    if hasattr(v, "tolist"):
-        return v.tolist()
-    if isinstance(v, (list, tuple)):
-        return list(v)
-    return v
+    """A put's value as the log keeps it: JSON-able, bounded in size."""
+    if isinstance(v, str):
+        return v if len(v) <= TEXT_CHARS else f"{v[:TEXT_CHARS]}… ({len(v):,} chars)"
+    array = isinstance(v, (list, tuple)) or getattr(v, "ndim", 0) > 0
+    if not array:
+        return v.tolist() if hasattr(v, "tolist") else v  # a numpy scalar: its Python value
+    if len(v) <= ARRAY_ITEMS:
+        return v.tolist() if hasattr(v, "tolist") else list(v)
+    head = v[:SUMMARY_ITEMS]
+    head = head.tolist() if hasattr(head, "tolist") else list(head)
+    kind = str(getattr(v, "dtype", "")) or type(v).__name__
+    return f"[{', '.join(map(repr, head))}, … ({len(v):,} × {kind})]"
 
 
 class PutLog:
