@@ -349,7 +349,7 @@ def to_pva_value(spec: PVSpec, value: Any) -> Any:
     if isinstance(value, np.ndarray) and value.ndim > 1:  # an image: flat, as CA serves it
         value = value.ravel()
     if kind == "enum":
-        return int(value)
+        return ca_int("i", value)
     if kind == "string":
         if ca_type == "char":
             return _chars_to_str(value, spec.count)
@@ -388,6 +388,7 @@ def ca_int(code: str, x: Any) -> int:
     uint8 fields then keep the low bits, as a C cast does (40000 in a ``short`` is -25536).
     Numpy scalars and bools count as the numbers they are.
     """
+    x = _one(x)
     try:
         i = int(x)
     except (OverflowError, ValueError):
@@ -403,8 +404,19 @@ def ca_int(code: str, x: Any) -> int:
     return i - (1 << bits) if code == "h" and i >= 1 << 15 else i
 
 
+def _one(x: Any) -> Any:
+    """A one-element list or array where a scalar is due (a device register read with
+    ``np.frombuffer``): its element, which is what CA serves."""
+    if isinstance(x, np.ndarray) and x.ndim and x.size == 1:
+        return x.reshape(-1)[0]
+    if isinstance(x, (list, tuple)) and len(x) == 1:
+        return x[0]
+    return x
+
+
 def ca_float(x: Any) -> float:
     """A driver value as a double (an int too large for one is +-inf, as in C)."""
+    x = _one(x)
     try:
         return float(x)
     except OverflowError:

@@ -132,6 +132,9 @@ CA_SERVES = [
     ("float", 10**20, 1e20), ("string", 3.14159265358979, "3.1416"), ("string", 42, "42.0000"),
     ("string", 1234567.891, "1.23457e+06"), ("string", "x" * 45 + "END", "x" * 39),
     ("string", None, ""),
+    # a device register read with np.frombuffer: a one-element array where a scalar is due
+    ("float", np.frombuffer(b"\x00\x00\x20\x40", "<f4"), 2.5),
+    ("int", np.frombuffer(b"\x07\x00", "<u2"), 7), ("float", [1.5], 1.5),
 ]
 
 
