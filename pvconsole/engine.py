@@ -432,6 +432,14 @@ class Engine:
         plugin = port.split(":", 1)[1]
         if not isinstance(prefix, str) or not isinstance(pvdb, dict):
             raise plugin_loader.PluginError(f"{plugin}: prefix must be a str and pvdb a dict")
+        own_ports = sorted({(r, str(i["port"])) for r, i in pvdb.items()
+                            if isinstance(i, dict) and i.get("port") not in (None, "default")})
+        if own_ports:  # pcaspy's several drivers in one server
+            reason, asked = own_ports[0]
+            raise plugin_loader.PluginError(
+                f"{plugin}: PV {prefix}{reason} asks for pcaspy port {asked!r}: pvconsole gives "
+                "each plugin one Driver on a port of its own; drop the 'port' keys and the "
+                "Driver's port attribute, or make one plugin per driver")
         specs = [typemap.spec_from_pvdb(prefix, reason, info) for reason, info in pvdb.items()]
         clashes = [s.name for s in specs if s.name in self.entries or s.name in manager.pvf]
         if clashes:

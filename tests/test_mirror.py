@@ -388,8 +388,10 @@ def test_two_plugins_side_by_side(engine_factory, pva):
 
 def test_broken_plugins_are_reported_and_others_run(engine_factory, pva):
     engine = engine_factory(plugin_path("broken_import"), ALLTYPES, plugin_path("broken_init"),
-                            plugin_path("clash"))
+                            plugin_path("clash"), plugin_path("script_ports"))
     errors = {p.name: p.error for p in engine.plugins if p.error}
+    assert "PV SP:POS asks for pcaspy port 'motor'" in errors["script_ports"]
+    assert "SP:POS" not in engine.entries
     assert "No module named 'this_module_does_not_exist'" in errors["broken_import"]
     assert "hardware not found" in errors["broken_init"]
     assert "PV name clash: T:FLOAT" in errors["clash"] and "alltypes" in errors["clash"]
