@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from p4p.server import Server
 from pcaspy import SimpleServer, cas
+from pcaspy.alarm import Alarm, Severity
 from pcaspy.driver import PVInfo, manager
 
 from . import plugins as plugin_loader
@@ -387,6 +388,25 @@ class Engine:
             self.plugins.append(PluginStatus(name=name, source=spec, error=str(e)))
             return
         self._attach(plugin.name, plugin.source, driver)
+        if plugin.capture is not None:
+            plugin.capture.when_loop_dies(lambda e, name=plugin.name: self._script_died(name, e))
+
+    def _script_died(self, name: str, error: BaseException) -> None:
+        """A script's own loop died while its PVs are served. Run alone, the script's
+        process would have ended and its clients seen a disconnect; here its PVs stay,
+        so they say so: INVALID with a COMM alarm, on both protocols, until a restart
+        (or until a thread of the plugin sets them again)."""
+        def mark() -> None:
+            driver = self.drivers.get(name)
+            mine = [e for e in self.entries.values() if e.plugin == name]
+            if driver is None or not mine:
+                return
+            for entry in mine:
+                driver.setParamStatus(entry.spec.reason, Alarm.COMM_ALARM, Severity.INVALID_ALARM)
+            driver.updatePVs()
+            log.error("plugin %s: its %d PVs are INVALID (COMM) now that its loop stopped "
+                      "(%s: %s)", name, len(mine), type(error).__name__, error)
+        self._submit(mark)
 
     def _unique_name(self, spec: str) -> str:
         """The plugin's short name, or (another plugin has it: ``a/ioc.py`` and

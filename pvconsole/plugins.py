@@ -81,6 +81,8 @@ class PluginDef:
         registered: True when a script's ``createPV`` already registered the databases.
         driver_cls: The Driver class the engine instantiates (None when ``driver`` is set).
         driver: A driver instance a script created itself (script plugins only).
+        capture: A script's stand-in for pcaspy's server (script plugins only): tells when
+            the script's own loop dies.
     """
 
     name: str
@@ -89,6 +91,7 @@ class PluginDef:
     registered: bool = False
     driver_cls: type | None = None
     driver: Any = None
+    capture: Any = None
 
 
 @dataclass
@@ -119,6 +122,23 @@ class _Capture:
         self.create_called = False            # the script reached createPV (even if it failed)
         self.looping = False                  # the script's own server loop runs
         self.in_body = False                  # ... and is between two process() calls
+        self.died: BaseException | None = None  # what ended the script's loop while served
+        self._on_died: Callable[[BaseException], None] | None = None
+        self._died_lock = threading.Lock()
+
+    def when_loop_dies(self, fn: Callable[[BaseException], None]) -> None:
+        """Call ``fn(error)`` (on the script's thread) when its loop dies while served; at
+        once if it already has."""
+        with self._died_lock:
+            self._on_died, died = fn, self.died
+        if died is not None:
+            fn(died)
+
+    def loop_died(self, error: BaseException) -> None:
+        with self._died_lock:
+            self.died, fn = error, self._on_died
+        if fn is not None:
+            fn(error)
 
     def server_loop(self, delay: float) -> None:
         """A script's ``server.process(delay)``: the first call hands its server over to
@@ -265,6 +285,7 @@ def _run_plugin_code(capture: _Capture, source: str, code: Callable[[], None]) -
             if capture.handed_over.is_set() and not capture.stopped.is_set():  # nobody waits for it
                 log.error("plugin %s: its own loop stopped: %s: %s", capture.name,
                           type(e).__name__, e, exc_info=e)
+                capture.loop_died(e)
         finally:
             capture.loop_over()
             done.set()
@@ -518,7 +539,7 @@ def _from_namespace(name: str, source: str, ns: dict, capture: _Capture) -> Plug
     if capture.databases:
         # a script: it made its own server calls and (usually) its own driver instance
         plugin = PluginDef(name=name, source=source, databases=list(capture.databases),
-                           registered=True)
+                           registered=True, capture=capture)
         if created is not None:
             created.port = port
             plugin.driver = created

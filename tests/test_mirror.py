@@ -399,6 +399,19 @@ def test_broken_plugins_are_reported_and_others_run(engine_factory, pva):
     assert pva(engine).get("T:FLOAT").value == 12.5
 
 
+def test_a_script_whose_loop_dies_says_so_on_its_pvs(engine_factory, pva, ca):
+    """Alone, the script's process would end and its clients see a disconnect; hosted,
+    its PVs stay served, so they turn INVALID with a COMM alarm on both protocols."""
+    engine = engine_factory(plugin_path("script_dies"), ALLTYPES)
+    ctx = pva(engine)
+    wait_for(lambda: ctx.get("DIE:T").alarm.message == "COMM", timeout=10)
+    v = ctx.get("DIE:T")
+    assert (v.value, v.alarm.severity) == (21.0, 3)
+    got = ca(engine).get("DIE:T")
+    assert got["severity"] == 3 and got["status"] == 9  # COMM_ALARM
+    assert ctx.get("T:FLOAT").alarm.severity == 0  # the other plugin is untouched
+
+
 def test_unmodified_pcaspy_scripts_run(engine_factory, pva):
     engine = engine_factory(plugin_path("script_loop"), plugin_path("script_main"))
     assert not [p.error for p in engine.plugins if p.error]
