@@ -126,7 +126,7 @@ class EngineStats:
 
 
 def _check_mode(mode: str) -> None:
-    if mode not in Exposure.ALL and mode != Exposure.AS_DEFINED:
+    if mode not in Exposure.ALL and mode not in Exposure.REQUESTS:
         raise ValueError(f"exposure must be one of {', '.join(Exposure.ALL)}, not {mode!r}")
 
 
@@ -596,7 +596,7 @@ class Engine:
         unknown = [n for n in names if n not in self.entries]
         if unknown:
             raise ValueError(f"no such PV: {', '.join(unknown[:5])}")
-        modes = {n: self._as_defined(n) if mode == Exposure.AS_DEFINED else mode for n in names}
+        modes = {n: self._resolve(n, mode) for n in names}
         changed = [n for n in names if self.entries[n].exposure != modes[n]]
         for name in changed:
             self.mirror.expose(self.entries[name], modes[name])
@@ -608,10 +608,16 @@ class Engine:
                 log.info("PVA exposure %s: %s", m, _names(these))
         return changed
 
-    def _as_defined(self, name: str) -> str:
-        """On as the pvdb defines the PV: read-only if it says so, on if it hides it."""
+    def _resolve(self, name: str, mode: str) -> str:
+        """The mode a request (:attr:`Exposure.REQUESTS`) means for one PV, from its pvdb."""
         default = self._defaults.get(name, Exposure.ON)
-        return Exposure.ON if default == Exposure.OFF else default
+        if mode == Exposure.AS_DEFINED:
+            return default
+        if mode == Exposure.SHOWN:
+            return Exposure.ON if default == Exposure.OFF else default
+        if mode == Exposure.WRITABLE:
+            return Exposure.READONLY if default == Exposure.READONLY else Exposure.ON
+        return mode
 
     def entry(self, name: str) -> Entry:
         return self.entries[name]

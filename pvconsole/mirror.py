@@ -52,9 +52,14 @@ class Exposure:
     OFF = "off"
     READONLY = "ro"
     ALL = (ON, OFF, READONLY)
-    #: A request, not a mode: on as the pvdb defines the PV (read-only if it says so;
-    #: on for one it hides). The console's toggle back from off uses it.
+    #: Requests, not modes, resolved per PV from its pvdb: as the pvdb defines it (off
+    #: for one it hides: the console's bulk toggle back from off); the same, but on for
+    #: one it hides (the toggle of one PV); on, read-only where the pvdb says so (the
+    #: console's toggle back from read-only).
     AS_DEFINED = "defined"
+    SHOWN = "shown"
+    WRITABLE = "writable"
+    REQUESTS = (AS_DEFINED, SHOWN, WRITABLE)
 
 
 class PVState(NamedTuple):

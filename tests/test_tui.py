@@ -178,31 +178,43 @@ async def test_marked_rows_toggle_together(tmp_path: Path) -> None:
 
 async def _marked_rows_toggle_together(engine: Engine) -> None:
     app = make_app(engine)
+
+    def shown(*names: str) -> set[str]:
+        """Exposure of the PVs as the console shows it (what an operator acts on)."""
+        return {app.states[n].exposure for n in names}
+
     async with app.run_test(size=(120, 36)) as pilot:
         await until(pilot, lambda: table(app).row_count > 0, what="rows")
         await goto(pilot, app, "PSU:VOLT")
         await pilot.press("space", "space")  # marks VOLT and VOLT:SP (space moves down)
         assert table(app).marked == {"PSU:VOLT", "PSU:VOLT:SP"}
         await pilot.press("w")
-        await until(pilot, lambda: all(engine.entry(n).exposure == "ro" for n in ("PSU:VOLT", "PSU:VOLT:SP")),
-                    what="read-only")
+        await until(pilot, lambda: shown("PSU:VOLT", "PSU:VOLT:SP") == {"ro"}, what="read-only")
         assert engine.entry("PSU:CURR").exposure == "on"
         await pilot.press("w")
-        await until(pilot, lambda: all(engine.entry(n).exposure == "on" for n in ("PSU:VOLT", "PSU:VOLT:SP")),
-                    what="back on")
+        await until(pilot, lambda: shown("PSU:VOLT", "PSU:VOLT:SP") == {"on"}, what="back on")
         own = {n: e.exposure for n, e in engine.entries.items() if e.plugin == "pvconsole"}
         assert own
+        assert engine.entry("PSU:SECRET").exposure == "off"  # its pvdb hides it
         await pilot.press("plus", "e")  # every PV off: the console's own control PVs stay
-        await until(pilot, lambda: engine.entry("PSU:CURR").exposure == "off", what="all off")
+        await until(pilot, lambda: shown("PSU:CURR", "PSU:HIST") == {"off"}, what="all off")
         assert {n: engine.entries[n].exposure for n in own} == own
         await pilot.press("e", "minus")  # back on as defined, and unmark
-        await until(pilot, lambda: engine.entry("PSU:CURR").exposure == "on", what="back on")
+        await until(pilot, lambda: shown("PSU:CURR") == {"on"}, what="back on")
+        assert engine.entry("PSU:HIST").exposure == "ro"  # read-only, as its pvdb defines
+        assert engine.entry("PSU:SECRET").exposure == "off"  # still hidden, as its pvdb defines
+        await goto(pilot, app, "PSU:HIST")
+        await pilot.press("w")  # off read-only: not one the pvdb makes read-only
+        await until(pilot, lambda: any("left as their pvdb" in n.message for n in app._notifications),
+                    what="told")
         assert engine.entry("PSU:HIST").exposure == "ro"
         table(app).set_marks(["PSU:VOLT", "PSU:VOLT:SP"], True)
-        app.pv_view.set_filter("TEMP")  # the marks are hidden: the action is the cursor row's
+        app.pv_view.set_filter("TEMP")  # the marks are hidden: nothing is changed
         await until(pilot, lambda: table(app).row_count == 1, what="filtered")
         await pilot.press("w")
-        await until(pilot, lambda: engine.entry("PSU:TEMP:RAW").exposure == "ro", what="shown row")
+        await until(pilot, lambda: any("hidden by the filter: nothing changed" in n.message
+                                       for n in app._notifications), what="warned")
+        assert engine.entry("PSU:TEMP:RAW").exposure == "on"
         assert engine.entry("PSU:VOLT").exposure == "on" and table(app).marked == {"PSU:VOLT", "PSU:VOLT:SP"}
 
 

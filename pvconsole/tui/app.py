@@ -48,6 +48,9 @@ log = logging.getLogger("pvconsole.tui")
 
 #: Names listed in the confirmation question before "and N more".
 CONFIRM_NAMES = 5
+#: Seconds an exposure change may take to show in the PV states before the next change is
+#: let through anyway (the engine sends it with its next push, 5 times a second).
+EXPOSURE_SETTLE = 2.0
 
 
 @contextmanager
@@ -111,6 +114,10 @@ class PvConsoleApp(App[int]):
         self._focus: frozenset[str] | None = None  # PVs the engine sends every change of
         self._warming = False  # the next client report fills the hidden connections view
         self.gc = IdleCollector(GC_INTERVAL)
+        #: an exposure change is being made, or its result is not in ``states`` yet
+        #: (``time.monotonic()`` until which a new one would act on stale states)
+        self._exposure_busy_until = 0.0
+        self._exposure_waiting: set[str] = set()  # changed PVs whose new state is not in yet
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -174,6 +181,10 @@ class PvConsoleApp(App[int]):
         changed = self._changes.drain()
         for s in changed:
             self.states[s.name] = s
+        if self._exposure_waiting:
+            self._exposure_waiting.difference_update(s.name for s in changed)
+            if not self._exposure_waiting and self._exposure_busy_until != float("inf"):
+                self._exposure_busy_until = 0.0  # the last change shows: the next may come
         records = putlog_since(self.source, self.put_seq)
         if records:
             self.put_seq = records[-1].seq
@@ -414,10 +425,14 @@ class PvConsoleApp(App[int]):
 
     def action_exposure_selected(self, mode: str) -> None:
         table = self.pv_view.table
-        hidden = table.hidden_marks()
+        targets, hidden = table.targets(), table.hidden_marks()
+        if hidden and not targets:
+            self.notify(f"the {hidden} marked PV(s) are hidden by the filter: nothing changed "
+                        "(Esc clears the filter)", severity="warning")
+            return
         if hidden:
             self.notify(f"{hidden} marked PV(s) hidden by the filter left as they are")
-        self.request_exposure(table.targets(), mode)
+        self.request_exposure(targets, mode)
 
     def action_toggle_pv(self, name: str) -> None:
         self.request_exposure([name], "on/off")
@@ -437,20 +452,26 @@ class PvConsoleApp(App[int]):
         if not states:
             self.notify("no PV selected", severity="warning")
             return
+        if time.monotonic() < self._exposure_busy_until:  # e y e typed fast
+            self.notify("the last PVA exposure change is still being applied: press again",
+                        severity="warning", timeout=2)
+            return
         own = self._own_pvs()
         if any(s.name in own for s in states) and not all(s.name in own for s in states):
             states = [s for s in states if s.name not in own]  # a bulk change of the IOCs'
             self.notify("the console's own PVs are left as they are (pvconsole ctl needs "
                         "them): change them on their own")
-        if mode == "on/off":
-            mode = Exposure.AS_DEFINED if all(s.exposure == "off" for s in states) else "off"
+        if mode == "on/off":  # back on as the pvdb has it; one PV it hides: on, as asked
+            back = Exposure.SHOWN if len(states) == 1 else Exposure.AS_DEFINED
+            mode = back if all(s.exposure == "off" for s in states) else "off"
         elif mode == "ro" and all(s.exposure == "ro" for s in states):
-            mode = "on"
+            mode = Exposure.WRITABLE  # not those the pvdb makes read-only
         targets = [s.name for s in states if s.exposure != mode]
         if not targets:
             self.notify(f"already PVA {mode}")
             return
-        busy = [s for s in states if s.name in targets and s.pva_clients and mode != "on"]
+        busy = [s for s in states if s.name in targets and s.pva_clients
+                and mode in ("off", "ro")]
         if not busy:
             self.apply_exposure(targets, mode)
             return
@@ -471,20 +492,40 @@ class PvConsoleApp(App[int]):
         builtin = {p.name for p in getattr(self.source, "plugins", []) if p.source == "builtin"}
         return {n for n, s in self.states.items() if s.plugin in builtin}
 
-    @work(thread=True, group="exposure", name="set-exposure")
     def apply_exposure(self, names: list[str], mode: str) -> None:
+        """Make the change; the next one waits until its result is in the PV states
+        (the engine sends it with its next push)."""
+        self._exposure_busy_until = float("inf")
+        self._exposure_waiting = set(names)  # a poll may bring states before the answer
+        self._apply_exposure(names, mode)
+
+    def _exposure_applied(self, message: str, severity: str, changed: list[str]) -> None:
+        self._exposure_waiting &= set(changed)
+        self._exposure_busy_until = (time.monotonic() + EXPOSURE_SETTLE
+                                     if self._exposure_waiting else 0.0)
+        self.notify(message, severity=severity)  # type: ignore[arg-type]
+
+    @work(thread=True, group="exposure", name="set-exposure")
+    def _apply_exposure(self, names: list[str], mode: str) -> None:
         """Worker thread: the engine persists every change to its state file."""
+        changed: list[str] = []
         try:
             changed = set_exposure_many(self.source, names, mode)
         except Exception as e:  # the operator must see why, the console must stay up
             log.exception("PVA exposure %s failed", mode)
             message, severity = f"PVA {mode} failed: {e}", "error"
         else:
-            said = "on (as defined)" if mode == Exposure.AS_DEFINED else mode
+            said = {Exposure.AS_DEFINED: "on (as the pvdb defines them)",
+                    Exposure.SHOWN: "back on",
+                    Exposure.WRITABLE: "writable"}.get(mode, mode)
             message, severity = f"PVA {said}: {len(changed)} PV(s)", "information"
+            kept = len(set(names) - set(changed))
+            if kept and mode in Exposure.REQUESTS:
+                message += (f"; {kept} left as their pvdb defines them (pvconsole ctl expose "
+                            "NAME on|ro overrides)")
         # call_from_thread: a rare, operator-triggered event; waiting for the UI is fine
         if self.is_running:
-            self.call_from_thread(self.notify, message, severity=severity)
+            self.call_from_thread(self._exposure_applied, message, severity, changed)
 
 
 # ---------------------------------------------------------------------- entry point

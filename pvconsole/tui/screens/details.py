@@ -35,6 +35,11 @@ class DetailsScreen(Screen):
         Binding("escape,backspace", "app.pop_screen", "Back"),
         Binding("e", "exposure('on/off')", "PVA on/off"),
         Binding("w", "exposure('ro')", "PVA ro"),
+        # the views' own keys work here too (back to the main screen, that view)
+        Binding("1", "app.view('pvs')", "PVs", show=False),
+        Binding("2", "app.view('connections')", "Connections", show=False),
+        Binding("3", "app.view('puts')", "Put log", show=False),
+        Binding("4", "app.view('log')", "Server log", show=False),
     ]
 
     def __init__(self, source: DataSource, state: PVState, tz: tzinfo | None = None) -> None:

@@ -303,10 +303,10 @@ class PVTable(SteadyDataTable):
 
     def targets(self) -> list[str]:
         """PVs an action applies to: the marked ones the table shows (a filter hides the
-        others from the operator, so they are left alone), else the one under the cursor."""
-        shown = sorted(n for n in self.marked if n in self._cells)
-        if shown:
-            return shown
+        others from the operator, so they are left alone; none if it hides them all: the
+        cursor row is not what was marked), else the one under the cursor."""
+        if self.marked:
+            return sorted(n for n in self.marked if n in self._cells)
         name = self.current_name()
         return [name] if name else []
 

@@ -143,7 +143,7 @@ class PVView(Vertical):
         self.set_plugin(order[(i + 1) % len(order)])
 
     def action_exposure(self, mode: str) -> None:
-        self.app.request_exposure(self.table.targets(), mode)  # type: ignore[attr-defined]
+        self.app.action_exposure_selected(mode)  # type: ignore[attr-defined]
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
