@@ -258,3 +258,19 @@ async def test_focus_redraws_the_cursor_row_only_and_it_shows_focus() -> None:
         await pilot.pause()
         assert table.has_focus
         assert lines() == focused
+
+
+def test_columns_up_to_the_time_fit_80_columns_with_long_names():
+    """A long IOC prefix (the console's own PVCONSOLE:<HOST>: PVs) must not push the time
+    off an 80-column screen: the name is shortened in its middle instead."""
+    from pvconsole.tui import fmt
+    from pvconsole.tui.widgets.pvtable import (COLUMNS, MIN_VALUE_WIDTH, column_widths)
+    widths = column_widths(80, names=len("PVCONSOLE:LI-RF-IOC03:EXPOSE:RESULT"), plugins=9,
+                           pva_types=22)
+    shown = [k for k, _, _ in COLUMNS][:[k for k, _, _ in COLUMNS].index("time") + 1]
+    assert sum(widths[k] + 2 for k in shown) + 2 <= 80  # padding 1 each side, scrollbar 2
+    assert widths["value"] >= MIN_VALUE_WIDTH and widths["name"] < 35
+    cut = fmt.middle_cut("PVCONSOLE:LI-RF-IOC03:EXPOSE:RESULT", widths["name"])
+    assert len(cut) == widths["name"] and cut.startswith("PVCON") and cut.endswith(":RESULT")
+    wide = column_widths(160, names=35, plugins=9, pva_types=22)
+    assert wide["name"] == 35  # room enough: the whole name

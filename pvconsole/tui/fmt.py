@@ -87,6 +87,15 @@ def iso_clock(iso: str, tz: tzinfo | None = None) -> str:
     return dt.astimezone(tz).strftime("%H:%M:%S.%f")[:-3]
 
 
+def middle_cut(text: str, width: int) -> str:
+    """``text`` in ``width`` characters, shortened in its middle: a PV name's prefix and
+    its last fields are what tell it from the others."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 3
+    return f"{text[:head]}…{text[len(text) - (width - 1 - head):]}"
+
+
 def short(value: Any, width: int = 24) -> str:
     """repr-free short rendering of a put value (lists summarised)."""
     if value is None:

@@ -7,11 +7,17 @@ from datetime import tzinfo
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 
 from ...mirror import PVState
 from .pvtable import COLUMNS, JumpRequested, PVTable
 from .line import show_line
+
+#: With fewer PVs a filter applies on every keystroke; with more, once the typing pauses
+#: for ``FILTER_PAUSE`` s (or on Enter): rebuilding 10,000 rows takes ~0.35 s.
+FILTER_AT_ONCE = 2000
+FILTER_PAUSE = 0.25
 
 
 class PVView(Vertical):
@@ -29,6 +35,7 @@ class PVView(Vertical):
     def __init__(self, *, tz: tzinfo | None = None, id: str | None = None) -> None:
         super().__init__(id=id)
         self.tz = tz
+        self._filter_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="pv-bar"):
@@ -87,7 +94,14 @@ class PVView(Vertical):
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
         if event.input.id == "filter":
-            self._apply_filter(event.value)
+            if self._filter_timer is not None:
+                self._filter_timer.stop()
+                self._filter_timer = None
+            if len(self.table.states) < FILTER_AT_ONCE:
+                self._apply_filter(event.value)
+            else:  # a rebuild of thousands of rows per keystroke: once the typing pauses
+                self._filter_timer = self.set_timer(
+                    FILTER_PAUSE, lambda value=event.value: self._apply_filter(value))
         elif event.input.id == "jump":
             ok = self.table.jump(event.value)
             hidden = None if ok else self.table.hidden_match(event.value)
@@ -96,6 +110,8 @@ class PVView(Vertical):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
+        if event.input.id == "filter":
+            self._apply_filter(event.value)  # at once, not after the typing pause
         if event.input.id == "jump":
             event.input.display = False
             hidden = None if self.table.jump(event.value) else self.table.hidden_match(event.value)
