@@ -226,47 +226,84 @@ def _rows(view: PutLogView) -> list[list]:
     return [table.get_row_at(i) for i in range(table.row_count)]
 
 
-def test_pvconsole_in_a_terminal_quits_on_q_and_takes_the_engine_along(tmp_path: Path) -> None:
-    args = [sys.executable, "-m", "pvconsole", "--plugin", PSU, "--state-dir", str(tmp_path / "state"),
-            "--ca-intf", "127.0.0.1", "--ca-port", str(free_port(udp=True)),
-            "--ca-beacon-addr", "127.0.0.1", "--ca-beacon-port", str(beacon_sink()),
-            "--pva-intf", "127.0.0.1", "--pva-port", str(free_port()),
-            "--pva-broadcast-port", str(free_port(udp=True))]
-    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40",
-           "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO"}
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdin=slave, stdout=slave, stderr=slave)
-    os.close(slave)
-    screen = b""
+class Terminal:
+    """``pvconsole`` in a pseudo-terminal of 120x40, as an operator runs it."""
 
-    def read(timeout: float) -> None:
-        nonlocal screen
-        if select.select([master], [], [], timeout)[0]:
+    def __init__(self, tmp_path: Path, *plugins: str) -> None:
+        args = [sys.executable, "-m", "pvconsole", "--state-dir", str(tmp_path / "state"),
+                "--ca-intf", "127.0.0.1", "--ca-port", str(free_port(udp=True)),
+                "--ca-beacon-addr", "127.0.0.1", "--ca-beacon-port", str(beacon_sink()),
+                "--pva-intf", "127.0.0.1", "--pva-port", str(free_port()),
+                "--pva-broadcast-port", str(free_port(udp=True))]
+        for plugin in plugins:
+            args += ["--plugin", plugin]
+        env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40",
+               "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO"}
+        self.master, slave = pty.openpty()
+        self.proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdin=slave, stdout=slave,
+                                     stderr=slave)
+        os.close(slave)
+        self.screen = b""
+
+    def read(self, timeout: float) -> None:
+        if select.select([self.master], [], [], timeout)[0]:
             try:
-                screen += os.read(master, 65536)
+                self.screen += os.read(self.master, 65536)
             except OSError:
                 pass
 
-    try:
-        deadline = time.monotonic() + 30
-        while b"PSU:VOLT" not in screen:
-            assert time.monotonic() < deadline and proc.poll() is None, screen[-2000:]
-            read(0.2)
-        children = _children(proc.pid)
-        assert children, "the engine runs in a child process"
-        os.write(master, b"q")
-        deadline = time.monotonic() + 10
-        while proc.poll() is None:
+    def wait_for(self, text: bytes, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.screen:
+            assert time.monotonic() < deadline and self.proc.poll() is None, self.screen[-2000:]
+            self.read(0.2)
+
+    def wait_exit(self, timeout: float = 10) -> int:
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None:
             assert time.monotonic() < deadline, "console did not quit"
-            read(0.1)
-        assert proc.returncode == 0
+            self.read(0.1)
+        return self.proc.returncode
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.master)
+
+
+def test_pvconsole_in_a_terminal_quits_on_q_and_takes_the_engine_along(tmp_path: Path) -> None:
+    term = Terminal(tmp_path, PSU)
+    try:
+        term.wait_for(b"PSU:VOLT")
+        assert b"starting the CA and PVA servers" in term.screen  # before the UI takes over
+        children = _children(term.proc.pid)
+        assert children, "the engine runs in a child process"
+        os.write(term.master, b"q")
+        assert term.wait_exit() == 0
         assert all(gone(pid) for pid in children)
-        assert b"CAS:" not in screen and b"Traceback" not in screen
+        assert b"CAS:" not in term.screen and b"Traceback" not in term.screen
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
+        term.close()
+
+
+def test_ctrl_c_while_plugins_load_stops_cleanly(tmp_path: Path) -> None:
+    slow = tmp_path / "slow.py"
+    slow.write_text("import time\ntime.sleep(60)\nprefix = 'SLOW:'\npvdb = {'X': {}}\n")
+    term = Terminal(tmp_path, PSU, str(slow))
+    try:
+        term.wait_for(b"starting the CA and PVA servers")
+        deadline = time.monotonic() + 10
+        while not _children(term.proc.pid):
+            assert time.monotonic() < deadline, "no engine process"
+            time.sleep(0.05)
+        children = _children(term.proc.pid)
+        os.kill(term.proc.pid, signal.SIGINT)  # the terminal's ^C (the engine has a session of its own)
+        assert term.wait_exit() == 130
+        assert b"interrupted while starting" in term.screen and b"Traceback" not in term.screen
+        assert all(gone(pid) for pid in children)
+    finally:
+        term.close()
 
 
 def _children(pid: int) -> list[int]:

@@ -544,12 +544,18 @@ def run_console(cfg: Config, verbose: int) -> int:
     buffer = LogBuffer()
     logging.getLogger().handlers[:] = [buffer]
     set_log_levels(verbose)
+    # the screen stays blank until the engine serves: say what is going on meanwhile
+    os.write(fds.saved_err, b"pvconsole: starting the CA and PVA servers, loading plugins...\n")
     try:
         source = RemoteSource.start(cfg, verbose, buffer)
     except StartupError as e:
         fds.restore()
         print(f"pvconsole: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        fds.restore()
+        print("pvconsole: interrupted while starting: nothing is served", file=sys.stderr)
+        return 130
     lower_priority(UI_NICE)  # every thread of the console: the servers come first
     app = PvConsoleApp(source, log_buffer=buffer)
 

@@ -124,9 +124,13 @@ class RemoteSource:
         threading.Thread(target=source._read, name="engine-reader", daemon=True).start()
         try:
             info = source._started.result(START_TIMEOUT)
-        except Exception as e:
+        except BaseException as e:  # ^C while the plugins load too: the engine goes with it
+            if source.proc.poll() is None:  # still starting: nothing reads the pipe yet
+                source.proc.terminate()
             source.stop()
-            raise StartupError(str(e)) from None
+            if isinstance(e, Exception):
+                raise StartupError(str(e)) from None
+            raise
         source.plugins = list(info.get("plugins", []))
         source._stats = info.get("stats")
         return source
