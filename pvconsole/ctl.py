@@ -85,7 +85,7 @@ def _print_clients(clients: list[dict[str, Any]]) -> None:
     if not clients:
         print("no clients")
         return
-    print(f"{'PROTO':<5} {'PEER':<22} {'USER':<12} {'HOST':<16} {'CHANNELS':>8} {'MONITORS':>8}  SINCE")
+    print(f"{'PROTO':<5} {'PEER':<22} {'USER':<12} {'HOST':<16} {'CHANNELS':>8} {'MONITORS':>8}  FIRST SEEN")
     for c in clients:
         since = datetime.fromtimestamp(c["since"]).strftime("%H:%M:%S")
         mon = "?" if c["monitors"] is None else str(c["monitors"])

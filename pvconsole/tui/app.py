@@ -387,6 +387,11 @@ class PvConsoleApp(App[int]):
         self.action_view("pvs")
         self.pv_view.set_plugin(plugin or None)
 
+    def action_clear_filters(self) -> None:
+        """Every PV again: no text filter, every plugin."""
+        self.action_plugin("")
+        self.pv_view.set_filter("")
+
     def action_jump(self) -> None:
         self.action_view("pvs")
         self.pv_view.action_jump()

@@ -28,9 +28,9 @@ class ConsoleCommands(Provider):
         yield ("Toggle PVA read-only of marked PVs", "Read-only ↔ on for the marked rows or the cursor row (w)",
                partial(app.action_exposure_selected, "ro"))
         yield "Filter PVs", "Type text or a glob in the filter box (/)", app.action_filter
-        yield "Clear PV filter", "Show every PV again", partial(app.action_set_filter, "")
+        yield "Clear PV filters", "Show every PV again: no text filter, every plugin", app.action_clear_filters
         yield "Jump to PV…", "Type a name; the cursor follows (j)", app.action_jump
-        yield "Follow put log", "Toggle following the newest put (f)", app.action_follow_puts
+        yield "Toggle following the put log", "Follow the newest put, or stop following (f)", app.action_follow_puts
         yield "Toggle dark/light", "Switch between the dark and light themes", app.action_toggle_dark
         for plugin in sorted({p.name for p in getattr(app.source, "plugins", [])}):
             yield f"Filter by plugin: {plugin}", "Show only this plugin's PVs", partial(app.action_plugin, plugin)

@@ -16,9 +16,9 @@ from ..source import client_counts
 from .steadytable import SteadyDataTable
 
 CLIENT_COLUMNS = (("protocol", "Proto"), ("peer", "Peer"), ("user", "User"), ("host", "Host"),
-                  ("channels", "Channels"), ("monitors", "Monitors"), ("since", "Since"),
+                  ("channels", "Channels"), ("monitors", "Monitors"), ("since", "First seen"),
                   ("traffic", "Traffic"))
-PV_COLUMNS = (("name", "PV"), ("ca", "CA clients"), ("pva", "PVA clients"), ("exp", "PVA"))
+PV_COLUMNS = (("name", "PV"), ("ca", "CA clients"), ("pva", "PVA clients"), ("exp", "Exp"))
 
 #: Rows of the per-PV client table (the first ones by name).
 PV_ROWS_MAX = 1000
