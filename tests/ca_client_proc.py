@@ -1,7 +1,7 @@
 """A pyepics CA client in its own process, driven by JSON lines on stdin.
 
 pyepics keeps one CA context per process and reads EPICS_CA_* at import, so each test
-server gets its own client process. Commands: {"op": "get"|"put"|"monitor"|"events"|
+server gets its own client process. Commands: {"op": "get"|"put"|"monitor"|"poll"|"events"|
 "info", "pv": ..., ...}; each answers one JSON line.
 """
 
@@ -59,6 +59,12 @@ def handle(cmd):
             return {"error": "not connected"}
         monitors[name] = pv
         return {"ok": True}
+    if op == "poll":  # a channel and a get, no monitor: a poller (kept open)
+        pv = epics.PV(name, auto_monitor=False)
+        if not pv.wait_for_connection(timeout=5):
+            return {"error": "not connected"}
+        monitors[name] = pv
+        return {"value": plain(pv.get(timeout=5, use_monitor=False))}
     if op == "events":
         with lock:
             out = list(events)

@@ -152,6 +152,21 @@ async def test_q_asks_before_it_stops_ioc_with_clients(engine: Engine, pva: Cont
 
 
 @sync
+async def test_q_asks_too_when_a_ca_client_only_polls(engine: Engine, ca) -> None:
+    """A CA client with a channel and no monitor (a poller): no PV flag shows it, the
+    client report does."""
+    assert "value" in ca(engine).call(op="poll", pv="PSU:VOLT")  # the channel stays open
+    app = make_app(engine)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await until(pilot, lambda: app.loaded, what="model")
+        assert not any(s.ca_monitored or s.pva_clients for s in app.states.values())
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="question")
+        await pilot.press("n")
+        assert app.is_running
+
+
+@sync
 async def test_confirmation_can_be_declined(engine: Engine, pva: Context) -> None:
     pva.get("PSU:MODE", timeout=5)
     app = make_app(engine)

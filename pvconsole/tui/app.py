@@ -7,6 +7,7 @@ changes run in a worker thread because they write the state file.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -405,12 +406,24 @@ class PvConsoleApp(App[int]):
         asks first while clients are connected; ctrl+c quits at once."""
         if isinstance(self.screen, ConfirmScreen):  # q in a dialog is not an answer
             return
-        busy = sum(1 for s in self.states.values() if s.ca_monitored or s.pva_clients)
-        if not busy or getattr(self.source, "gone", ""):
+        if getattr(self.source, "gone", ""):
             self.exit()
             return
-        question = (f"{busy} PV(s) have connected clients. Quitting stops serving all "
-                    f"{len(self.states)} PVs, on CA and PVA. Quit?")
+        # a fresh client report: a CA client that polls (channels, no monitor) counts too
+        known = await asyncio.get_running_loop().run_in_executor(None, clients, self.source)
+        if known is not None:
+            per = {p: sum(1 for c in known if c.get("protocol") == p and c.get("channels"))
+                   for p in ("ca", "pva")}
+            who = f"{per['ca']} CA and {per['pva']} PVA client(s) are connected"
+            busy = per["ca"] + per["pva"]
+        else:  # the engine cannot tell: the PVs' flags
+            busy = sum(1 for s in self.states.values() if s.ca_monitored or s.pva_clients)
+            who = f"{busy} PV(s) have connected clients"
+        if not busy:
+            self.exit()
+            return
+        question = (f"{who}. Quitting stops serving all {len(self.states)} PVs, on CA "
+                    "and PVA. Quit?")
         self.push_screen(ConfirmScreen(question, yes="Quit"),
                          lambda yes: self.exit() if yes else None)
 
