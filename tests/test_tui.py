@@ -372,3 +372,18 @@ async def test_screenshot_from_the_palette_lands_where_the_operator_is(
         await pilot.press("enter")
         await until(pilot, lambda: list(tmp_path.glob("*.svg")), what="screenshot file")
     assert "pvconsole" in next(tmp_path.glob("*.svg")).read_text()
+
+
+@sync
+async def test_a_plugin_that_failed_stays_in_the_header(tmp_path: Path) -> None:
+    broken = str(Path(__file__).resolve().parent / "plugins" / "broken_init.py")
+    engine = Engine(loopback_config([PSU, broken], tmp_path / "state"))
+    engine.start()
+    try:
+        app = make_app(engine)
+        async with app.run_test(size=(80, 24)) as pilot:
+            servers = app.main.query_one("#servers")
+            await until(pilot, lambda: "1 plugin(s) not loaded" in str(servers.render()),
+                        what="failure in the header")
+    finally:
+        engine.stop()

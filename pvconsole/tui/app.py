@@ -138,6 +138,7 @@ class PvConsoleApp(App[int]):
         self.theme_changed_signal.subscribe(self, self._on_theme)
         for plugin in getattr(self.source, "plugins", []):
             if plugin.error:
+                self.status.failed_plugins += 1
                 self.notify(f"plugin {plugin.name} not loaded: {plugin.error}", severity="error",
                             timeout=30)
         self.loaded = True

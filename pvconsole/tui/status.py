@@ -19,6 +19,7 @@ class StatusModel:
         pva_rates: PVA posts per second, one per sample.
         worst_ms: Worst CA→PVA post time of each sample (the engine resets it per read).
         gone: Why the engine no longer serves (its process died), or "".
+        failed_plugins: Plugins that were not loaded (their errors are in the server log).
     """
 
     samples: int = SPARK_SAMPLES
@@ -27,6 +28,7 @@ class StatusModel:
     pva_rates: deque[float] = field(default_factory=deque)
     worst_ms: deque[float] = field(default_factory=deque)
     gone: str = ""
+    failed_plugins: int = 0
     _last: tuple[float, int, int] | None = None
 
     def __post_init__(self) -> None:

@@ -46,6 +46,9 @@ class StatusHeader(Widget):
         s = status.stats
         line = Text()
         line.append(" pvconsole ", style="bold reverse")
+        if status.failed_plugins:  # first: it must show at 80 columns for as long as it is so
+            line.append(f" {status.failed_plugins} plugin(s) not loaded (4: log) ",
+                        style="bold white on red")
         if status.gone:
             line.append(f"  NOT SERVING: {status.gone}", style="bold red")
         else:
