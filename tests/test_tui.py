@@ -256,6 +256,9 @@ async def test_pva_put_shows_in_put_log(engine: Engine, pva: Context) -> None:
         await until(pilot, lambda: puts.row_count == 1, what="filtered put log")
         await pilot.press("escape", "slash", *"psu:m?g pva", "enter")  # a glob and a word
         await until(pilot, lambda: [r[1] for r in rows()] == ["PSU:MSG"], what="glob filter")
+        await pilot.press("enter")  # the whole put, client and all, whatever the width
+        await until(pilot, lambda: any("hello tui" in n.message and "@" in n.message
+                                       for n in app._notifications), what="the put in full")
 
 
 @sync

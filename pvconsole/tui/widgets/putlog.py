@@ -44,6 +44,16 @@ def put_matches(r: Any, text: str) -> bool:
     return all(any(name_matches(f, word) for f in fields) for word in text.split())
 
 
+def put_text(r: Any, tz: tzinfo | None) -> str:
+    """A put record in full, one field per line."""
+    lines = [f"{fmt.iso_clock(r.time, tz)}  {r.protocol.upper()}  {r.client}",
+             f"{fmt.short(r.old, 60)} → {fmt.short(r.requested, 60)}",
+             f"{r.result}{f': {r.reason}' if r.reason else ''}"]
+    if r.duration_ms:
+        lines.append(f"driver {r.duration_ms:g} ms")
+    return "\n".join(lines)
+
+
 class PutLogView(Vertical):
     """Put records in a table; ``f`` toggles following the newest."""
 
@@ -122,6 +132,14 @@ class PutLogView(Vertical):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.table.focus()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a put: all of it, whatever the terminal's width cuts off (who, why)."""
+        event.stop()
+        seq = str(event.row_key.value)
+        record = next((r for r in self.records if str(r.seq) == seq), None)
+        if record is not None:
+            self.app.notify(put_text(record, self.tz), title=f"put to {record.pv}", timeout=15)
 
     def show_newest(self) -> None:
         """Shown: when following, the newest put is in view (records that arrived while the
