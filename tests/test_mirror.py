@@ -84,10 +84,13 @@ def test_updates_reach_pva_without_any_ca_monitor(engine, pva):
         sub.close()
 
 
-def test_a_burst_reaches_pva_monitors_whole_and_in_order(engine, pva):
-    """Changes are written on the changing thread and posted by the post thread; a PV
-    changed again before its post must be posted first, not merged into the newer one
-    (a monitor with room for every update gets all of them, in order, on every PV)."""
+@pytest.mark.parametrize("defer_rate", [0.0, math.inf], ids=["post-thread", "at-once"])
+def test_a_burst_reaches_pva_monitors_whole_and_in_order(engine, pva, monkeypatch, defer_rate):
+    """Above DEFER_RATE changes are written on the changing thread and posted by the post
+    thread; a PV changed again before its post must be posted first, not merged into the
+    newer one (a monitor with room for every update gets all of them, in order, on every
+    PV). Below it they are posted at once."""
+    monkeypatch.setattr(mirror_module, "DEFER_RATE", defer_rate)
     ctx = pva(engine)
     drv = driver_of(engine)
     names = ("INT", "SHORT", "FLOAT")
