@@ -301,7 +301,8 @@ def test_ctrl_c_while_plugins_load_stops_cleanly(tmp_path: Path) -> None:
         os.kill(term.proc.pid, signal.SIGINT)  # the terminal's ^C (the engine has a session of its own)
         assert term.wait_exit() == 130
         assert b"interrupted while starting" in term.screen and b"Traceback" not in term.screen
-        assert all(gone(pid) for pid in children)
+        left = [open(f"/proc/{p}/cmdline").read() for p in children if not gone(p)]
+        assert not left, (left, term.screen[-3000:])
     finally:
         term.close()
 

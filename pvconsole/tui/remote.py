@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -111,23 +112,34 @@ class RemoteSource:
         from ..engine import StartupError
 
         ours, theirs = socket.socketpair()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pvconsole.enginehost", str(theirs.fileno()), str(verbose)],
-            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, start_new_session=True)  # the terminal's ^C is the console's
-        theirs.close()
-        conn = Connection(os.dup(ours.fileno()))
-        ours.close()
-        source = cls(proc, conn, logs)
-        threading.Thread(target=source._pump_output, name="engine-output", daemon=True).start()
-        conn.send(cfg)
-        threading.Thread(target=source._read, name="engine-reader", daemon=True).start()
+        # a ^C while the child is being made would leave it running: held until it is made
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "pvconsole.enginehost", str(theirs.fileno()), str(verbose)],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, start_new_session=True)  # the terminal's ^C is the console's
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            raise
+        source = None
+        try:  # from here on, whatever happens (^C while the plugins load too), the engine goes
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            theirs.close()
+            conn = Connection(os.dup(ours.fileno()))
+            ours.close()
+            source = cls(proc, conn, logs)
+            threading.Thread(target=source._pump_output, name="engine-output", daemon=True).start()
+            conn.send(cfg)
+            threading.Thread(target=source._read, name="engine-reader", daemon=True).start()
             info = source._started.result(START_TIMEOUT)
-        except BaseException as e:  # ^C while the plugins load too: the engine goes with it
-            if source.proc.poll() is None:  # still starting: nothing reads the pipe yet
-                source.proc.terminate()
-            source.stop()
+        except BaseException as e:
+            if proc.poll() is None:  # still starting: nothing reads the pipe yet
+                proc.terminate()
+            if source is not None:
+                source.stop()
+            else:
+                proc.wait()
             if isinstance(e, Exception):
                 raise StartupError(str(e)) from None
             raise
