@@ -10,6 +10,7 @@ reply; several may be in flight from different threads.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -21,7 +22,7 @@ import threading
 from collections import deque
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from ..config import Config
 from ..enginehost import states_from_rows
@@ -38,6 +39,21 @@ START_TIMEOUT = 60.0
 CALL_TIMEOUT = 10.0
 #: Seconds the engine gets to stop before it is killed (headless stops in < 2 s).
 STOP_TIMEOUT = 5.0
+
+
+@contextlib.contextmanager
+def _interrupt_held() -> Iterator[list[int]]:
+    """SIGINT noted, not raised, inside the block (main thread only: where Python handles
+    signals); the list it yields is not empty if one came."""
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    came: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: came.append(signum))
+    try:
+        yield came
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class EngineGone(RuntimeError):
@@ -112,19 +128,15 @@ class RemoteSource:
         from ..engine import StartupError
 
         ours, theirs = socket.socketpair()
-        # a ^C while the child is being made would leave it running: held until it is made
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
+        with _interrupt_held() as interrupted:  # a ^C inside Popen would leave the child running
             proc = subprocess.Popen(
                 [sys.executable, "-m", "pvconsole.enginehost", str(theirs.fileno()), str(verbose)],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, start_new_session=True)  # the terminal's ^C is the console's
-        except BaseException:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-            raise
         source = None
         try:  # from here on, whatever happens (^C while the plugins load too), the engine goes
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            if interrupted:
+                raise KeyboardInterrupt
             theirs.close()
             conn = Connection(os.dup(ours.fileno()))
             ours.close()
