@@ -337,6 +337,24 @@ async def test_keys_bunched_in_one_read_do_not_crash_the_console(engine: Engine)
 
 
 @sync
+async def test_keys_bunched_after_a_focus_change_go_where_it_went(engine: Engine) -> None:
+    """``/volt`` in one read: the letters go into the filter box, not to the table (whose
+    ``t`` would toggle the theme); ``3/msg`` filters the put log, not the PV table."""
+    app = make_app(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: table(app).row_count > 0, what="rows")
+        theme = app.theme
+        for key in ("slash", *"volt"):  # queued before the app runs again, as in one read
+            app.post_message(events.Key(key, None if len(key) > 1 else key))
+        await until(pilot, lambda: app.pv_view.query_one("#filter").value == "volt", what="filter")
+        assert app.theme == theme
+        for key in ("enter", "3", "slash", *"msg"):
+            app.post_message(events.Key(key, None if len(key) > 1 else key))
+        await until(pilot, lambda: app.main.query_one("#put-filter").value == "msg", what="put filter")
+        assert app.current_view == "puts" and app.pv_view.table.pattern == "volt"
+
+
+@sync
 async def test_screens_switch_by_number_and_log_shows_epics_output(engine: Engine) -> None:
     buffer = LogBuffer()
     logging.getLogger("epics").addHandler(buffer)

@@ -23,13 +23,14 @@ from textual import events, work
 from textual.app import App, ScreenStackError
 from textual.binding import Binding
 from textual.css.query import NoMatches
-from textual.widgets import ContentSwitcher
+from textual.widgets import ContentSwitcher, Input
 
 from ..cli import set_log_levels
 from ..config import Config
 from ..gcpolicy import QUIET, IdleCollector, loading, settle
 from ..mirror import Exposure, PVState
 from .commands import ConsoleCommands
+from .focus import focus_now
 from .logbuffer import LogBuffer
 from .priority import lower_priority
 from .screens.confirm import ConfirmScreen
@@ -47,6 +48,9 @@ from .widgets.serverlog import ServerLog
 
 log = logging.getLogger("pvconsole.tui")
 
+#: Event-loop turns a routed key may take to be handled (it bubbles from the focused
+#: widget up through its parents' queues) before the next is routed anyway.
+KEY_SETTLE_TURNS = 50
 #: Names listed in the confirmation question before "and N more".
 CONFIRM_NAMES = 5
 #: Seconds an exposure change may take to show in the PV states before the next change is
@@ -156,7 +160,43 @@ class PvConsoleApp(App[int]):
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, (events.Key, events.MouseDown)):
             self.gc.input_seen()
-        await super().on_event(event)
+        routed = isinstance(event, events.Key) and not event.is_forwarded  # (forwarding marks it)
+        if not (routed and await self._bound_at_once(event)):
+            await super().on_event(event)
+        if routed:
+            await self._key_handled()
+
+    async def _bound_at_once(self, key: events.Key) -> bool:
+        """Run the key's binding now, if the focus chain has one, as Textual would once
+        the key had bubbled back to the App: behind the keys read with it, which the App
+        routes first (``/volt`` sent "volt" to the table, not to the filter box ``/``
+        focuses). Printable keys in a text box are the box's."""
+        if isinstance(self.focused, Input) and key.is_printable:
+            return False
+        if await self._check_bindings(key.key, priority=True):
+            return True
+        return await self._check_bindings(key.key)
+
+    async def _key_handled(self) -> None:
+        """Wait until the key just routed has left the focus chain's queues.
+
+        The App routes each key to the focused widget's queue and goes on to the next;
+        keys read together (typed over a laggy ssh link) were all routed before the
+        widget handled the first, so ``/volt`` sent "volt" to the table (whose ``t``
+        toggles the theme) instead of the filter box that ``/`` focuses. Actions that
+        move focus do it at once (:func:`focus_now`), so the next key goes where it went.
+        """
+        quiet = 0
+        for _ in range(KEY_SETTLE_TURNS):
+            focused = self.focused
+            chain = [] if focused is None else [focused, *focused.ancestors]
+            if any(w is not self and w.message_queue_size for w in chain):
+                quiet = 0
+            else:
+                quiet += 1
+                if quiet >= 2:  # and a turn more: a handler may post as it returns
+                    return
+            await asyncio.sleep(0)
 
     def on_unmount(self) -> None:
         self.gc.restore()
@@ -340,16 +380,16 @@ class PvConsoleApp(App[int]):
         if view == "pvs":
             self.pv_view.table.flush()
             self.pv_view.update_info()
-            self.pv_view.table.focus()
+            focus_now(self.pv_view.table)
         elif view == "connections":
             self._show_connections()
             self.refresh_clients(fresh=True)
-            self.main.query_one("#pv-clients").focus()
+            focus_now(self.main.query_one("#pv-clients"))
         elif view == "puts":
             self.main.query_one(PutLogView).show_newest()
-            self.main.query_one("#put-table").focus()
+            focus_now(self.main.query_one("#put-table"))
         elif view == "log":
-            self.main.query_one(ServerLog).focus()
+            focus_now(self.main.query_one(ServerLog))
 
     def switch_to_main(self) -> None:
         """Pop pushed screens (details, dialogs) back to the main screen."""

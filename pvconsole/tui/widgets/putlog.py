@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Static
 
 from .. import fmt
+from ..focus import focus_now
 from ..settings import PUTLOG_ROWS
 from .steadytable import SteadyDataTable
 from .line import show_line
@@ -131,7 +132,7 @@ class PutLogView(Vertical):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.table.focus()
+        focus_now(self.table)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """Enter on a put: all of it, whatever the terminal's width cuts off (who, why)."""
@@ -155,10 +156,10 @@ class PutLogView(Vertical):
         self._info()
 
     def action_filter(self) -> None:
-        self.query_one("#put-filter", Input).focus()
+        focus_now(self.query_one("#put-filter", Input))
 
     def action_clear(self) -> None:
         flt = self.query_one("#put-filter", Input)
         if not flt.has_focus and flt.value:
             self.set_filter("")
-        self.table.focus()
+        focus_now(self.table)

@@ -11,6 +11,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 
 from ...mirror import PVState
+from ..focus import focus_now
 from .pvtable import COLUMNS, JumpRequested, PVTable
 from .line import show_line
 
@@ -118,7 +119,7 @@ class PVView(Vertical):
             if hidden is not None:  # only a filter hides it: clear the filters, go there
                 self.app.action_goto(hidden)  # type: ignore[attr-defined]
                 self.app.notify(f"filters cleared to show {hidden}", timeout=3)
-        self.table.focus()
+        focus_now(self.table)
 
     def on_jump_requested(self, event: JumpRequested) -> None:
         self.action_jump(event.text)
@@ -128,14 +129,14 @@ class PVView(Vertical):
         self.app.action_details(str(event.row_key.value))  # type: ignore[attr-defined]
 
     def action_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
+        focus_now(self.query_one("#filter", Input))
 
     def action_jump(self, text: str = "") -> None:
         box = self.query_one("#jump", Input)
         box.display = True
         box.value = text
         box.cursor_position = len(text)
-        box.focus()
+        focus_now(box)
 
     def action_clear(self) -> None:
         """Escape: close the jump box, else leave the filter input, else clear the filter."""
@@ -149,7 +150,7 @@ class PVView(Vertical):
             self.set_filter("")
         elif self.table.marked:
             self.table.action_unmark_all()
-        self.table.focus()
+        focus_now(self.table)
         self.update_info()
 
     def action_next_plugin(self) -> None:
