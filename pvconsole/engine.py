@@ -398,7 +398,7 @@ class Engine:
         (or until a thread of the plugin sets them again)."""
         def mark() -> None:
             driver = self.drivers.get(name)
-            mine = [e for e in self.entries.values() if e.plugin == name]
+            mine = self._entries_of(name)
             if driver is None or not mine:
                 return
             for entry in mine:
@@ -407,6 +407,9 @@ class Engine:
             log.error("plugin %s: its %d PVs are INVALID (COMM) now that its loop stopped "
                       "(%s: %s)", name, len(mine), type(error).__name__, error)
         self._submit(mark)
+
+    def _entries_of(self, plugin: str) -> list[Entry]:
+        return [e for e in self.entries.values() if e.plugin == plugin]
 
     def _unique_name(self, spec: str) -> str:
         """The plugin's short name, or (another plugin has it: ``a/ioc.py`` and
@@ -426,7 +429,7 @@ class Engine:
         manager.driver[plugin_loader.driver_port(name)] = driver
         self.drivers[name] = driver
         capost.install_fast_update_pvs(driver)
-        mine = [e for e in self.entries.values() if e.plugin == name]
+        mine = self._entries_of(name)
         for entry in mine:
             entry.driver = driver
         self.plugins.append(PluginStatus(name=name, source=source, pvs=len(mine),
@@ -452,10 +455,10 @@ class Engine:
         plugin = port.split(":", 1)[1]
         if not isinstance(prefix, str) or not isinstance(pvdb, dict):
             raise plugin_loader.PluginError(f"{plugin}: prefix must be a str and pvdb a dict")
-        own_ports = sorted({(r, str(i["port"])) for r, i in pvdb.items()
-                            if isinstance(i, dict) and i.get("port") not in (None, "default")})
-        if own_ports:  # pcaspy's several drivers in one server
-            reason, asked = own_ports[0]
+        own_port = next(((r, i["port"]) for r, i in pvdb.items()
+                         if isinstance(i, dict) and i.get("port") not in (None, "default")), None)
+        if own_port is not None:  # pcaspy's several drivers in one server
+            reason, asked = own_port
             raise plugin_loader.PluginError(
                 f"{plugin}: PV {prefix}{reason} asks for pcaspy port {asked!r}: pvconsole gives "
                 "each plugin one Driver on a port of its own; drop the 'port' keys and the "

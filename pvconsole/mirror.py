@@ -710,7 +710,6 @@ class PvaMirror:
             with entry.lock:
                 was_on, entry.pva_pv, entry.value, entry.pva_clients = (
                     entry.pva_pv is not None, None, None, 0)
-                entry.unposted = False
             if was_on:
                 self.provider.remove(entry.name)
             self._fail_pending(entry, "server shutting down")

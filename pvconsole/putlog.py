@@ -111,15 +111,16 @@ def _plain(v: Any) -> Any:
     """A put's value as the log keeps it: JSON-able, bounded in size."""
     if isinstance(v, str):
         return v if len(v) <= TEXT_CHARS else f"{v[:TEXT_CHARS]}… ({len(v):,} chars)"
-    array = isinstance(v, (list, tuple)) or getattr(v, "ndim", 0) > 0
-    if not array:
+    if not (isinstance(v, (list, tuple)) or getattr(v, "ndim", 0) > 0):
         return v.tolist() if hasattr(v, "tolist") else v  # a numpy scalar: its Python value
     if len(v) <= ARRAY_ITEMS:
-        return v.tolist() if hasattr(v, "tolist") else list(v)
-    head = v[:SUMMARY_ITEMS]
-    head = head.tolist() if hasattr(head, "tolist") else list(head)
+        return _listed(v)
     kind = str(getattr(v, "dtype", "")) or type(v).__name__
-    return f"[{', '.join(map(repr, head))}, … ({len(v):,} × {kind})]"
+    return f"[{', '.join(map(repr, _listed(v[:SUMMARY_ITEMS])))}, … ({len(v):,} × {kind})]"
+
+
+def _listed(v: Any) -> list:
+    return v.tolist() if hasattr(v, "tolist") else list(v)
 
 
 class PutLog:

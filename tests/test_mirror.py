@@ -112,7 +112,6 @@ def test_a_burst_reaches_pva_monitors_whole_and_in_order(engine, pva, monkeypatc
         wait_for(lambda: all(len(v) >= len(want) for v in got.values()), timeout=20)
         for n in names:
             assert [int(x) for x in got[n]] == want, n
-        assert engine.stats().worst_post_ms < 5000
     finally:
         for sub in subs:
             sub.close()

@@ -38,7 +38,8 @@ from .screens.details import DetailsScreen
 from .screens.main import MainScreen
 from .settings import (CATCH_UP_PENDING, CLIENTS_INTERVAL, GC_CHECK, GC_INTERVAL, REFRESH,
                        STATS_INTERVAL, UI_NICE, WARM_AFTER)
-from .source import DataSource, client_counts, clients, putlog_since, set_exposure_many
+from .source import (DataSource, client_counts, clients, clients_per_protocol, putlog_since,
+                     set_exposure_many)
 from .status import StatusModel
 from .widgets.connections import ConnectionsView
 from .widgets.header import StatusHeader
@@ -119,10 +120,10 @@ class PvConsoleApp(App[int]):
         self._focus: frozenset[str] | None = None  # PVs the engine sends every change of
         self._warming = False  # the next client report fills the hidden connections view
         self.gc = IdleCollector(GC_INTERVAL)
-        #: an exposure change is being made, or its result is not in ``states`` yet
-        #: (``time.monotonic()`` until which a new one would act on stale states)
-        self._exposure_busy_until = 0.0
-        self._exposure_waiting: set[str] = set()  # changed PVs whose new state is not in yet
+        #: PVs of the last exposure change whose new state is not in ``states`` yet (a new
+        #: change would act on stale states), waited for until ``_exposure_deadline``
+        self._exposure_waiting: set[str] = set()
+        self._exposure_deadline = 0.0  # time.monotonic(); inf while the change is made
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -223,10 +224,8 @@ class PvConsoleApp(App[int]):
         changed = self._changes.drain()
         for s in changed:
             self.states[s.name] = s
-        if self._exposure_waiting:
+        if self._exposure_waiting:  # the last exposure change shows: the next may come
             self._exposure_waiting.difference_update(s.name for s in changed)
-            if not self._exposure_waiting and self._exposure_busy_until != float("inf"):
-                self._exposure_busy_until = 0.0  # the last change shows: the next may come
         records = putlog_since(self.source, self.put_seq)
         if records:
             self.put_seq = records[-1].seq
@@ -453,8 +452,7 @@ class PvConsoleApp(App[int]):
         # a fresh client report: a CA client that polls (channels, no monitor) counts too
         known = await asyncio.get_running_loop().run_in_executor(None, clients, self.source)
         if known is not None:
-            per = {p: sum(1 for c in known if c.get("protocol") == p and c.get("channels"))
-                   for p in ("ca", "pva")}
+            per = clients_per_protocol(c for c in known if c.get("channels"))
             who = f"{per['ca']} CA and {per['pva']} PVA client(s) are connected"
             busy = per["ca"] + per["pva"]
         else:  # the engine cannot tell: the PVs' flags
@@ -511,7 +509,7 @@ class PvConsoleApp(App[int]):
         if not states:
             self.notify("no PV selected", severity="warning")
             return
-        if time.monotonic() < self._exposure_busy_until:  # e y e typed fast
+        if self._exposure_waiting and time.monotonic() < self._exposure_deadline:  # e y e, fast
             self.notify("the last PVA exposure change is still being applied: press again",
                         severity="warning", timeout=2)
             return
@@ -530,7 +528,7 @@ class PvConsoleApp(App[int]):
             self.notify(f"already PVA {mode}")
             return
         busy = [s for s in states if s.name in targets and s.pva_clients
-                and mode in ("off", "ro")]
+                and mode in (Exposure.OFF, Exposure.READONLY)]
         if not busy:
             self.apply_exposure(targets, mode)
             return
@@ -554,14 +552,13 @@ class PvConsoleApp(App[int]):
     def apply_exposure(self, names: list[str], mode: str) -> None:
         """Make the change; the next one waits until its result is in the PV states
         (the engine sends it with its next push)."""
-        self._exposure_busy_until = float("inf")
         self._exposure_waiting = set(names)  # a poll may bring states before the answer
+        self._exposure_deadline = float("inf")
         self._apply_exposure(names, mode)
 
     def _exposure_applied(self, message: str, severity: str, changed: list[str]) -> None:
-        self._exposure_waiting &= set(changed)
-        self._exposure_busy_until = (time.monotonic() + EXPOSURE_SETTLE
-                                     if self._exposure_waiting else 0.0)
+        self._exposure_waiting &= set(changed)  # those not changed bring no new state
+        self._exposure_deadline = time.monotonic() + EXPOSURE_SETTLE
         self.notify(message, severity=severity)  # type: ignore[arg-type]
 
     @work(thread=True, group="exposure", name="set-exposure")

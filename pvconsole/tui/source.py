@@ -75,6 +75,14 @@ def clients(source: DataSource) -> list[dict[str, Any]] | None:
         return None
 
 
+def clients_per_protocol(known: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """How many of these clients each protocol has (``{"ca": n, "pva": m}``)."""
+    per = {"ca": 0, "pva": 0}
+    for c in known:
+        per["ca" if str(c.get("protocol", "")).lower() == "ca" else "pva"] += 1
+    return per
+
+
 def client_counts(known: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
     """PV name -> (CA clients, PVA clients) with the channel open."""
     counts: dict[str, list[int]] = {}

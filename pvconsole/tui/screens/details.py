@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Static
 from ...mirror import PVState
 from .. import fmt
 from ..mapping import mapping_rows
-from ..source import DataSource, entry_extra, putlog_for_pv, served_dict
+from ..source import DataSource, clients_per_protocol, entry_extra, putlog_for_pv, served_dict
 from ..settings import DETAIL_PUTS
 from ..widgets.header import StatusHeader
 from ..widgets.keybar import KeyBar
@@ -126,7 +126,7 @@ class DetailsScreen(Screen):
         knows whether a PV is monitored on CA and has PVA channels), then the clients."""
         known: list[dict[str, Any]] | None = getattr(self.app, "known_clients", None)
         mine = [c for c in known or [] if s.name in (c.get("channels") or [])]
-        per = {p: sum(1 for c in mine if str(c.get("protocol", "")).lower() == p) for p in ("ca", "pva")}
+        per = clients_per_protocol(mine)
         text = Text()
         text.append("CA   ", style="bold")
         ca = f"{per['ca']} channel(s), " if known is not None else ""

@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Static
 
 from ...mirror import PVState
 from .. import fmt
-from ..source import client_counts
+from ..source import client_counts, clients_per_protocol
 from .steadytable import SteadyDataTable
 
 CLIENT_COLUMNS = (("protocol", "Proto"), ("peer", "Peer"), ("user", "User"), ("host", "Host"),
@@ -181,8 +181,7 @@ class ConnectionsView(Vertical):
         monitored, with_clients, channels = self._totals
         if self._counts:  # the engine knows a PV has PVA channels; a report, how many
             channels = max(channels, sum(pva for _, pva in self._counts.values()))
-        by = {p: sum(1 for c in clients if str(c.get("protocol")).lower() == p) for p in ("ca", "pva")} \
-            if clients is not None else None
+        by = clients_per_protocol(clients) if clients is not None else None
         summary = Text()
         summary.append("CA ", style="bold")
         if by is not None:
