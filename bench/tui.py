@@ -296,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default="rate,flat", help="loads to run (comma list)")
     p.add_argument("--repeat", type=int, default=3,
                    help="flat-out runs per mode (interleaved); the median-rate one is reported")
+    p.add_argument("--modes", default="",
+                   help="modes to run, their names in the results separated by ; (default: all; "
+                        "headless is always run: the others are compared with it)")
     p.add_argument("--quick", action="store_true", help="smoke run: 1,000 PVs, 4 s, 1 s warm-up, one flat-out run")
     p.add_argument("--out-dir", type=Path, default=BENCH_DIR, help="where tui-results.json/.md go")
     args = p.parse_args(argv)
@@ -311,6 +314,12 @@ def main(argv: list[str] | None = None) -> int:
              ("console", ConsoleServer, None),
              ("console + keys", ConsoleServer, typist(args.key_interval)),
              ("console + keys (Pilot)", PilotConsoleServer, typist(args.key_interval)))
+    if args.modes:
+        chosen = {"headless", *(m.strip() for m in args.modes.split(";"))}
+        unknown = chosen - {mode for mode, _, _ in modes}
+        if unknown:
+            p.error(f"unknown mode(s): {', '.join(sorted(unknown))}")
+        modes = tuple(m for m in modes if m[0] in chosen)
 
     def one(load: str, rate: float, mode: str, cls, during) -> dict | None:
         try:
