@@ -4,6 +4,7 @@ DataTable's own (Rich) rendering, for every kind of cell, row and cursor state."
 from __future__ import annotations
 
 import asyncio
+import types
 
 from rich.segment import Segment
 from rich.text import Text
@@ -138,5 +139,41 @@ def test_rows_drawn_before_their_widths_are_known_are_drawn_again():
             await pilot.pause()
             await pilot.pause()
             assert any("pv-with-a-long-name  12.5 V" in line for line in _screen_text(table))
+
+    asyncio.run(check())
+
+
+class Striped(App):
+    def compose(self) -> ComposeResult:
+        yield SteadyDataTable(zebra_stripes=True, fixed_rows=1)
+
+    def on_mount(self) -> None:
+        table = self.query_one(SteadyDataTable)
+        table.add_column("PV", width=10, key="name")
+        table.add_column("Value", width=8, key="value")
+        for i in range(12):
+            table.add_row(f"pv{i}", str(i), key=f"pv{i}")
+
+
+def test_header_fixed_and_zebra_rows_are_styled_as_without_the_frame_cache() -> None:
+    """The header, fixed and zebra rows' styles are looked up once per frame, not once per
+    line: the lines must be those drawn with a lookup per line, after a theme change too."""
+    async def check() -> None:
+        app = Striped()
+        async with app.run_test(size=(40, 20)) as pilot:
+            table = app.query_one(SteadyDataTable)
+            for theme in ("textual-dark", "textual-light"):
+                app.theme = theme
+                await pilot.pause()
+                drawn = []
+                for per_line in (False, True):
+                    if per_line:  # DataTable's own lookup, every time it is asked
+                        table.get_component_styles = types.MethodType(DataTable.get_component_styles, table)
+                    table._clear_caches()
+                    drawn.append(_styled_cells([list(s) for s in table.render_lines(table.size.region)]))
+                del table.get_component_styles
+                assert drawn[0] == drawn[1], theme
+                assert len({style for _, style in drawn[0]}) > 3  # header, fixed, odd, even rows
+                assert table._frame_components is None  # nothing held between frames
 
     asyncio.run(check())

@@ -73,6 +73,25 @@ _INTERNALS = ("_data", "_row_locations", "_column_locations", "_row_render_cache
               "_show_hover_cursor", "_update_count")
 
 
+class _FrameStyles:
+    """A component's ``RenderStyles`` with its ``rich_style`` worked out once."""
+
+    __slots__ = ("_styles", "_rich_style")
+
+    def __init__(self, styles: Any) -> None:
+        self._styles = styles
+        self._rich_style: Style | None = None
+
+    @property
+    def rich_style(self) -> Style:
+        if self._rich_style is None:
+            self._rich_style = self._styles.rich_style
+        return self._rich_style
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._styles, name)
+
+
 class SteadyDataTable(DataTable):
     """DataTable that re-renders only what changed: on a switch back, on a cell update."""
 
@@ -81,6 +100,7 @@ class SteadyDataTable(DataTable):
         self._shown_size: Size | None = None
         self._styled_theme: str | None = None
         self._frame_style: Style | None = None
+        self._frame_components: dict[tuple[str, ...], _FrameStyles] | None = None
         #: DataTable's internals this class relies on are there (else: DataTable's ways).
         self._steady = all(hasattr(self, name) for name in _INTERNALS)
 
@@ -104,16 +124,29 @@ class SteadyDataTable(DataTable):
             return super().render_lines(crop)
         self._pseudo_class_state = self.get_pseudo_class_state()._replace(focus=False)
         self._frame_style = self.rich_style
+        self._frame_components = {}
         try:
             return super(DataTable, self).render_lines(crop)
         finally:
-            self._frame_style = None
+            self._frame_style = self._frame_components = None
 
     @property
     def rich_style(self) -> Style:
         """The table's style, once per frame: DOMNode's walks the styles of every ancestor,
         and DataTable asks for it on every line it draws."""
         return self._frame_style or super().rich_style
+
+    def get_component_styles(self, *names: str) -> Any:
+        """A component's styles, once per frame: DataTable asks for the header's (and the
+        zebra rows') on every line it draws, and each ``rich_style`` of them walks the
+        styles of every ancestor (a fifth of a table line's time)."""
+        frame = self._frame_components
+        if frame is None:
+            return super().get_component_styles(*names)
+        styles = frame.get(names)
+        if styles is None:
+            styles = frame[names] = _FrameStyles(super().get_component_styles(*names))
+        return styles
 
     def _cursor_row_key(self) -> Any:
         try:
