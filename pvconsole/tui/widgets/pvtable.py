@@ -130,6 +130,9 @@ class PVTable(SteadyDataTable):
         self._sort_due = False
         self._last_sort = 0.0
         self.widths: dict[str, int] = {}
+        #: widest PV name, plugin and PVA type of ``states``: kept as PVs come, so a resize
+        #: (every switch back to the table) does not measure 10,000 PVs again
+        self._longest = (0, 0, 0)
 
     # ------------------------------------------------------------------ data in
 
@@ -146,11 +149,7 @@ class PVTable(SteadyDataTable):
         True when a width changed."""
         if not self.size.width:
             return False
-        states = self.states.values()
-        widths = column_widths(self.size.width, max((len(s.name) for s in states), default=0),
-                               max((len(s.plugin) for s in states), default=0),
-                               max((len(s.pva_type) for s in states), default=0),
-                               self.cell_padding)
+        widths = column_widths(self.size.width, *self._longest, self.cell_padding)
         changed, self.widths = widths != self.widths, widths
         for key, column in self.columns.items():
             column.width, column.auto_width = widths[str(key.value)], False
@@ -164,13 +163,17 @@ class PVTable(SteadyDataTable):
     def load(self, states: Iterable[PVState]) -> None:
         """Replace the whole model (start-up, theme change)."""
         self.states = {s.name: s for s in states}
+        self._longest = (0, 0, 0)
+        self._measure(self.states.values())
         self.rebuild()
 
     def apply(self, changed: list[PVState]) -> None:
         """Take changed states; touch only their cells (deferred while hidden)."""
         cells = self._cells
+        states = self.states
+        self._measure([s for s in changed if s.name not in states])
         for s in changed:
-            self.states[s.name] = s
+            states[s.name] = s
             if s.name in cells:
                 self._pending.add(s.name)
             elif self._visible(s):  # a PV the table has not seen yet
@@ -178,6 +181,14 @@ class PVTable(SteadyDataTable):
                 self._sort_due = True
         if self.display and self.screen.is_current:
             self.flush()
+
+    def _measure(self, new: Iterable[PVState]) -> None:
+        """Widen :attr:`_longest` for PVs the table has not had yet."""
+        name, plugin, pva_type = self._longest
+        for s in new:
+            name, plugin, pva_type = (max(name, len(s.name)), max(plugin, len(s.plugin)),
+                                      max(pva_type, len(s.pva_type)))
+        self._longest = (name, plugin, pva_type)
 
     def flush(self) -> None:
         """Update the on-screen rows of the PVs changed since the last flush, then sort if
