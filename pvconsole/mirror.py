@@ -49,6 +49,8 @@ DBE_PROPERTY = cas.DBE_PROPERTY
 #: within ``mdel`` but beyond ``adel`` is DBE_LOG only: for archivers, not for monitors).
 MONITORED = cas.DBE_VALUE | cas.DBE_ALARM | cas.DBE_PROPERTY
 VALUE_OR_ALARM = cas.DBE_VALUE | cas.DBE_ALARM
+#: What a CA put whose ``Driver.write`` raised ends with (a CA client sees ECA_PUTFAIL).
+PUT_FAILED = cas.S_casApp_undefined
 
 
 class Exposure:
@@ -180,6 +182,7 @@ class MirroredPV(SimplePV):
         self.entry = entry
         self.mirror = mirror
         self._ends_own_write = False  # pcaspy is about to end a refused asyn CA write
+        self._raised = False  # the driver raised in the write being answered
         entry.ca_pv = self
         super().__init__(name, info)
         if entry.data[0] is None:  # no pvdb 'value': pcaspy's default (0, '' or zeros)
@@ -270,6 +273,7 @@ class MirroredPV(SimplePV):
             ok = super().writeValue(client, gddValue)
         except Exception as e:  # a plugin that raises must not take the server down
             self.mirror.end_put(record, *write_failed(entry.name, e))
+            self._raised = True  # the client is told: see _status
             ok = False
         else:
             self.mirror.end_put(record, PutResult.REFUSED_DRIVER if ok is False else PutResult.ACCEPTED,
@@ -278,6 +282,10 @@ class MirroredPV(SimplePV):
             self._ends_own_write = True  # pcaspy ends its write next: not the oldest's turn
             self.mirror.start_waiting(entry)
         return ok
+
+    def write(self, context: Any, value: Any) -> Any:
+        """A CA put without completion (pcaspy answers success whatever the driver did)."""
+        return self._status(super().write(context, value))
 
     def writeNotify(self, context: Any, value: Any) -> Any:
         """A CA put with completion. To an ``asyn`` PV while a PVA put to it is in
@@ -289,7 +297,17 @@ class MirroredPV(SimplePV):
             if self.mirror.asyn.admit(self.entry, put):  # the PVA put ended meanwhile
                 self.run_waiting(put)
             return cas.S_casApp_asyncCompletion
-        return super().writeNotify(context, value)
+        return self._status(super().writeNotify(context, value))
+
+    def _status(self, status: Any) -> Any:
+        """The CA status of a put whose ``Driver.write`` raised: a failure (the client's
+        ECA_PUTFAIL), not pcaspy's success. In plain pcaspy the exception reached the CA
+        server library, which failed the put and then aborted the process."""
+        if self._raised:
+            self._raised = False
+            if status == cas.S_casApp_success:
+                return PUT_FAILED
+        return status
 
     def run_waiting(self, put: asyncput.CaPut) -> None:
         """Driver thread: a CA put whose turn has come, as pcaspy's writeNotify runs it."""
@@ -299,6 +317,8 @@ class MirroredPV(SimplePV):
     def endAsyncWrite(self, status: int) -> Any:
         """``Driver.callbackPV`` lands here (and pcaspy's own end of a refused write): it
         ends the oldest put in progress, CA's or PVA's."""
+        if self._raised:  # pcaspy ends the write its driver raised in as a success
+            self._raised, status = False, PUT_FAILED
         if self._ends_own_write:
             self._ends_own_write = False
             return super().endAsyncWrite(status)

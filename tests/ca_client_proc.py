@@ -5,11 +5,14 @@ server gets its own client process. Commands: {"op": "get"|"put"|"monitor"|"poll
 "info", "pv": ..., ...}; each answers one JSON line.
 """
 
+import ctypes
 import json
 import sys
 import threading
+import time
 
 import epics
+from epics import ca, dbr
 
 monitors = {}
 events = []
@@ -22,6 +25,39 @@ def plain(v):
     if isinstance(v, bytes):
         return v.decode("latin-1")
     return v
+
+
+put_status = {}
+
+
+def _on_put(args):
+    with lock:
+        put_status[args.usr] = args.status
+
+
+_PUT_DONE = dbr.make_callback(_on_put, dbr.event_handler_args)
+
+
+def put_with_status(name, value, timeout=5.0):
+    """A CA put with completion that reports the server's status (pyepics drops it)."""
+    pv = epics.get_pv(name, form="native")
+    if not pv.wait_for_connection(timeout=5):
+        return {"error": "not connected"}
+    data = (ctypes.c_double * 1)(float(value))
+    key = id(data)
+    status = ca.libca.ca_array_put_callback(dbr.DOUBLE, 1, pv.chid, data, _PUT_DONE, ctypes.py_object(key))
+    if status != 1:
+        return {"status": status, "message": ca.message(status)}
+    ca.flush_io()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ca.poll()
+        with lock:
+            if key in put_status:
+                status = put_status.pop(key)
+                return {"status": status, "message": ca.message(status)}
+        time.sleep(0.01)
+    return {"error": "no completion"}
 
 
 def on_change(pvname=None, value=None, severity=None, status=None, timestamp=None, **kw):
@@ -53,6 +89,8 @@ def handle(cmd):
         value = cmd["value"]
         ok = epics.caput(name, value, wait=cmd.get("wait", True), timeout=cmd.get("timeout", 5))
         return {"ok": ok is not None and ok != 0, "result": ok}
+    if op == "put_status":
+        return put_with_status(name, cmd["value"], cmd.get("timeout", 5.0))
     if op == "monitor":
         pv = epics.get_pv(name, form="time", callback=on_change, auto_monitor=True)
         if not pv.wait_for_connection(timeout=5):

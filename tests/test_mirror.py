@@ -227,6 +227,21 @@ def test_ca_put_seen_on_pva_monitor(engine, pva, ca):
     assert rec[-1].requested == "from ca" and rec[-1].result == "accepted"
 
 
+@pytest.mark.parametrize("pv", ["T:INT", "T:ASYN"])
+def test_a_ca_put_whose_driver_raises_fails_on_the_client(engine, ca, pv):
+    """pcaspy answers such a put with success (its process then aborts): the client gets
+    ECA_PUTFAIL, the value stays, and the next put to the PV succeeds."""
+    client = ca(engine)
+    before = client.get(pv)["value"]
+    reply = client.call(op="put_status", pv=pv, value=666)
+    assert reply.get("message") == "Channel write request failed", reply  # ECA_PUTFAIL
+    assert client.get(pv)["value"] == before
+    assert engine.putlog.tail(1)[0].result == "driver error"
+    reply = client.call(op="put_status", pv=pv, value=7)
+    assert reply.get("message", "").lower().startswith("normal"), reply
+    wait_for(lambda: client.get(pv)["value"] == 7)
+
+
 def test_ca_sees_the_same_metadata(engine, ca):
     got = ca(engine).get("T:FLOAT")
     assert got["value"] == 12.5 and got["units"] == "V" and got["precision"] == 3

@@ -40,6 +40,8 @@ class AllTypes(Driver):
 
     def write(self, reason, value):
         self.writes.append((reason, value))
+        if reason == "ASYN" and value == 666:
+            raise RuntimeError("asyn driver exploded")
         if reason == "ASYN":
             import threading
 
