@@ -168,6 +168,10 @@ def run_headless(cfg, verbose: int = 0) -> int:
     engine.stop()
     log.info("stopped")
     logging.shutdown()
+    if engine.left_running:  # a plugin's call still runs: finalizing would wait for it
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

@@ -251,6 +251,9 @@ class Engine:
         #: Seconds a client report is shared (grows with what one costs: see clients_max_age).
         self.clients_max_age = CLIENTS_MAX_AGE
         self.control: Any = None
+        #: stopped while the driver thread was still in a plugin's call (see stop): the
+        #: process should exit without tearing down what that thread uses
+        self.left_running = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -335,11 +338,19 @@ class Engine:
             if callable(stop):  # the plugin contract's optional shutdown hook
                 _run_stop_hook(name, stop)
         plugin_loader.release_scripts()
+        busy = False
         if self.thread is not None:
             self.thread.stop()
             if self.thread.is_alive():
-                self.thread.join(timeout=2)
+                self.thread.join(timeout=DRIVER_STOP_TIMEOUT)
+            busy = self.thread.is_alive()
             self.thread = None
+        if busy:  # a Driver.write/read that does not return (a device that does not answer)
+            n = self.mirror.interrupt_puts("pvconsole stopped while the driver still worked "
+                                           "on this put: outcome unknown")
+            log.warning("the driver thread is still in a plugin's call after %g s: stopping "
+                        "without it%s", DRIVER_STOP_TIMEOUT,
+                        f" ({n} put(s) logged as interrupted)" if n else "")
         self.mirror.close_all(list(self.entries.values()))
         self.access.close()
         if self.pva_server is not None:
@@ -347,6 +358,9 @@ class Engine:
             self.pva_server = None
         for port in list(self._ports):
             self._unregister_port(port)
+        if busy:  # pcaspy's server, collected, would wait for that call: keep it
+            _left_running.append(self.ca_server)
+            self.left_running = True
         self.ca_server = None  # pcaspy's server is torn down when collected
         if self.putlog is not None:
             self.putlog.close()
@@ -673,6 +687,12 @@ class Engine:
         others = os.environ.get("EPICS_PVA_NAME_SERVERS", "")
         return {"EPICS_PVA_NAME_SERVERS": f"{ours} {others}".strip()}
 
+
+#: Seconds a stop waits for the driver thread to leave a plugin's call before it goes on.
+DRIVER_STOP_TIMEOUT = float(os.environ.get("PVCONSOLE_DRIVER_STOP_TIMEOUT", "1"))
+#: CA servers of engines stopped while their driver thread was still in a plugin's call:
+#: tearing one down waits for that call (the process exits without it).
+_left_running: list[Any] = []
 
 #: Seconds pvconsole waits for a plugin's ``Driver.stop()`` before it stops without it.
 STOP_HOOK_TIMEOUT = float(os.environ.get("PVCONSOLE_STOP_HOOK_TIMEOUT", "2"))

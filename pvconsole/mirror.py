@@ -481,6 +481,8 @@ class PvaMirror:
         self.errors = 0
         self.worst_post = 0.0
         self._error_once: set[str] = set()
+        #: puts begun and not yet answered, both protocols (by id of their record)
+        self._open_puts: dict[int, PutRecord] = {}
         #: asynchronous puts of both protocols, ended in the order they began
         self.asyn = asyncput.AsyncPuts(start=self._start_waiting_put)
         self._poster = _PostThread(self)
@@ -746,12 +748,27 @@ class PvaMirror:
                 old = driver.getParam(entry.spec.reason)
             except Exception:
                 old = None
-        return PutRecord.start(entry.name, protocol, client, old, requested)
+        record = PutRecord.start(entry.name, protocol, client, old, requested)
+        self._open_puts[id(record)] = record
+        return record
 
     def end_put(self, record: PutRecord, result: str, reason: str = "") -> None:
+        if self._open_puts.pop(id(record), None) is None and record.result != PutResult.PENDING:
+            return  # logged as interrupted when pvconsole stopped (interrupt_puts)
         record.finish(result, reason)
         if self.putlog is not None:
             self.putlog.append(record)
+
+    def interrupt_puts(self, why: str) -> int:
+        """Stopping while the driver still works on puts: log each as interrupted now,
+        while the put log is open (the driver's answer, if it comes, is not logged)."""
+        records = list(self._open_puts.values())
+        self._open_puts.clear()
+        for record in records:
+            record.finish(PutResult.INTERRUPTED, why)
+            if self.putlog is not None:
+                self.putlog.append(record)
+        return len(records)
 
     def on_put(self, entry: Entry, op: Any) -> None:
         """A PVA put (pvxs worker thread): check it, then queue it to the driver thread."""

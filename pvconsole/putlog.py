@@ -36,6 +36,8 @@ class PutResult:
     REFUSED_TYPE = "refused: type"
     REFUSED_DRIVER = "refused: driver"
     DRIVER_ERROR = "driver error"
+    #: pvconsole stopped while the driver still worked on the put: its outcome is unknown
+    INTERRUPTED = "interrupted"
 
 
 class WriteRefused(ValueError):

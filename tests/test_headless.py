@@ -8,11 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
-from conftest import ROOT, free_port, plugin_path, pva_context
+from conftest import ROOT, CAClient, free_port, plugin_path, pva_context, wait_for
 
 
 def start(tmp_path, *extra: str, pva_port: int | None = None, ca_port: int | None = None):
@@ -58,6 +59,34 @@ def test_signal_stops_cleanly_within_two_seconds(tmp_path, sig):
         proc.kill()
     putlog = (tmp_path / "state" / "putlog.jsonl").read_text()
     assert '"requested": "before stop"' in putlog
+
+
+@pytest.mark.parametrize("protocol", ["ca", "pva"])
+def test_a_stop_does_not_wait_for_a_driver_write_that_hangs(tmp_path, protocol):
+    """The put is logged as interrupted (its outcome is unknown), the stop takes under 2 s
+    and exits 0. Over CA the CA server's teardown waited for the write to return."""
+    ca_port = free_port()
+    proc, port = start(tmp_path, "--plugin", plugin_path("stuck_write"), ca_port=ca_port)
+    client = None
+    try:
+        wait_serving(proc)
+        if protocol == "ca":
+            client = CAClient(ca_port)
+            put = lambda: client.put("STUCK:POS", 1.5, timeout=20)  # noqa: E731
+        else:
+            client = pva_context({"EPICS_PVA_NAME_SERVERS": f"127.0.0.1:{port}",
+                                  "EPICS_PVA_ADDR_LIST": "", "EPICS_PVA_AUTO_ADDR_LIST": "NO"})
+            put = lambda: client.put("STUCK:POS", 1.5, timeout=20, throw=False)  # noqa: E731
+        threading.Thread(target=put, daemon=True).start()
+        wait_for(lambda: (tmp_path / "writing").exists(), timeout=10)
+        stops_within(proc, 2.0)
+    finally:
+        proc.kill()
+        if client is not None:
+            client.close()
+    assert "stopping without it (1 put(s) logged as interrupted)" in proc.stderr.read()
+    lines = (tmp_path / "state" / "putlog.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and '"result": "interrupted"' in lines[0] and '"requested": 1.5' in lines[0]
 
 
 def test_c_library_output_goes_through_the_log(tmp_path):

@@ -280,6 +280,7 @@ def test_bad_puts_are_refused_and_change_nothing(engine, pva, pv, value, message
     assert engine.putlog.tail(1)[0].result.startswith(("refused", "driver error"))
     ctx.put("T:FLOAT", 50.0, wait=True)  # the console keeps serving
     assert ctx.get("T:FLOAT").value == 50.0
+    assert not engine.mirror._open_puts  # every put answered is off the list a stop logs
 
 
 def test_unknown_enum_choice_is_refused(engine, pva):
