@@ -409,13 +409,18 @@ class Engine:
         """A script's own loop died while its PVs are served. Run alone, the script's
         process would have ended and its clients seen a disconnect; here its PVs stay,
         so they say so: INVALID with a COMM alarm, on both protocols, until a restart
-        (or until a thread of the plugin sets them again)."""
+        (or until a thread of the plugin sets them again). Puts are refused: the script
+        would have serviced them in the loop that died, and one that went through set
+        the PV healthy again."""
+        why = f"plugin {name}'s loop stopped ({type(error).__name__}: {error}): restart pvconsole"
+
         def mark() -> None:
             driver = self.drivers.get(name)
             mine = self._entries_of(name)
             if driver is None or not mine:
                 return
             for entry in mine:
+                entry.refusal = why
                 driver.setParamStatus(entry.spec.reason, Alarm.COMM_ALARM, Severity.INVALID_ALARM)
             driver.updatePVs()
             log.error("plugin %s: its %d PVs are INVALID (COMM) now that its loop stopped "

@@ -49,7 +49,7 @@ DBE_PROPERTY = cas.DBE_PROPERTY
 #: within ``mdel`` but beyond ``adel`` is DBE_LOG only: for archivers, not for monitors).
 MONITORED = cas.DBE_VALUE | cas.DBE_ALARM | cas.DBE_PROPERTY
 VALUE_OR_ALARM = cas.DBE_VALUE | cas.DBE_ALARM
-#: What a CA put whose ``Driver.write`` raised ends with (a CA client sees ECA_PUTFAIL).
+#: What a CA put that failed ends with (a CA client sees ECA_PUTFAIL).
 PUT_FAILED = cas.S_casApp_undefined
 
 
@@ -120,7 +120,7 @@ class Entry:
     __slots__ = ("spec", "plugin", "meta", "driver", "ca_pv", "pva_pv", "value", "lock",
                  "exposure", "update", "data", "updates", "puts", "pva_clients",
                  "ca_monitored", "last_post", "pva_type_name", "put_busy", "stale",
-                 "on_connect", "unposted", "written_at")
+                 "on_connect", "unposted", "written_at", "refusal")
 
     def __init__(self, spec: PVSpec, plugin: str) -> None:
         self.spec = spec
@@ -151,6 +151,8 @@ class Entry:
         #: the Value holds a change the post thread has yet to post (the PV is queued)
         self.unposted = False
         self.written_at = 0.0  # time.perf_counter() of that change
+        #: why every put is refused, on both protocols (its script's loop died), or None
+        self.refusal: str | None = None
 
     @property
     def name(self) -> str:
@@ -182,7 +184,7 @@ class MirroredPV(SimplePV):
         self.entry = entry
         self.mirror = mirror
         self._ends_own_write = False  # pcaspy is about to end a refused asyn CA write
-        self._raised = False  # the driver raised in the write being answered
+        self._failed = False  # the write being answered failed (driver raised, or refused)
         entry.ca_pv = self
         super().__init__(name, info)
         if entry.data[0] is None:  # no pvdb 'value': pcaspy's default (0, '' or zeros)
@@ -266,6 +268,10 @@ class MirroredPV(SimplePV):
         user = getattr(client, "user", "") or ""
         entry, puts = self.entry, self.mirror.asyn
         record = self.mirror.begin_put(entry, "ca", f"{user}@{host}", requested)
+        if entry.refusal:  # its IOC's loop died: nothing would service the device
+            self.mirror.end_put(record, PutResult.REFUSED_DRIVER, entry.refusal)
+            self._failed = True
+            return False
         asyn = entry.spec.asyn and self.hasAsyncWrite()
         if asyn:
             puts.begin(entry, asyncput.CA)
@@ -273,7 +279,7 @@ class MirroredPV(SimplePV):
             ok = super().writeValue(client, gddValue)
         except Exception as e:  # a plugin that raises must not take the server down
             self.mirror.end_put(record, *write_failed(entry.name, e))
-            self._raised = True  # the client is told: see _status
+            self._failed = True  # the client is told: see _status
             ok = False
         else:
             self.mirror.end_put(record, PutResult.REFUSED_DRIVER if ok is False else PutResult.ACCEPTED,
@@ -300,11 +306,12 @@ class MirroredPV(SimplePV):
         return self._status(super().writeNotify(context, value))
 
     def _status(self, status: Any) -> Any:
-        """The CA status of a put whose ``Driver.write`` raised: a failure (the client's
-        ECA_PUTFAIL), not pcaspy's success. In plain pcaspy the exception reached the CA
-        server library, which failed the put and then aborted the process."""
-        if self._raised:
-            self._raised = False
+        """The CA status of a put whose ``Driver.write`` raised, or that was refused before
+        it (:attr:`Entry.refusal`): a failure (the client's ECA_PUTFAIL), not pcaspy's
+        success. In plain pcaspy the exception reached the CA server library, which
+        failed the put and then aborted the process."""
+        if self._failed:
+            self._failed = False
             if status == cas.S_casApp_success:
                 return PUT_FAILED
         return status
@@ -317,8 +324,8 @@ class MirroredPV(SimplePV):
     def endAsyncWrite(self, status: int) -> Any:
         """``Driver.callbackPV`` lands here (and pcaspy's own end of a refused write): it
         ends the oldest put in progress, CA's or PVA's."""
-        if self._raised:  # pcaspy ends the write its driver raised in as a success
-            self._raised, status = False, PUT_FAILED
+        if self._failed:  # pcaspy ends the write its driver raised in as a success
+            self._failed, status = False, PUT_FAILED
         if self._ends_own_write:
             self._ends_own_write = False
             return super().endAsyncWrite(status)
@@ -779,6 +786,10 @@ class PvaMirror:
             raw = op.value()
         except Exception as e:
             op.done(error=f"{entry.name}: unreadable put: {e}")
+            return
+        if entry.refusal:
+            self._refuse(entry, op, client, _describe(raw), PutResult.REFUSED_DRIVER,
+                         f"{entry.name}: {entry.refusal}")
             return
         if entry.exposure == Exposure.READONLY:
             self._refuse(entry, op, client, _describe(raw), PutResult.REFUSED_ACCESS,

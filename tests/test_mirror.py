@@ -425,9 +425,19 @@ def test_a_script_whose_loop_dies_says_so_on_its_pvs(engine_factory, pva, ca):
     wait_for(lambda: ctx.get("DIE:T").alarm.message == "COMM", timeout=10)
     v = ctx.get("DIE:T")
     assert (v.value, v.alarm.severity) == (21.0, 3)
-    got = ca(engine).get("DIE:T")
+    client = ca(engine)
+    got = client.get("DIE:T")
     assert got["severity"] == 3 and got["status"] == 9  # COMM_ALARM
     assert ctx.get("T:FLOAT").alarm.severity == 0  # the other plugin is untouched
+    # a put would set it healthy again, with nothing left to service the device: refused
+    with pytest.raises(RemoteError, match="plugin script_dies's loop stopped .*device not responding"):
+        ctx.put("DIE:T", 7.0, wait=True)
+    reply = client.call(op="put_status", pv="DIE:T", value=7.0)
+    assert reply.get("message") == "Channel write request failed", reply  # ECA_PUTFAIL
+    v, got = ctx.get("DIE:T"), client.get("DIE:T")
+    assert (v.value, v.alarm.severity, v.alarm.message) == (21.0, 3, "COMM")
+    assert (got["value"], got["severity"], got["status"]) == (21.0, 3, 9)
+    assert [r.result for r in engine.putlog.tail(2)] == ["refused: driver"] * 2
 
 
 def test_unmodified_pcaspy_scripts_run(engine_factory, pva):
