@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-from . import __version__
+from . import __version__, exitguard
 
 log = logging.getLogger("pvconsole")
 
@@ -110,7 +110,7 @@ def _exit_now(fds, why: str) -> None:
     try:
         os.write(fds.saved_err, f"pvconsole: {why}\n".encode())
     finally:
-        os._exit(1)
+        exitguard.real_exit(1)
 
 
 class _StopRequested(BaseException):
@@ -171,7 +171,7 @@ def run_headless(cfg, verbose: int = 0) -> int:
     if engine.left_running:  # a plugin's call still runs: finalizing would wait for it
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        exitguard.real_exit(0)
     return 0
 
 

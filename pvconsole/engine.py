@@ -30,7 +30,7 @@ from pcaspy.alarm import Alarm, Severity
 from pcaspy.driver import PVInfo, manager
 
 from . import plugins as plugin_loader
-from . import capost, gcpolicy, typemap
+from . import capost, exitguard, gcpolicy, typemap
 from .access import AccessError, AccessRules
 from .clients import ClientInfo, ClientTracker, capture_fd1, per_pv_counts, pva_report
 from .config import Config, ConfigError, check_port_free, client_addresses, free_port
@@ -296,6 +296,7 @@ class Engine:
             raise StartupError(str(e)) from None
         self.mirror.access = self._pva_access
         os.environ.update(cfg.ca_env())
+        exitguard.install()  # before any plugin runs
         Engine._active = self
         with gcpolicy.loading():
             try:

@@ -34,6 +34,7 @@ from dataclasses import asdict, is_dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Callable
 
+from . import exitguard
 from .mirror import PVState
 from .tui.logbuffer import LogBuffer
 from .tui.source import EntryView, entry_extra, served_dict
@@ -267,7 +268,7 @@ def main(argv: list[str]) -> int:
         host.send(("stopped",))
         fds.restore()
     if engine.left_running:  # a plugin's call still runs: finalizing would wait for it
-        os._exit(0)
+        exitguard.real_exit(0)
     return 0
 
 

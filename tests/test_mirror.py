@@ -440,6 +440,18 @@ def test_a_script_whose_loop_dies_says_so_on_its_pvs(engine_factory, pva, ca):
     assert [r.result for r in engine.putlog.tail(2)] == ["refused: driver"] * 2
 
 
+def test_a_script_that_calls_os_exit_ends_its_own_loop_only(engine_factory, pva, caplog):
+    """Alone, the script's process ended; hosted, os._exit ended every IOC of pvconsole.
+    Now it ends the script's thread: its PVs say so, the other plugin serves on."""
+    engine = engine_factory(plugin_path("script_osexit"), ALLTYPES)
+    ctx = pva(engine)
+    wait_for(lambda: ctx.get("OSX:T").alarm.message == "COMM", timeout=10)
+    assert any("os._exit(3) called on thread" in r.getMessage() and "script_osexit.py" in r.getMessage()
+               for r in caplog.records)
+    ctx.put("T:FLOAT", 51.0, wait=True)
+    assert ctx.get("T:FLOAT").value == 51.0
+
+
 def test_unmodified_pcaspy_scripts_run(engine_factory, pva):
     engine = engine_factory(plugin_path("script_loop"), plugin_path("script_main"))
     assert not [p.error for p in engine.plugins if p.error]
