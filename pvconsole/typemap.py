@@ -560,12 +560,22 @@ def _clamp_int(code: str, x: float) -> int:
     return max(lo, min(hi, int(x)))
 
 
+def pva_choices(enums: Sequence[str]) -> list[str]:
+    """NTEnum ``value.choices`` of a pcaspy enum: its states without the trailing empty
+    ones, as QSRV serves an mbbi/mbbo (an empty state inside the list stays). Puts take
+    every index pcaspy takes, the trimmed ones too."""
+    choices = list(enums)
+    while choices and not choices[-1]:
+        choices.pop()
+    return choices
+
+
 def meta_fields(spec: PVSpec, meta: Meta, opening: bool = True) -> dict[str, Any]:
     """The metadata part of the PVA value (everything but value/alarm/timeStamp) that QSRV
     fills: when the PV opens (``opening``), or on a property change."""
     kind = spec.kind
     if kind == "enum":
-        return {"value": {"choices": list(meta.enums)}, "display": {"description": spec.description}}
+        return {"value": {"choices": pva_choices(meta.enums)}, "display": {"description": spec.description}}
     if kind == "string" and spec.ca_type == "char":  # a long string: QSRV's char
         # waveforms carry their EGU
         return {"display": {"description": spec.description, "units": meta.unit}}

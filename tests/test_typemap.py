@@ -217,6 +217,19 @@ def test_bad_pvdb_entries_name_the_pv(info, message):
         spec(**info)
 
 
+@pytest.mark.parametrize("enums, choices", [
+    (["Idle", "", "Run", ""], ["Idle", "", "Run"]),  # QSRV's mbbi: trailing empty states go
+    ([""], []),
+    (["", "B"], ["", "B"]),
+    ([], []),
+])
+def test_enum_choices_lose_trailing_empty_states_as_qsrv_serves_them(enums, choices):
+    s = spec(type="enum", enums=enums)
+    assert typemap.meta_fields(s, s.meta)["value"]["choices"] == choices
+    if len(enums) == 4:  # a put takes every index pcaspy takes, as a CA put does
+        assert _put(s, **{"value.index": 3}) == 3
+
+
 def test_enums_are_truncated_like_pcaspy():
     s = spec(type="enum", enums=[f"s{i}" for i in range(20)])
     assert len(s.meta.enums) == 16
