@@ -37,6 +37,9 @@ class PvaPut:
         value: What ``Driver.write`` gets.
         deadline: ``time.monotonic()`` after which it fails.
         record: Its put-log record, once the driver is called.
+        early: The client asked not to wait for completion (``record[block=false]``): it
+            is answered once ``Driver.write`` took the value, as QSRV answers it; the put
+            keeps its place until its ``callbackPV``.
     """
 
     op: Any
@@ -44,6 +47,7 @@ class PvaPut:
     value: Any
     deadline: float
     record: Any = field(default=None)
+    early: bool = False
 
 
 @dataclass(eq=False)

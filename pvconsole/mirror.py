@@ -807,7 +807,8 @@ class PvaMirror:
             self._refuse(entry, op, client, _describe(raw), PutResult.REFUSED_TYPE, str(e))
             return
         put = asyncput.PvaPut(op=op, client=client, value=value,
-                              deadline=time.monotonic() + self.asyn_timeout)
+                              deadline=time.monotonic() + self.asyn_timeout,
+                              early=entry.spec.asyn and not waits_for_completion(op))
         self.submit(lambda: self._write(entry, put))
 
     def _refuse(self, entry: Entry, op: Any, client: str, requested: Any, result: str,
@@ -860,6 +861,10 @@ class PvaMirror:
                          f"{entry.name}: driver refused value {value!r}")
         elif not asyn or not ok:  # no truth from an asyn write: done now, as pcaspy's CA side
             self._settle(entry, put, PutResult.ACCEPTED)
+        elif put.early and put.op is not None:  # in progress; its client does not wait
+            op, put.op = put.op, None
+            op.done()
+            _cleanup.keep(op)
         # else: in progress until the driver's callbackPV (or ended by one already)
 
     def _settle(self, entry: Entry, put: asyncput.PvaPut, result: str, error: str = "") -> None:
@@ -878,6 +883,8 @@ class PvaMirror:
             put.record = self.begin_put(entry, "pva", put.client, put.value)
         self.end_put(put.record, result, error)
         op, put.op = put.op, None
+        if op is None:  # answered when the driver took it (``PvaPut.early``)
+            return
         if error:
             op.done(error=error)
         else:
@@ -917,6 +924,16 @@ class PvaMirror:
         for put in self.asyn.drop(entry):
             self._answer(entry, put, PutResult.DRIVER_ERROR, f"{entry.name}: {why}")
         self.start_waiting(entry)  # a CA put that waited for them goes on
+
+
+def waits_for_completion(op: Any) -> bool:
+    """False when the put's pvRequest says ``record[block=false]`` (p4p's
+    ``put(..., wait=False)``, pvput without -w)."""
+    try:
+        options = op.pvRequest().todict().get("record", {}).get("_options", {})
+    except Exception:
+        return True
+    return str(options.get("block", True)).lower() not in ("false", "0")
 
 
 def _describe(raw: Any) -> Any:

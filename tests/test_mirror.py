@@ -300,6 +300,22 @@ def test_asyn_put_completes_on_callback_and_times_out_without(engine, pva):
         ctx.put("T:NOCB", 1.0, wait=True, timeout=5)
 
 
+def test_an_asyn_put_that_does_not_wait_is_answered_once_the_driver_takes_it(engine, pva):
+    """``record[block=false]`` (p4p ``wait=False``, pvput without -w): QSRV answers when
+    the record took the value, not when it completes. The put keeps its place (the put
+    log has it once its callbackPV came, or here, never coming, once it timed out)."""
+    ctx = pva(engine)
+    driver = engine.entries["T:NOCB"].driver
+    ctx.put("T:NOCB", 2.0, wait=False, timeout=5)  # a callbackPV never comes
+    assert ("NOCB", 2.0) in driver.writes
+    t0 = time.monotonic()
+    ctx.put("T:ASYN", 4.0, wait=False, timeout=5)
+    wait_for(lambda: ctx.get("T:ASYN").value == 4.0)  # set at its callbackPV
+    rec = wait_for(lambda: [r for r in engine.putlog.tail(5) if r.pv == "T:ASYN" and r.result == "accepted"])
+    assert rec[-1].duration_ms >= 150  # logged at completion (0.2 s), not when answered
+    assert time.monotonic() - t0 >= 0.15
+
+
 def test_slow_driver_write_does_not_block_puts_to_other_pvs(engine, pva):
     ctx = pva(engine)
     done = threading.Event()
