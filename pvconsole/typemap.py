@@ -579,6 +579,9 @@ def meta_fields(spec: PVSpec, meta: Meta, opening: bool = True) -> dict[str, Any
     if kind == "string" and spec.ca_type == "char":  # a long string: QSRV's char
         # waveforms carry their EGU
         return {"display": {"description": spec.description, "units": meta.unit}}
+    if spec.ca_type == "string" and spec.count > 1:  # QSRV's string waveform: its EGU is
+        # marked, and empty (CA strings have no units)
+        return {"display": {"description": spec.description, "units": ""}}
     if kind == "string" or spec.ca_type == "string":
         return {"display": {"description": spec.description}}  # CA strings have no units
     return _metadata(spec, meta, opening)

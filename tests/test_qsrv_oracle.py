@@ -16,7 +16,8 @@ if importlib.util.find_spec("softioc") is None:
     pytest.skip("softioc not installed", allow_module_level=True)
 
 # pvconsole PV -> what an IOC serves for the equivalent record
-PAIRS = ["FLOAT", "INT", "SHORT", "CHAR", "STRING", "ENUM", "FARR", "IARR", "SARR", "BYTES", "LONG"]
+PAIRS = ["FLOAT", "INT", "SHORT", "CHAR", "STRING", "ENUM", "FARR", "IARR", "SARR", "SLIST", "BYTES",
+         "LONG"]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def test_same_structure_as_qsrv(engine_factory, pva, oracle, name):
     assert repr(ours.type()) == repr(theirs.type())
 
 
-@pytest.mark.parametrize("name", ["FLOAT", "INT", "ENUM", "STRING", "FARR", "LONG"])
+@pytest.mark.parametrize("name", ["FLOAT", "INT", "ENUM", "STRING", "FARR", "SLIST", "LONG"])
 def test_same_values_and_metadata_as_qsrv(engine_factory, pva, oracle, name):
     engine = engine_factory(plugin_path("alltypes"))
     ours = pva(engine).get(f"T:{name}").todict()

@@ -18,6 +18,7 @@ pvdb = {
     "FARR": {"type": "float", "count": 16, "prec": 2, "unit": "mm", "value": [1.0, 2.0, 3.0]},
     "IARR": {"type": "int", "count": 4, "value": [1, 2, 3, 4]},
     "SARR": {"type": "short", "count": 4},
+    "SLIST": {"type": "string", "count": 3, "value": ["a", "b", "c"]},
     "BYTES": {"type": "char", "count": 8, "pva": {"longstring": False}},
     "LONG": {"type": "char", "count": 256, "value": "a long string status"},
     "DOT.PREC": {"type": "float", "prec": 4},
