@@ -34,7 +34,7 @@ from pcaspy.alarm import Alarm, Severity
 from pcaspy.driver import SimplePV
 
 from . import asyncput, capost, typemap
-from .putlog import PutRecord, PutResult, write_failed
+from .putlog import PutRecord, PutResult, WriteRefused, write_failed
 from .typemap import Meta, PVSpec
 
 log = logging.getLogger(__name__)
@@ -268,14 +268,12 @@ class MirroredPV(SimplePV):
         user = getattr(client, "user", "") or ""
         entry, puts = self.entry, self.mirror.asyn
         record = self.mirror.begin_put(entry, "ca", f"{user}@{host}", requested)
-        if entry.refusal:  # its IOC's loop died: nothing would service the device
-            self.mirror.end_put(record, PutResult.REFUSED_DRIVER, entry.refusal)
-            self._failed = True
-            return False
         asyn = entry.spec.asyn and self.hasAsyncWrite()
         if asyn:
             puts.begin(entry, asyncput.CA)
         try:
+            if entry.refusal:  # its IOC's loop died: refused as a driver refuses one
+                raise WriteRefused(entry.refusal)
             ok = super().writeValue(client, gddValue)
         except Exception as e:  # a plugin that raises must not take the server down
             self.mirror.end_put(record, *write_failed(entry.name, e))
