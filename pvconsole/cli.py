@@ -166,12 +166,11 @@ def run_headless(cfg, verbose: int = 0) -> int:
     watchdog.daemon = True
     watchdog.start()
     engine.stop()
+    leave = exitguard.must_leave(engine.left_running)
     log.info("stopped")
     logging.shutdown()
-    if engine.left_running:  # a plugin's call still runs: finalizing would wait for it
-        sys.stdout.flush()
-        sys.stderr.flush()
-        exitguard.real_exit(0)
+    if leave:
+        exitguard.leave(0)
     return 0
 
 

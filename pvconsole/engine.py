@@ -30,7 +30,7 @@ from pcaspy.alarm import Alarm, Severity
 from pcaspy.driver import PVInfo, manager
 
 from . import plugins as plugin_loader
-from . import capost, exitguard, gcpolicy, typemap
+from . import capost, exitguard, gcpolicy, retired, typemap
 from .access import AccessError, AccessRules
 from .clients import ClientInfo, ClientTracker, capture_fd1, per_pv_counts, pva_report
 from .config import Config, ConfigError, check_port_free, client_addresses, free_port
@@ -357,8 +357,11 @@ class Engine:
         if self.pva_server is not None:
             self.pva_server.stop()
             self.pva_server = None
+        drivers = {plugin_loader.driver_port(n): d for n, d in self.drivers.items()}
         for port in list(self._ports):
-            self._unregister_port(port)
+            table = self._unregister_port(port)
+            if port in drivers:  # its threads may go on calling it: see retired
+                retired.retire(drivers[port], table)
         if busy:  # pcaspy's server, collected, would wait for that call: keep it
             _left_running.append(self.ca_server)
             self.left_running = True
@@ -513,14 +516,17 @@ class Engine:
                                          Exposure.READONLY if spec.readonly else Exposure.ON)
             entry.exposure = self._defaults[spec.name]
 
-    def _unregister_port(self, port: str) -> None:
-        for reason, pv in manager.pvs.pop(port, {}).items():
+    def _unregister_port(self, port: str) -> dict[str, Any]:
+        """Forget the PVs of ``port``; returns its pcaspy table (reason -> PV)."""
+        table = manager.pvs.pop(port, {})
+        for reason, pv in table.items():
             manager.pvf.pop(pv.name, None)
             entry = self.entries.pop(pv.name, None)
             if entry is not None:
                 self._defaults.pop(entry.name, None)
         manager.driver.pop(port, None)
         self._ports.discard(port)
+        return table
 
     def _pva_access(self, entry: Entry, account: str, host: str) -> str | None:
         asg = entry.spec.asg or "DEFAULT"

@@ -263,12 +263,13 @@ def main(argv: list[str]) -> int:
         host.run()
     finally:
         engine.stop()
+        leave = exitguard.must_leave(engine.left_running)
         log.info("stopped")
         host.push()
         host.send(("stopped",))
         fds.restore()
-    if engine.left_running:  # a plugin's call still runs: finalizing would wait for it
-        exitguard.real_exit(0)
+    if leave:
+        exitguard.leave(0)
     return 0
 
 

@@ -6,6 +6,9 @@ without a word in the log. Once :func:`install` ran, ``os._exit`` called on any 
 the main one (where pvconsole itself runs, and where a forked child continues) logs who
 called it and raises ``SystemExit`` in that thread instead: a script's loop ends as if it
 had died (its PVs turn INVALID/COMM), another plugin thread just ends.
+
+After a stop, :func:`must_leave` and :func:`leave` are pvconsole's own way out when
+something of a plugin would keep the interpreter from finishing.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from typing import NoReturn
 
 log = logging.getLogger("pvconsole.plugins")
@@ -35,3 +39,37 @@ def _guarded_exit(code: int) -> NoReturn:
     log.error("os._exit(%s) called on thread %r (%s:%d): only that thread ends, the other "
               "IOCs go on", code, thread.name, caller.f_code.co_filename, caller.f_lineno)
     raise SystemExit(code)
+
+
+#: Seconds, after a stop, that plugin threads which are not daemons get to end by
+#: themselves before the process leaves without them.
+HELD_GRACE = 0.5
+
+
+def must_leave(left_running: bool) -> bool:
+    """After the engine stopped: whether the process must leave through :func:`leave`
+    rather than finalize. It must when the driver thread was left in a plugin's call
+    (``left_running``: finalizing waits for it), and when plugin threads that are not
+    daemons still run after :data:`HELD_GRACE` (Python waits for every such thread at
+    exit, forever for a device loop; alone, such a script never ended on Ctrl+C either).
+    Logs which threads it leaves."""
+    main = threading.main_thread()
+    held = [t for t in threading.enumerate() if t is not main and not t.daemon]
+    deadline = time.monotonic() + HELD_GRACE
+    for thread in held:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    held = [t.name for t in held if t.is_alive()]
+    if held:
+        log.warning("plugin thread(s) still running after the stop: %s; exiting without "
+                    "waiting for them", ", ".join(held))
+    return left_running or bool(held)
+
+
+def leave(code: int = 0) -> NoReturn:
+    """Exit now, without finalizing, once Python's own streams are flushed."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    real_exit(code)

@@ -89,6 +89,21 @@ def test_a_stop_does_not_wait_for_a_driver_write_that_hangs(tmp_path, protocol):
     assert len(lines) == 1 and '"result": "interrupted"' in lines[0] and '"requested": 1.5' in lines[0]
 
 
+def test_a_plugin_thread_that_is_not_a_daemon_does_not_hold_the_stop(tmp_path):
+    """Python waits at exit for every thread that is not a daemon: a plugin's worker loop
+    without a stop() hook kept the process alive (or died on a KeyError traceback)."""
+    proc, _ = start(tmp_path, "--plugin", plugin_path("worker_forever"))
+    try:
+        wait_serving(proc)
+        time.sleep(0.3)  # the worker is busy calling the driver
+        stops_within(proc, 2.0)
+    finally:
+        proc.kill()
+    err = proc.stderr.read()
+    assert "plugin thread(s) still running after the stop: worker-loop" in err
+    assert "Traceback" not in err and "KeyError" not in err
+
+
 def test_c_library_output_goes_through_the_log(tmp_path):
     """Beacon errors printed by the CA server library arrive as log records, nothing raw."""
     proc, _ = start(tmp_path, "--plugin", plugin_path("second"))

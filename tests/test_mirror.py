@@ -400,6 +400,39 @@ def test_exposure_persists_across_restart(engine_factory, pva, tmp_path):
     assert ctx.get("T:HIDDEN").value == 0
 
 
+def test_a_plugin_thread_outliving_its_engine_calls_pcaspy_harmlessly(engine_factory, pva):
+    """A plugin's worker that does not stop with the engine (no stop() hook) goes on
+    calling setParam, updatePVs, setParamInfo and callbackPV without an error, and
+    nothing it writes reaches an engine started again in the process."""
+    first = engine_factory(plugin_path("worker_forever"))
+    old = driver_of(first, "worker_forever")
+    try:
+        wait_for(lambda: old.getParam("COUNT") > 0)
+        first.stop()
+        n = old.getParam("COUNT")
+        wait_for(lambda: old.getParam("COUNT") > n + 10)  # it went on without a KeyError
+        second = engine_factory(plugin_path("worker_forever"))
+        new = driver_of(second, "worker_forever")
+        try:
+            ctx = pva(second)
+            mine = f"{id(new):x}"
+            wait_for(lambda: ctx.get("WORKER:OWNER", timeout=2).value == mine)
+            seen = set()
+            sub = ctx.monitor("WORKER:OWNER", lambda v: seen.add(v.value))
+            try:
+                c = new.getParam("COUNT")
+                wait_for(lambda: new.getParam("COUNT") > c + 20)  # both loops ran meanwhile
+            finally:
+                sub.close()
+            assert seen == {mine}
+            assert old.worker.is_alive()
+        finally:
+            new.quit.set()
+    finally:
+        old.quit.set()
+        old.worker.join(2)
+
+
 def test_read_only_and_hidden_from_pvdb(engine, pva, ca):
     ctx = pva(engine)
     with pytest.raises(TimeoutError):
