@@ -669,7 +669,7 @@ class Engine:
             exposed=sum(1 for e in self.entries.values() if e.pva_pv is not None),
             updates=m.updates,
             ca_posts=m.ca_posts, pva_posts=m.pva_posts, worst_post_ms=worst * 1000,
-            errors=m.errors, puts=self.putlog.seq if self.putlog else 0,
+            errors=m.errors, puts=self.putlog.since_start if self.putlog else 0,
             ca=self.ca_address(), pva=self.pva_address(),
             uptime=time.time() - self.started if self.started else 0.0,
         )

@@ -22,6 +22,7 @@ import heapq
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from typing import Any, Callable, NamedTuple
@@ -33,7 +34,7 @@ from pcaspy import cas
 from pcaspy.alarm import Alarm, Severity
 from pcaspy.driver import SimplePV
 
-from . import asyncput, capost, typemap
+from . import asyncput, capost, putlog, typemap
 from .putlog import PutRecord, PutResult, WriteRefused, write_failed
 from .typemap import Meta, PVSpec
 
@@ -51,6 +52,7 @@ MONITORED = cas.DBE_VALUE | cas.DBE_ALARM | cas.DBE_PROPERTY
 VALUE_OR_ALARM = cas.DBE_VALUE | cas.DBE_ALARM
 #: What a CA put that failed ends with (a CA client sees ECA_PUTFAIL).
 PUT_FAILED = cas.S_casApp_undefined
+_STAMP = cas.epicsTimeStamp
 
 
 class Exposure:
@@ -191,6 +193,8 @@ class MirroredPV(SimplePV):
             entry.data = (info.value, *entry.data[1:])
 
     def updateValue(self, dbValue: Any) -> None:
+        if type(dbValue.time) is not _STAMP:
+            self.mirror.fix_stamp(self.entry, dbValue)
         self.mirror.publish(self.entry, dbValue)
         if self.interest:
             try:
@@ -204,11 +208,15 @@ class MirroredPV(SimplePV):
         """A CA get. A driver ``read()`` that raises gets the parameter database's value
         served, its error logged once, as the PVA side does: pcaspy lets the exception
         cross the CA server library's C++, and the process dies with every plugin's PVs."""
+        driver = self.entry.driver
+        if driver is not None:
+            db = driver.pvDB.get(self.info.reason)
+            if db is not None and type(db.time) is not _STAMP:
+                self.mirror.fix_stamp(self.entry, db)
         try:
             return super().getValue(value)
         except Exception:
             self.mirror.report_error(self.entry, "driver read() raised on a CA get")
-        driver = self.entry.driver
         if driver is None:
             return cas.S_casApp_undefined
         try:
@@ -642,14 +650,16 @@ class PvaMirror:
         if lag > self.worst_post:
             self.worst_post = lag
 
-    def report_error(self, entry: Entry, what: str) -> None:
-        """Log a failure once per PV and kind (a bad driver value would flood the log)."""
+    def report_error(self, entry: Entry, what: str, detail: str = "") -> None:
+        """Log a failure once per PV and kind ``what`` (a bad driver value would flood
+        the log), with the traceback being handled if any, and ``detail``."""
         self.errors += 1
         key = f"{entry.name}:{what}"
         if key not in self._error_once:
             self._error_once.add(key)
-            log.exception("%s: %s (value %r); further errors of this kind are counted, "
-                          "not logged", entry.name, what, entry.data[0])
+            log.error("%s: %s (%s); further errors of this kind are counted, not logged",
+                      entry.name, what, detail or f"value {entry.data[0]!r}",
+                      exc_info=sys.exc_info()[0] is not None)
 
     # ------------------------------------------------------------------ exposure
 
@@ -725,9 +735,27 @@ class PvaMirror:
         if driver is not None:  # the parameter database is the truth
             d = driver.pvDB.get(entry.spec.reason)
             if d is not None:
+                if type(d.time) is not _STAMP:
+                    self.fix_stamp(entry, d)
                 value, condition, severity, sec, nsec = (d.value, d.alarm, d.severity,
                                                          d.time.secPastEpoch, d.time.nsec)
         return value, condition, severity, sec, nsec
+
+    def fix_stamp(self, entry: Entry, data: Any) -> None:
+        """Make the timestamp of ``data`` (a PV's pcaspy ``Data``) an ``epicsTimeStamp``
+        in place, where the driver set something else: a number as POSIX seconds, other
+        things as never processed. pcaspy's CA server fails every get of such a PV, and
+        the mirror's start-up read of it ended the whole process."""
+        given = data.time
+        try:
+            sec, nsec = typemap.stamp_parts(given)
+        except TypeError:
+            sec = nsec = 0
+        stamp = _STAMP()
+        stamp.secPastEpoch, stamp.nsec = sec, nsec
+        data.time = stamp
+        self.report_error(entry, "driver timestamp is not a pcaspy epicsTimeStamp",
+                          f"{given!r}: served as " + ("POSIX seconds" if sec else "never processed"))
 
     def close_all(self, entries: list[Entry]) -> None:
         """Stopping: every PV off PVA, here and now (outside entry.lock: closing waits for
@@ -754,6 +782,7 @@ class PvaMirror:
             except Exception:
                 old = None
         record = PutRecord.start(entry.name, protocol, client, old, requested)
+        record.change = putlog.change_of(entry.spec, entry.meta, old, requested)
         self._open_puts[id(record)] = record
         return record
 

@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from . import typemap
+
 log = logging.getLogger(__name__)
 
 #: Entries kept in memory for the console (older ones stay in the file).
@@ -70,6 +72,8 @@ class PutRecord:
         result: A :class:`PutResult` value.
         reason: Why it was refused, or the driver's error.
         duration_ms: Time spent in the driver (and waiting for ``callbackPV``).
+        change: "old → requested" as the console shows values (precision, units, enum
+            choices), made when the put arrived; '' in records of older versions.
     """
 
     time: str
@@ -81,13 +85,14 @@ class PutRecord:
     result: str = PutResult.PENDING
     reason: str = ""
     duration_ms: float = 0.0
+    change: str = ""
     seq: int = 0
     _t0: float = field(default=0.0, repr=False, compare=False)
 
     @classmethod
     def start(cls, pv: str, protocol: str, client: str, old: Any, requested: Any) -> "PutRecord":
         now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        return cls(now, pv, protocol, client, _plain(old), _plain(requested), _t0=time.perf_counter())
+        return cls(now, pv, protocol, client, plain(old), plain(requested), _t0=time.perf_counter())
 
     def finish(self, result: str, reason: str = "") -> None:
         self.result = result
@@ -109,7 +114,7 @@ TEXT_CHARS = 1024
 SUMMARY_ITEMS = 8
 
 
-def _plain(v: Any) -> Any:
+def plain(v: Any) -> Any:
     """A put's value as the log keeps it: JSON-able, bounded in size."""
     if isinstance(v, str):
         return v if len(v) <= TEXT_CHARS else f"{v[:TEXT_CHARS]}… ({len(v):,} chars)"
@@ -119,6 +124,26 @@ def _plain(v: Any) -> Any:
         return _listed(v)
     kind = str(getattr(v, "dtype", "")) or type(v).__name__
     return f"[{', '.join(map(repr, _listed(v[:SUMMARY_ITEMS])))}, … ({len(v):,} × {kind})]"
+
+
+#: Characters of each side of a put record's ``change``.
+SHOWN_CHARS = 60
+
+
+def change_of(spec: Any, meta: Any, old: Any, requested: Any) -> str:
+    """A put's "old → requested" as the console shows the PV's values (enum choice,
+    precision, units): a put to an enum read "1 → 2" where the table shows "On", "Fault".
+    ``spec``/``meta``: the PV's :class:`~pvconsole.typemap.PVSpec` and ``Meta``."""
+    return f"{_shown(spec, meta, old)} → {_shown(spec, meta, requested)}"
+
+
+def _shown(spec: Any, meta: Any, value: Any) -> str:
+    if value is None:
+        return "—"
+    if not isinstance(value, str) and getattr(value, "__len__", None) and len(value) > ARRAY_ITEMS:
+        return str(plain(value))  # formatting it all would hold the driver thread
+    text = typemap.format_value(spec, meta, value)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 1] + "…"
 
 
 def _listed(v: Any) -> list:
@@ -135,6 +160,8 @@ class PutLog:
         self.entries: deque[PutRecord] = deque(maxlen=memory)
         self.lock = threading.Lock()
         self.seq = 0
+        #: entries of earlier runs, read back from the file (their seq come first)
+        self.loaded = 0
         self._file = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,15 +178,22 @@ class PutLog:
             try:
                 d = json.loads(line)
                 rec = PutRecord(**{k: d[k] for k in ("time", "pv", "protocol", "client", "old",
-                                                      "requested", "result", "reason", "duration_ms")})
+                                                      "requested", "result", "reason", "duration_ms")},
+                                change=str(d.get("change", "")))
             except (ValueError, KeyError, TypeError):
                 kept += 1
                 continue
             self.seq += 1
             rec.seq = self.seq
             self.entries.append(rec)
+        self.loaded = self.seq
         if kept:
             log.warning("put log %s: skipped %d unreadable line(s)", path, kept)
+
+    @property
+    def since_start(self) -> int:
+        """Puts logged by this run (not those read back from earlier runs)."""
+        return self.seq - self.loaded
 
     def append(self, record: PutRecord) -> None:
         with self.lock:

@@ -788,11 +788,30 @@ def coerce_enum_string(spec: PVSpec, meta: Meta, text: str) -> int:
     return index
 
 
+def stamp_parts(t: Any) -> tuple[int, int]:
+    """(secPastEpoch, nsec) of a driver's timestamp: pcaspy's ``epicsTimeStamp``, or a
+    number, taken as POSIX seconds (``setParam(r, v, timestamp=time.time())``, a slip
+    pcaspy's own CA server fails every get of the PV on).
+
+    Raises:
+        TypeError: anything else.
+    """
+    if hasattr(t, "secPastEpoch"):
+        return int(t.secPastEpoch), int(t.nsec)
+    if isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t):
+        epics = max(0.0, float(t) - POSIX_TIME_AT_EPICS_EPOCH)
+        sec = int(epics)
+        return sec, min(999_999_999, int(round((epics - sec) * 1e9)))
+    raise TypeError(f"timestamp {t!r} is not a pcaspy epicsTimeStamp")
+
+
 def format_value(spec: PVSpec, meta: Meta, value: Any, max_items: int = 4) -> str:
     """A short, human rendering: precision and units, enum choice, array summary."""
     kind = spec.kind
     try:
         if kind == "enum":
+            if isinstance(value, str):  # a put by choice name
+                return value
             index = int(value)
             return meta.enums[index] if 0 <= index < len(meta.enums) else f"<{index}>"
         if kind == "string":

@@ -13,7 +13,9 @@ import pytest
 from p4p.client.thread import Disconnected, RemoteError
 
 from conftest import plugin_path, wait_for
+
 from pvconsole import mirror as mirror_module
+from pvconsole import typemap
 
 ALLTYPES = plugin_path("alltypes")
 
@@ -451,6 +453,30 @@ def test_two_plugins_side_by_side(engine_factory, pva):
     assert ctx.get("T:FLOAT").value == 2.0
     assert {p.name for p in engine.plugins if not p.error} == {"alltypes", "second"}
     assert engine.drivers["alltypes"] is not engine.drivers["second"]
+
+
+def test_a_driver_timestamp_in_posix_seconds_is_served_and_ends_nothing(engine_factory, pva, ca):
+    """setParam(..., timestamp=1700000000.5) at start-up ended the whole process (the
+    mirror's first read of the PV raised); plain pcaspy failed every CA get of it."""
+    engine = engine_factory(ALLTYPES, plugin_path("float_stamp"))
+    assert {p.name for p in engine.plugins if not p.error} == {"alltypes", "float_stamp"}
+    ctx = pva(engine)
+    x = ctx.get("FTS:X")
+    assert x.value == 1.5 and abs(x.timeStamp.secondsPastEpoch + x.timeStamp.nanoseconds * 1e-9
+                                  - 1700000000.5) < 1e-6
+    assert ctx.get("FTS:Y").timeStamp.secondsPastEpoch == typemap.POSIX_TIME_AT_EPICS_EPOCH
+    got = ca(engine).get("FTS:X", form="time")
+    assert got["value"] == 1.5 and abs(got["timestamp"] - 1700000000.5) < 1e-6
+    updates: list = []
+    sub = ctx.monitor("FTS:X", updates.append)  # a put: the driver stamps it again
+    try:
+        wait_for(lambda: updates)
+        ctx.put("FTS:X", 3.0, wait=True)
+        wait_for(lambda: updates[-1].value == 3.0)
+    finally:
+        sub.close()
+    assert updates[-1].timeStamp.secondsPastEpoch == 1700000100
+    assert ctx.get("T:FLOAT") is not None  # the other plugin serves on
 
 
 def test_broken_plugins_are_reported_and_others_run(engine_factory, pva):

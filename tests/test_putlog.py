@@ -6,23 +6,23 @@ import json
 
 import numpy as np
 
-from pvconsole.putlog import ARRAY_ITEMS, TEXT_CHARS, PutLog, PutRecord, PutResult, _plain
+from pvconsole.putlog import ARRAY_ITEMS, TEXT_CHARS, PutLog, PutRecord, PutResult, plain
 
 
 def test_small_values_are_kept_whole():
-    assert _plain(1.5) == 1.5
-    assert _plain(np.float32(2.5)) == 2.5 and type(_plain(np.float32(2.5))) is float
-    assert _plain([1, 2, 3]) == [1, 2, 3]
-    assert _plain(np.arange(ARRAY_ITEMS)) == list(range(ARRAY_ITEMS))
-    assert _plain("text") == "text"
+    assert plain(1.5) == 1.5
+    assert plain(np.float32(2.5)) == 2.5 and type(plain(np.float32(2.5))) is float
+    assert plain([1, 2, 3]) == [1, 2, 3]
+    assert plain(np.arange(ARRAY_ITEMS)) == list(range(ARRAY_ITEMS))
+    assert plain("text") == "text"
 
 
 def test_large_arrays_and_text_are_summarised():
     big = np.arange(1_000_000, dtype=np.float64)
-    assert _plain(big) == "[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, … (1,000,000 × float64)]"
-    assert _plain(list(range(100))).endswith("… (100 × list)]")
+    assert plain(big) == "[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, … (1,000,000 × float64)]"
+    assert plain(list(range(100))).endswith("… (100 × list)]")
     long = "x" * (TEXT_CHARS + 10)
-    assert _plain(long) == "x" * TEXT_CHARS + f"… ({TEXT_CHARS + 10:,} chars)"
+    assert plain(long) == "x" * TEXT_CHARS + f"… ({TEXT_CHARS + 10:,} chars)"
 
 
 def test_a_put_of_a_huge_waveform_is_one_short_line(tmp_path):
@@ -36,3 +36,46 @@ def test_a_put_of_a_huge_waveform_is_one_short_line(tmp_path):
     lines = (tmp_path / "putlog.jsonl").read_text().splitlines()
     assert len(lines) == 3 and all(len(line) < 500 for line in lines)
     assert json.loads(lines[0])["requested"].endswith("(1,000,000 × float64)]")
+
+
+def test_puts_of_earlier_runs_are_not_counted_as_this_runs(tmp_path):
+    """The header said 'puts 77' right after a restart: the puts read back from the file."""
+    path = tmp_path / "putlog.jsonl"
+    first = PutLog(path)
+    for value in (1, 2):
+        rec = PutRecord.start("X:A", "ca", "op@host", 0, value)
+        rec.finish(PutResult.ACCEPTED)
+        first.append(rec)
+    first.close()
+    second = PutLog(path)
+    assert (second.seq, second.loaded, second.since_start) == (2, 2, 0)
+    rec = PutRecord.start("X:A", "pva", "op@host", 2, 3)
+    rec.finish(PutResult.ACCEPTED)
+    second.append(rec)
+    assert second.since_start == 1 and [r.seq for r in second.tail(5)] == [1, 2, 3]
+    second.close()
+
+
+def test_a_put_of_another_day_shows_its_date():
+    from datetime import datetime, timezone
+
+    from pvconsole.tui.fmt import iso_clock
+
+    now = datetime(2026, 12, 2, 1, 30, tzinfo=timezone.utc).timestamp()
+    assert iso_clock("2026-12-02T01:02:03.456+00:00", timezone.utc, now) == "01:02:03.456"
+    assert iso_clock("2026-12-01T23:59:58.000+00:00", timezone.utc, now) == "12-01 23:59:58.000"
+
+
+def test_a_puts_change_reads_as_the_pv_is_shown():
+    """A put to an enum logged "1 → 2" where the table shows "On" and "Fault"."""
+    from pvconsole import typemap
+    from pvconsole.putlog import change_of
+
+    mode = typemap.spec_from_pvdb("PSU:", "MODE", {"type": "enum", "enums": ["Off", "On", "Fault"]})
+    volt = typemap.spec_from_pvdb("PSU:", "VOLT", {"prec": 2, "unit": "V"})
+    wave = typemap.spec_from_pvdb("PSU:", "WAVE", {"count": 1000})
+    assert change_of(mode, mode.meta, 1, 2) == "On → Fault"
+    assert change_of(mode, mode.meta, 1, "Fault") == "On → Fault"
+    assert change_of(mode, mode.meta, 1, 7) == "On → <7>"
+    assert change_of(volt, volt.meta, None, 1.23456) == "— → 1.23 V"
+    assert change_of(wave, wave.meta, [0.0] * 3, np.arange(1000.0)).endswith("(1,000 × float64)]")

@@ -307,9 +307,7 @@ async def test_details_screen(engine: Engine) -> None:
         await goto(pilot, app, "PSU:VOLT")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DetailsScreen), what="details")
-        mapping = app.screen.query_one("#mapping")
-        rows = {str(mapping.get_row_at(i)[0]): [str(c) for c in mapping.get_row_at(i)]
-                for i in range(mapping.row_count)}
+        rows = {row[0]: list(row) for row in app.screen.mapping}
         assert rows["unit"][2] == "display.units" and rows["unit"][3] == "'V'"
         assert rows["hihi"][2] == "valueAlarm.highAlarmLimit" and rows["hihi"][3] == "95"
         assert "NTScalar" in rows["type"][3]

@@ -266,3 +266,16 @@ def test_an_image_in_a_waveform_is_served_flat_and_cut_to_count():
 ])
 def test_which_char_arrays_are_text(info, text):
     assert (spec(**info).kind == "string") is text
+
+
+def test_driver_timestamps_as_posix_seconds_are_understood():
+    from pcaspy import cas
+
+    stamp = cas.epicsTimeStamp()
+    stamp.secPastEpoch, stamp.nsec = 5, 7
+    assert typemap.stamp_parts(stamp) == (5, 7)
+    assert typemap.stamp_parts(1700000000.5) == (1700000000 - 631152000, 500_000_000)
+    assert typemap.stamp_parts(0) == (0, 0)  # before the EPICS epoch: never processed
+    for bad in ("yesterday", None, float("nan"), True):
+        with pytest.raises(TypeError):
+            typemap.stamp_parts(bad)

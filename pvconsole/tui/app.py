@@ -368,6 +368,8 @@ class PvConsoleApp(App[int]):
         if table.dark != theme.dark:
             table.dark = theme.dark
             table.rebuild()
+        if isinstance(self.screen, DetailsScreen):  # its alarm colours are the theme's
+            self.screen.show(self.screen.state)
 
     # ------------------------------------------------------------------ actions
 
@@ -438,8 +440,16 @@ class PvConsoleApp(App[int]):
         self.pv_view.action_jump()
 
     def action_follow_puts(self) -> None:
-        self.action_view("puts")
-        self.main.query_one(PutLogView).action_follow()
+        self.in_view("puts", "action_follow")
+
+    def in_view(self, view: str, method: str, *args: Any) -> None:
+        """Show a view and call a method of its main widget (the PV table, the put log, the
+        server log) as its key would: the palette's way to every key of every view."""
+        self.action_view(view)
+        widget: Any = {"pvs": lambda: self.pv_view.table,
+                       "puts": lambda: self.main.query_one(PutLogView),
+                       "log": lambda: self.main.query_one(ServerLog)}[view]()
+        getattr(widget, method)(*args)
 
     async def action_quit(self) -> None:
         """q (and the palette's Quit): quitting stops every IOC this console hosts, so it

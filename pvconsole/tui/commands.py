@@ -7,6 +7,8 @@ from typing import Any, Callable, Iterator
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from .widgets.pvtable import COLUMNS, SORTABLE
+
 #: Per-PV commands are offered once the query has this many characters (10,000 PVs times
 #: three commands is too many to score on every keystroke of a short query).
 MIN_PV_QUERY = 2
@@ -30,7 +32,18 @@ class ConsoleCommands(Provider):
         yield "Filter PVs", "Type text or a glob in the filter box (/)", app.action_filter
         yield "Clear PV filters", "Show every PV again: no text filter, every plugin", app.action_clear_filters
         yield "Jump to PV…", "Type a name; the cursor follows (j)", app.action_jump
+        yield "Details of the cursor PV", "Definition, PVA mapping, puts, clients (Enter)", app.action_details
+        yield "Mark or unmark the cursor PV", "For a change of many PVs at once (space)", partial(app.in_view, "pvs", "action_mark")
+        yield "Mark every shown PV", "Every row the filters show (+)", partial(app.in_view, "pvs", "action_mark_all")
+        yield "Unmark every PV", "Clear the marks (-)", partial(app.in_view, "pvs", "action_unmark_all")
+        for key, label, _ in COLUMNS:
+            if key in SORTABLE:
+                yield (f"Sort PVs by {label}", "s steps through the columns",
+                       partial(app.in_view, "pvs", "set_sort", key))
+        yield "Reverse the PV sort order", "Ascending ↔ descending (r)", partial(app.in_view, "pvs", "action_reverse_sort")
         yield "Toggle following the put log", "Follow the newest put, or stop following (f)", app.action_follow_puts
+        yield "Filter the put log", "PV, client, result or reason (/ in the put log)", partial(app.in_view, "puts", "action_filter")
+        yield "Toggle following the server log", "Follow the newest line, or stop following (f in the log)", partial(app.in_view, "log", "action_follow")
         yield "Toggle dark/light", "Switch between the dark and light themes", app.action_toggle_dark
         for plugin in sorted({p.name for p in getattr(app.source, "plugins", [])}):
             yield f"Filter by plugin: {plugin}", "Show only this plugin's PVs", partial(app.action_plugin, plugin)

@@ -16,7 +16,7 @@ from typing import Any
 from .. import typemap
 from ..exposure import match
 from ..mirror import PVState
-from ..putlog import PutLog, PutRecord
+from ..putlog import PutLog, PutRecord, change_of
 from ..typemap import PVSpec
 from .source import EntryView
 
@@ -130,9 +130,10 @@ class FixedSource:
             self.plugins.append(FixedPlugin("sim", "synthetic", extra, driver="SimDriver"))
         self.putlog = PutLog(None)
         for i, (pv, proto, client, old, new, result, reason) in enumerate(FIXED_PUTS):
+            entry = self.entries[pv]
             rec = PutRecord(time=_iso(FIXED_NOW - 60 * (len(FIXED_PUTS) - i)), pv=pv, protocol=proto,
                             client=client, old=old, requested=new, result=result, reason=reason,
-                            duration_ms=0.2)
+                            duration_ms=0.2, change=change_of(entry.spec, entry.meta, old, new))
             self.putlog.append(rec)
 
     def _add(self, plugin: str, spec: PVSpec) -> None:
@@ -172,7 +173,7 @@ class FixedSource:
             pvs=len(self.states), exposed=sum(1 for s in self.states.values() if s.exposure != "off"),
             updates=1200 * n, ca_posts=sum(400 + 40 * (k % 5) for k in range(n)),
             pva_posts=sum(800 + 60 * (k % 7) for k in range(n)), worst_post_ms=0.05 * (n % 4),
-            errors=0, puts=self.putlog.seq, ca="127.0.0.1:5064", pva="127.0.0.1:5075", uptime=3723.0)
+            errors=0, puts=self.putlog.since_start, ca="127.0.0.1:5064", pva="127.0.0.1:5075", uptime=3723.0)
 
     def entry(self, name: str) -> EntryView:
         return self.entries[name]

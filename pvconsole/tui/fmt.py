@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone, tzinfo
 from typing import Any
 
@@ -76,15 +77,21 @@ def full_time(ts: float, tz: tzinfo | None = None) -> str:
     return dt.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + dt.strftime(" %Z")
 
 
-def iso_clock(iso: str, tz: tzinfo | None = None) -> str:
-    """A put-log ISO time -> local HH:MM:SS.mmm (the date is noise in a live log)."""
+def iso_clock(iso: str, tz: tzinfo | None = None, now: float | None = None) -> str:
+    """A put-log ISO time -> local HH:MM:SS.mmm, with MM-DD before it when it is not of
+    today (``now``, POSIX seconds; default the current time): the date is noise in a
+    live log, but the log holds earlier runs' puts too, and yesterday's must not read as
+    tonight's."""
     try:
         dt = datetime.fromisoformat(iso)
     except ValueError:
         return iso
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(tz).strftime("%H:%M:%S.%f")[:-3]
+    local = dt.astimezone(tz)
+    today = datetime.fromtimestamp(time.time() if now is None else now, local.tzinfo).date()
+    clock = local.strftime("%H:%M:%S.%f")[:-3]
+    return clock if local.date() == today else f"{local:%m-%d} {clock}"
 
 
 def middle_cut(text: str, width: int) -> str:
@@ -96,18 +103,32 @@ def middle_cut(text: str, width: int) -> str:
     return f"{text[:head]}…{text[len(text) - (width - 1 - head):]}"
 
 
+def cut(text: str, width: int) -> str:
+    """``text`` in ``width`` characters, an ellipsis marking a cut."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def listing(items: list[str], width: int) -> str:
+    """'a, b, …': the items that fit in ``width`` characters (the first one at least, cut)."""
+    shown = ""
+    for n in range(1, len(items) + 1):
+        text = ", ".join(items[:n]) + (", …" if n < len(items) else "")
+        if len(text) > width and shown:
+            break
+        shown = text
+    return cut(shown, width)
+
+
 def short(value: Any, width: int = 24) -> str:
-    """repr-free short rendering of a put value (lists summarised)."""
+    """repr-free short rendering of a put value: a list as the elements that fit, then
+    its length."""
     if value is None:
         return "—"
-    if isinstance(value, (list, tuple)):
-        head = ", ".join(str(v) for v in value[:4])
-        text = f"[{head}{', …' if len(value) > 4 else ''}] ({len(value)})"
-    elif isinstance(value, float):
-        text = f"{value:.6g}"
-    else:
-        text = str(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    if not isinstance(value, (list, tuple)):
+        return cut(f"{value:.6g}" if isinstance(value, float) else str(value), width)
+    count = f" ({len(value)})"
+    items = [f"{v:.6g}" if isinstance(v, float) else str(v) for v in value]
+    return f"[{listing(items, width - len(count) - 2)}]{count}"
 
 
 def duration(seconds: float) -> str:

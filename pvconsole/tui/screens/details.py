@@ -6,13 +6,14 @@ import logging
 from datetime import tzinfo
 from typing import Any
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from ...mirror import PVState
 from .. import fmt
@@ -26,6 +27,22 @@ from ..widgets.putlog import PUT_COLUMNS, put_cells
 log = logging.getLogger("pvconsole.tui")
 
 MAP_COLUMNS = ("pcaspy field", "definition", "PVA field", "served")
+
+
+def fitted_table(columns: tuple[str, ...], rows: list[tuple], fixed: int = 1) -> Table:
+    """A table as wide as the screen whose long cells wrap: at 80 columns every column
+    stays readable (a DataTable there cut the last one to 5 characters, and its sideways
+    scroll needed a mouse). The first ``fixed`` columns keep their width."""
+    t = Table(box=box.SIMPLE_HEAD, expand=True, show_edge=False, pad_edge=False,
+              header_style="bold", padding=(0, 1))
+    for i, label in enumerate(columns):
+        if i < fixed:
+            t.add_column(label, no_wrap=True)
+        else:
+            t.add_column(label, overflow="fold", ratio=1)
+    for row in rows:
+        t.add_row(*row)
+    return t
 
 
 class DetailsScreen(Screen):
@@ -49,6 +66,8 @@ class DetailsScreen(Screen):
         self.tz = tz
         self._put_seq = -1
         self._mounted = False
+        #: the type-mapping rows shown (tests read them)
+        self.mapping: list[tuple[str, str, str, str]] = []
 
     def compose(self) -> ComposeResult:
         yield StatusHeader()
@@ -56,22 +75,14 @@ class DetailsScreen(Screen):
         with VerticalScroll(id="details"):
             yield Static(id="pv-state")
             yield Static("Type mapping: pcaspy definition → PVA structure", classes="section")
-            yield DataTable(id="mapping", cursor_type="row", show_cursor=True)
+            yield Static(id="mapping")
             yield Static("Clients", classes="section")
             yield Static(id="pv-conns")
             yield Static("Recent puts", classes="section")
-            yield DataTable(id="pv-puts", cursor_type="row")
+            yield Static(id="pv-puts")
         yield KeyBar()
 
     def on_mount(self) -> None:
-        table = self.query_one("#mapping", DataTable)
-        for label in MAP_COLUMNS:
-            table.add_column(label, key=label)
-        puts = self.query_one("#pv-puts", DataTable)
-        for key, label in PUT_COLUMNS:
-            puts.add_column(label, key=key)
-        for t in (table, puts):  # the scroll view takes the keys: the whole page scrolls
-            t.can_focus = False
         self._mounted = True
         self.show(self.state)
         self.query_one("#details").focus()
@@ -110,16 +121,9 @@ class DetailsScreen(Screen):
         entry = self.source.entry(s.name)
         rows = mapping_rows(entry.spec, entry.meta, s.text, served_dict(self.source, s.name),
                             entry_extra(entry))
-        table = self.query_one("#mapping", DataTable)
-        if table.row_count == len(rows):
-            for i, row in enumerate(rows):
-                for label, cell in zip(MAP_COLUMNS, row):
-                    if table.get_cell(str(i), label) != cell:
-                        table.update_cell(str(i), label, cell)
-        else:
-            table.clear()
-            for i, row in enumerate(rows):
-                table.add_row(*row, key=str(i))
+        if rows != self.mapping:
+            self.mapping = rows
+            self.query_one("#mapping", Static).update(fitted_table(MAP_COLUMNS, rows))
 
     def _show_clients(self, s: PVState) -> None:
         """Channels per protocol from the newest client report (the engine itself only
@@ -149,12 +153,9 @@ class DetailsScreen(Screen):
         if last == self._put_seq:
             return
         self._put_seq = last
-        table = self.query_one("#pv-puts", DataTable)
-        table.clear()
-        for r in records:
-            table.add_row(*put_cells(r, self.tz))
-        if not records:
-            table.add_row("", "no puts since start", "", "", "", "", "")
+        rows = [put_cells(r, self.tz) for r in records] or [("", "no puts since start")]
+        self.query_one("#pv-puts", Static).update(
+            fitted_table(tuple(label for _, label in PUT_COLUMNS), rows, fixed=3))
 
     def action_exposure(self, mode: str) -> None:
         self.app.request_exposure([self.state.name], mode)  # type: ignore[attr-defined]

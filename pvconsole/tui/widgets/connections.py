@@ -33,7 +33,7 @@ def client_row(c: dict[str, Any], tz: tzinfo | None) -> tuple:
     traffic = traffic_text(c.get("tx_bps"), c.get("rx_bps"))
     return (
         str(c.get("protocol", "")).upper(), str(c.get("peer", "")), str(c.get("user", "")),
-        str(c.get("host", "")), f"{len(channels)} ({fmt.short(list(channels), 30)})" if channels else "0",
+        str(c.get("host", "")), f"{len(channels)}: {fmt.listing([str(c) for c in channels], 30)}" if channels else "0",
         "" if c.get("monitors") is None else str(c.get("monitors")),
         fmt.clock_time(float(c.get("since") or 0), tz), traffic,
     )

@@ -30,11 +30,19 @@ def result_text(result: str) -> Text:
     return Text(result, style=style)
 
 
+def change_text(r: Any, width: int = 20) -> str:
+    """'old → new' as the PV's values are shown (``r.change``, made by the engine), each
+    side in ``width`` characters; records of older versions have raw values only."""
+    if not getattr(r, "change", ""):
+        return f"{fmt.short(r.old, width)} → {fmt.short(r.requested, width)}"
+    old, _, new = r.change.partition(" → ")
+    return f"{fmt.cut(old, width)} → {fmt.cut(new, width)}"
+
+
 def put_cells(r: Any, tz: tzinfo | None) -> tuple:
     """A ``PutRecord`` -> table cells."""
     return (fmt.iso_clock(r.time, tz), r.pv, r.protocol.upper(), result_text(r.result),
-            f"{fmt.short(r.old, 20)} → {fmt.short(r.requested, 20)}", r.client,
-            r.reason.removeprefix(f"{r.pv}: "))
+            change_text(r), r.client, r.reason.removeprefix(f"{r.pv}: "))
 
 
 def put_matches(r: Any, text: str) -> bool:
@@ -48,7 +56,7 @@ def put_matches(r: Any, text: str) -> bool:
 def put_text(r: Any, tz: tzinfo | None) -> str:
     """A put record in full, one field per line."""
     lines = [f"{fmt.iso_clock(r.time, tz)}  {r.protocol.upper()}  {r.client}",
-             f"{fmt.short(r.old, 60)} → {fmt.short(r.requested, 60)}",
+             change_text(r, 60),
              f"{r.result}{f': {r.reason}' if r.reason else ''}"]
     if r.duration_ms:
         lines.append(f"driver {r.duration_ms:g} ms")

@@ -1,0 +1,108 @@
+"""Console behaviour over frozen data (:class:`~pvconsole.tui.fixed.FixedSource`): what an
+operator sees at 80x24, after a theme switch, in the command palette and the put log."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import timezone
+
+from textual.geometry import Region
+
+from pvconsole.tui import fmt
+from pvconsole.tui.app import PvConsoleApp
+from pvconsole.tui.commands import ConsoleCommands
+from pvconsole.tui.fixed import FixedSource
+from pvconsole.tui.screens.details import DetailsScreen
+from pvconsole.tui.widgets.serverlog import ServerLog
+
+
+def make_app() -> PvConsoleApp:
+    ticks = itertools.count()
+    return PvConsoleApp(FixedSource(), live=False, clock=lambda: float(next(ticks)),
+                        tz=timezone.utc)
+
+
+def run(test, size=(80, 24)) -> None:
+    async def main() -> None:
+        app = make_app()
+        async with app.run_test(size=size) as pilot:
+            while not app.loaded:
+                await pilot.pause()
+            await test(app, pilot)
+    asyncio.run(main())
+
+
+async def open_details(app: PvConsoleApp, pilot, name: str) -> DetailsScreen:
+    await pilot.press("j", *name, "enter", "enter")
+    await pilot.pause()
+    assert isinstance(app.screen, DetailsScreen) and app.screen.state.name.endswith(name)
+    return app.screen
+
+
+def shown_text(widget) -> str:
+    width, height = widget.size
+    return "\n".join(strip.text for strip in widget.render_lines(Region(0, 0, width, height)))
+
+
+def test_details_at_80_columns_show_every_served_value_in_full() -> None:
+    """A DataTable cut the 'served' column to 5 characters at 80 columns ('NTSca')."""
+    async def check(app, pilot) -> None:
+        screen = await open_details(app, pilot, "VOLT")
+        text = shown_text(screen.query_one("#mapping"))
+        served = dict((row[0], row[3]) for row in screen.mapping)
+        assert "NTScalar double" in text
+        for field in ("prec", "unit", "hihi"):
+            assert served[field] in text
+    run(check)
+
+
+def test_details_follow_a_theme_switch() -> None:
+    """The alarm colours of the value are the theme's (they stayed dark until the PV changed)."""
+    async def check(app, pilot) -> None:
+        screen = await open_details(app, pilot, "MODE")
+        severity = screen.state.severity
+        assert severity == 2
+
+        def value_style() -> str:
+            table = screen.query_one("#pv-state").content
+            return str(table.columns[1]._cells[0].style)
+
+        assert value_style() == fmt.severity_style(severity, dark=True)
+        await pilot.press("t")
+        await pilot.pause()
+        assert not app.current_theme.dark
+        assert value_style() == fmt.severity_style(severity, dark=False)
+    run(check)
+
+
+def test_the_palette_offers_the_keys_of_every_view() -> None:
+    """Sorting, marks, the put-log filter, the server-log follow and the details of the
+    cursor PV were keys only."""
+    async def check(app, pilot) -> None:
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"sort by alarm")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.pv_view.table.sort_key == "sev"
+        commands = {name: run for name, _, run in ConsoleCommands(app.screen)._actions()}
+        commands["Mark every shown PV"]()
+        await pilot.pause()
+        assert len(app.pv_view.table.marked) == app.pv_view.table.row_count > 1
+        commands["Unmark every PV"]()
+        commands["Reverse the PV sort order"]()
+        await pilot.pause()
+        assert not app.pv_view.table.marked and app.pv_view.table.sort_reverse
+        commands["Toggle following the server log"]()
+        await pilot.pause()
+        assert not app.main.query_one(ServerLog).auto_scroll
+        commands["Filter the put log"]()
+        await pilot.pause()
+        assert app.focused is app.main.query_one("#put-filter")
+        await pilot.press("escape", "1")
+        commands["Details of the cursor PV"]()
+        await pilot.pause()
+        assert isinstance(app.screen, DetailsScreen)
+    run(check, size=(160, 48))
