@@ -217,7 +217,7 @@ class DriverThread(threading.Thread):
             finally:
                 if turn:
                     turns.end_pass()
-            poll = pace.next(now, mirror.ca_posts, ran)
+            poll = min(pace.next(now, mirror.ca_posts, ran), turns.shortest)
 
     def stop(self) -> None:
         self._running = False
@@ -510,6 +510,9 @@ class Engine:
             entry = Entry(spec, plugin)
             pv = MirroredPV(spec.name, pvinfo, entry, self.mirror)
             manager.pvf[spec.name] = pv
+            earlier = table.get(spec.reason)
+            if earlier is not None:  # one parameter, several names: all get its updates
+                pv.aliases = [*earlier.aliases, earlier]
             table[spec.reason] = pv
             self.entries[spec.name] = entry
             self._defaults[spec.name] = (Exposure.OFF if not spec.expose else
@@ -519,7 +522,7 @@ class Engine:
     def _unregister_port(self, port: str) -> dict[str, Any]:
         """Forget the PVs of ``port``; returns its pcaspy table (reason -> PV)."""
         table = manager.pvs.pop(port, {})
-        for reason, pv in table.items():
+        for pv in [p for last in table.values() for p in (last, *last.aliases)]:
             manager.pvf.pop(pv.name, None)
             entry = self.entries.pop(pv.name, None)
             if entry is not None:

@@ -187,6 +187,10 @@ class MirroredPV(SimplePV):
         self.mirror = mirror
         self._ends_own_write = False  # pcaspy is about to end a refused asyn CA write
         self._failed = False  # the write being answered failed (driver raised, or refused)
+        #: PVs of the same parameter made before this one (a script's ``createPV`` of one
+        #: pvdb under two prefixes): pcaspy's table keeps the last, so its updates reach
+        #: the others only through this one
+        self.aliases: list[MirroredPV] = []
         entry.ca_pv = self
         super().__init__(name, info)
         if entry.data[0] is None:  # no pvdb 'value': pcaspy's default (0, '' or zeros)
@@ -195,6 +199,11 @@ class MirroredPV(SimplePV):
     def updateValue(self, dbValue: Any) -> None:
         if type(dbValue.time) is not _STAMP:
             self.mirror.fix_stamp(self.entry, dbValue)
+        self._post(dbValue)
+        for alias in self.aliases:
+            alias._post(dbValue)
+
+    def _post(self, dbValue: Any) -> None:
         self.mirror.publish(self.entry, dbValue)
         if self.interest:
             try:

@@ -24,6 +24,7 @@ registers it with CA and PVA.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import importlib.machinery
@@ -39,7 +40,7 @@ import traceback
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NoReturn
 
 import pcaspy
 import pcaspy.driver
@@ -118,6 +119,8 @@ class _Capture:
         self.databases: list[tuple[str, dict]] = []
         self.handed_over = threading.Event()  # the script reached its server loop
         self.stopped = threading.Event()      # the plugin is no longer served
+        self.thread: threading.Thread | None = None  # the one the script runs on
+        self.drivers: list[Any] = []          # pcaspy Drivers its code made
         self.closed = False                   # loading is over: late createPV calls are refused
         self.create_called = False            # the script reached createPV (even if it failed)
         self.looping = False                  # the script's own server loop runs
@@ -146,6 +149,7 @@ class _Capture:
         the script's loop go on, in turns with the driver thread (:mod:`pvconsole.turns`).
         When pvconsole stops serving, it ends the script's loop."""
         wait = max(float(delay or 0), MIN_PROCESS_WAIT)
+        turns.loop_wait(wait)
         if not self.looping:
             self.looping = True
             turns.loop_started()
@@ -155,11 +159,19 @@ class _Capture:
             turns.end_body()
         if self.stopped.is_set():  # a script that catches the hand-over must not spin
             time.sleep(wait)
-            raise _ScriptHandOver()
+            self._leave()
         if self.stopped.wait(wait):
-            raise _ScriptHandOver()
+            self._leave()
         turns.begin_body(self.stopped)
         self.in_body = True
+
+    def _leave(self) -> NoReturn:
+        """End the script's loop: on the thread pvconsole runs the script on, back to
+        it; on a thread of the script's own, that thread ends, as quietly as threading
+        ends one on ``SystemExit`` (any other exception is reported with a traceback)."""
+        if threading.current_thread() is self.thread:
+            raise _ScriptHandOver()
+        raise SystemExit()
 
     def loop_over(self) -> None:
         """The plugin's code returned or raised: its loop takes no more turns."""
@@ -242,8 +254,10 @@ def _captured_pcaspy(capture: _Capture, argv0: str) -> Iterator[None]:
     creates its own pcaspy port, so that plugins never share a parameter database. Signal
     handlers a script installs are ignored: pvconsole owns SIGINT/SIGTERM."""
     import pcaspy.tools
+    loop_class = asyncio.unix_events._UnixSelectorEventLoop
     saved = (pcaspy.SimpleServer, pcaspy.driver.SimpleServer, pcaspy.tools.ServerThread,
-             pcaspy.Driver.port, sys.argv, signal.signal)
+             pcaspy.Driver.port, pcaspy.Driver.__init__, sys.argv, signal.signal,
+             loop_class.add_signal_handler)
     pcaspy.SimpleServer = pcaspy.driver.SimpleServer = capture.server_class()  # type: ignore[misc]
     pcaspy.tools.ServerThread = capture.server_thread_class()  # type: ignore[misc]
     pcaspy.Driver.port = capture.port
@@ -254,12 +268,27 @@ def _captured_pcaspy(capture: _Capture, argv0: str) -> Iterator[None]:
                  capture.name, signum)
         return signal.getsignal(signum)
 
+    def keep_loop_signal(loop: Any, signum: int, callback: Any, *args: Any) -> None:
+        keep_signal(signum, callback)  # asyncio's would fail: not on the main thread
+
+    driver_init = pcaspy.Driver.__init__
+
+    def init_driver(driver: Any, *args: Any, **kwargs: Any) -> None:
+        """A driver keeps its port once the capture is over (pcaspy reads the class's on
+        every call), and is found where no module attribute names it (made in a function)."""
+        driver_init(driver, *args, **kwargs)
+        driver.port = capture.port
+        capture.drivers.append(driver)
+
     signal.signal = keep_signal  # type: ignore[assignment]
+    loop_class.add_signal_handler = keep_loop_signal  # type: ignore[method-assign]
+    pcaspy.Driver.__init__ = init_driver  # type: ignore[method-assign]
     try:
         yield
     finally:
         (pcaspy.SimpleServer, pcaspy.driver.SimpleServer, pcaspy.tools.ServerThread,
-         pcaspy.Driver.port, sys.argv, signal.signal) = saved
+         pcaspy.Driver.port, pcaspy.Driver.__init__, sys.argv, signal.signal,
+         loop_class.add_signal_handler) = saved
         capture.closed = True
 
 
@@ -276,6 +305,9 @@ def _run_plugin_code(capture: _Capture, source: str, code: Callable[[], None]) -
     failure: list[BaseException] = []
 
     def target() -> None:
+        capture.thread = threading.current_thread()
+        # the event loop a script's asyncio.get_event_loop() finds on the main thread
+        asyncio.set_event_loop(asyncio.new_event_loop())
         try:
             code()
         except _ScriptHandOver:
@@ -310,12 +342,20 @@ def driver_port(name: str) -> str:
 
 
 def discover(specs: list[str], plugins_dir: Path | None) -> list[str]:
-    """The plugin specs to load: explicit ``--plugin`` ones, else every ``*.py`` in the dir."""
-    if specs:
-        return list(specs)
-    if plugins_dir and plugins_dir.is_dir():
-        return [str(p) for p in sorted(plugins_dir.glob("*.py")) if not p.name.startswith("_")]
-    return []
+    """The plugin specs to load: explicit ``--plugin`` ones, else every ``*.py`` in the dir;
+    files as absolute paths, fixed before any plugin runs: a script that changes the
+    working directory (``os.chdir`` to find its config) must not make the next plugin's
+    relative path point elsewhere."""
+    if not specs and plugins_dir and plugins_dir.is_dir():
+        specs = [str(p) for p in sorted(plugins_dir.glob("*.py")) if not p.name.startswith("_")]
+    return [_absolute(spec) for spec in specs or []]
+
+
+def _absolute(spec: str) -> str:
+    file, attr = _file_attr(spec)
+    if file is None:
+        return spec
+    return str(Path(file).absolute()) + (f":{attr}" if attr else "")
 
 
 def plugin_name(spec: str) -> str:
@@ -536,6 +576,8 @@ def _from_namespace(name: str, source: str, ns: dict, capture: _Capture) -> Plug
     created = pcaspy.driver.manager.driver.get(port)
     if created is None and isinstance(ns.get("driver"), pcaspy.Driver):
         created = ns["driver"]  # pcaspy registers instances of subclasses only, not Driver()
+    if created is None and capture.drivers and capture.databases:
+        created = capture.drivers[-1]  # a script's Driver() kept in a function's variable
     if capture.databases:
         # a script: it made its own server calls and (usually) its own driver instance
         plugin = PluginDef(name=name, source=source, databases=list(capture.databases),

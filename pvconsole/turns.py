@@ -42,6 +42,11 @@ class LoopTurns:
         self.max_wait = max_wait
         #: Scripts whose own loop runs (their ``process()`` was called at least once).
         self.loops = 0
+        #: The shortest ``process(delay)`` of a script loop (seconds; inf without one): a
+        #: pass of the driver thread holds the loop up for as long as its CA wait, so that
+        #: wait is kept no longer (a 5 ms wait made a loop of ``process(0.001)`` run at a
+        #: fifth of its rate under pcaspy).
+        self.shortest = float("inf")
         self._cv = threading.Condition()
         self._waiting = 0   # bodies waiting for the driver's pass to end
         self._running = 0   # bodies running
@@ -54,10 +59,17 @@ class LoopTurns:
         with self._cv:
             self.loops += 1
 
+    def loop_wait(self, delay: float) -> None:
+        """A script's loop waits ``delay`` in its ``process()`` call."""
+        if delay < self.shortest:
+            self.shortest = delay
+
     def loop_ended(self, in_body: bool) -> None:
         """A script's loop is over (pvconsole stops, or the script raised)."""
         with self._cv:
             self.loops -= 1
+            if not self.loops:
+                self.shortest = float("inf")
             if in_body:
                 self._running -= 1
             self._cv.notify_all()

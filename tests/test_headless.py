@@ -104,6 +104,25 @@ def test_a_plugin_thread_that_is_not_a_daemon_does_not_hold_the_stop(tmp_path):
     assert "Traceback" not in err and "KeyError" not in err
 
 
+def test_a_script_serving_from_its_own_thread_stops_without_a_traceback(tmp_path):
+    """The end of the script's server loop reached its thread as an uncaught exception."""
+    proc, port = start(tmp_path, "--plugin", plugin_path("script_own_server_thread"))
+    try:
+        wait_serving(proc)
+        ctx = pva_context({"EPICS_PVA_NAME_SERVERS": f"127.0.0.1:{port}", "EPICS_PVA_ADDR_LIST": "",
+                           "EPICS_PVA_AUTO_ADDR_LIST": "NO"})
+        try:
+            first = ctx.get("OWN:COUNT", timeout=5).value
+            wait_for(lambda: ctx.get("OWN:COUNT", timeout=5).value > first, timeout=5)
+        finally:
+            ctx.close()
+        stops_within(proc, 2.0)
+    finally:
+        proc.kill()
+    err = proc.stderr.read()
+    assert "Traceback" not in err and "_ScriptHandOver" not in err
+
+
 def test_c_library_output_goes_through_the_log(tmp_path):
     """Beacon errors printed by the CA server library arrive as log records, nothing raw."""
     proc, _ = start(tmp_path, "--plugin", plugin_path("second"))

@@ -479,6 +479,76 @@ def test_a_driver_timestamp_in_posix_seconds_is_served_and_ends_nothing(engine_f
     assert ctx.get("T:FLOAT") is not None  # the other plugin serves on
 
 
+def test_one_pvdb_under_two_prefixes_is_one_value_on_both_names(engine_factory, pva, ca, tmp_path):
+    """pcaspy keeps the last PV of a parameter in its table: the first name's PVA value
+    never changed again (plain pcaspy's CA monitors on it got nothing either)."""
+    script = tmp_path / "two_channels.py"
+    script.write_text(
+        "from pcaspy import Driver, SimpleServer\n"
+        "pvdb = {'X': {'prec': 1}}\n"
+        "if __name__ == '__main__':\n"
+        "    server = SimpleServer()\n"
+        "    server.createPV('CH1:', pvdb)\n"
+        "    server.createPV('CH2:', pvdb)\n"
+        "    driver = Driver()\n"
+        "    while True:\n"
+        "        server.process(0.1)\n")
+    engine = engine_factory(str(script))
+    ctx = pva(engine)
+    updates: list = []
+    sub = ctx.monitor("CH1:X", updates.append)
+    try:
+        wait_for(lambda: updates)
+        ctx.put("CH1:X", 5.0, wait=True)
+        wait_for(lambda: updates[-1].value == 5.0)
+        assert ca(engine).put("CH2:X", 7.0)["ok"]
+        wait_for(lambda: updates[-1].value == 7.0)
+    finally:
+        sub.close()
+    assert ctx.get("CH2:X").value == 7.0
+    engine.stop()
+    assert not {"CH1:X", "CH2:X"} & set(engine.entries)
+
+
+ASYNCIO_SCRIPT = """
+import asyncio, signal
+from pcaspy import Driver, SimpleServer
+pvdb = {{'N': {{'type': 'int'}}}}
+
+async def main():
+    {setup}
+    server = SimpleServer()
+    server.createPV('{prefix}', pvdb)
+    driver = Driver()
+    n = 0
+    while True:
+        server.process(0.01)
+        n += 1
+        driver.setParam('N', n)
+        driver.updatePVs()
+        await asyncio.sleep(0)
+
+if __name__ == '__main__':
+    {run}
+"""
+
+
+def test_unmodified_asyncio_scripts_are_served(engine_factory, tmp_path):
+    """They were skipped: no event loop on the thread a script runs on ('There is no
+    current event loop'), and asyncio's add_signal_handler works on the main thread only."""
+    (tmp_path / "loop_of_its_own.py").write_text(ASYNCIO_SCRIPT.format(
+        prefix="AIO1:", setup="pass", run="asyncio.get_event_loop().run_until_complete(main())"))
+    (tmp_path / "with_signals.py").write_text(ASYNCIO_SCRIPT.format(
+        prefix="AIO2:", run="asyncio.run(main())",
+        setup="asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, print)"))
+    engine = engine_factory(str(tmp_path / "loop_of_its_own.py"), str(tmp_path / "with_signals.py"))
+    assert [p.error for p in engine.plugins if p.source != "builtin"] == ["", ""]
+    for name in ("loop_of_its_own", "with_signals"):
+        driver = engine.drivers[name]
+        n = driver.getParam("N")
+        wait_for(lambda: driver.getParam("N") > n + 5)
+
+
 def test_broken_plugins_are_reported_and_others_run(engine_factory, pva):
     engine = engine_factory(plugin_path("broken_import"), ALLTYPES, plugin_path("broken_init"),
                             plugin_path("clash"), plugin_path("script_ports"))

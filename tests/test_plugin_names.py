@@ -26,3 +26,18 @@ def test_path_attr_plugin(engine_factory, pva, tmp_path):
     engine = engine_factory(f"{tmp_path / 'iocs.py'}:beamline")
     assert [p.name for p in engine.plugins if not p.error and p.name != "pvconsole"] == ["beamline"]
     assert pva(engine).get("BL:E").value == 3.5
+
+
+def test_a_plugin_that_changes_directory_keeps_the_next_relative_path(engine_factory, tmp_path,
+                                                                      monkeypatch):
+    """``os.chdir`` to find a config file (a common script idiom) made the next plugin's
+    relative path point elsewhere: 'plugin skipped: second.py: no such file'."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "first.py").write_text(
+        "import os\nos.chdir(os.path.dirname(os.path.abspath(__file__)))\n"
+        "prefix = 'CD1:'\npvdb = {'X': {}}\n")
+    (tmp_path / "second.py").write_text("prefix = 'CD2:'\npvdb = {'X': {}}\n")
+    monkeypatch.chdir(tmp_path)
+    engine = engine_factory("sub/first.py", "second.py")
+    assert [p.error for p in engine.plugins if p.source != "builtin"] == ["", ""]
+    assert {"CD1:X", "CD2:X"} <= set(engine.entries)

@@ -61,3 +61,19 @@ def test_a_stopped_script_does_not_wait_for_the_pass() -> None:
     t0 = time.monotonic()
     turns.begin_body(stopped)
     assert time.monotonic() - t0 < 0.5
+
+
+def test_the_shortest_script_wait_bounds_the_driver_threads_pass():
+    """A pass holds a script's loop up for as long as its CA wait (5 ms idle): a loop of
+    process(0.001) ran at a fifth of its rate (187 loops/s here, 480 with the bound)."""
+    turns = LoopTurns()
+    assert turns.shortest == float("inf")
+    turns.loop_started()
+    turns.loop_wait(0.1)
+    turns.loop_started()
+    turns.loop_wait(0.002)
+    turns.loop_wait(0.05)
+    assert turns.shortest == 0.002
+    turns.loop_ended(in_body=False)
+    turns.loop_ended(in_body=False)
+    assert turns.shortest == float("inf")  # no loop left: the CA wait is the pace's again
