@@ -193,6 +193,10 @@ def spec_from_pvdb(prefix: str, reason: str, info: Mapping[str, Any]) -> PVSpec:
             valid = False
         if not valid:
             raise MappingError(f"{name}: 'read_poll' must be seconds >= 0, not {pva['read_poll']!r}")
+    for key, kinds, what in (("expose", _FLAGS, "bool"), ("readonly", _FLAGS, "bool"),
+                             ("longstring", _FLAGS, "bool"), ("description", str, "str")):
+        if key in pva and not isinstance(pva[key], kinds):  # 'no' would read as True
+            raise MappingError(f"{name}: 'pva' key {key!r} must be a {what}, not {pva[key]!r}")
     return PVSpec(
         name=name,
         reason=reason,
@@ -210,6 +214,9 @@ def spec_from_pvdb(prefix: str, reason: str, info: Mapping[str, Any]) -> PVSpec:
         initial=info.get("value"),
     )
 
+
+#: What a flag of a pvdb's ``'pva'`` dict may be (not a str: ``bool('no')`` is True).
+_FLAGS = (bool, int, np.bool_)
 
 #: Largest ``char`` array served as a string unless its pvdb says otherwise: beyond it a
 #: char array is data (an image, a waveform of bytes), served as ``ubyte[]``.
@@ -509,7 +516,11 @@ def assign_value(V: Value, spec: PVSpec, value: Any) -> None:
         return
     converted = to_pva_value(spec, value)
     try:
-        V.value = converted
+        if kind == "array":  # NaN or huge floats into integers: the fallback below takes
+            with np.errstate(invalid="ignore", over="ignore"):  # them, without a warning
+                V.value = converted
+        else:
+            V.value = converted
     except (TypeError, OverflowError, ValueError):
         if kind == "array" and code in _INT_RANGE:
             V.value = ca_int_array("H" if spec.ca_type == "enum" else code, converted)

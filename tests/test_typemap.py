@@ -279,3 +279,19 @@ def test_driver_timestamps_as_posix_seconds_are_understood():
     for bad in ("yesterday", None, float("nan"), True):
         with pytest.raises(TypeError):
             typemap.stamp_parts(bad)
+
+
+def test_pva_flags_given_as_text_are_an_error():
+    """{'readonly': 'no'} made the PV read-only over PVA (bool('no') is True)."""
+    with pytest.raises(MappingError, match="'readonly' must be a bool, not 'no'"):
+        spec_from_pvdb("P:", "X", {"pva": {"readonly": "no"}})
+    with pytest.raises(MappingError, match="'description' must be a str"):
+        spec_from_pvdb("P:", "X", {"pva": {"description": 5}})
+    assert spec_from_pvdb("P:", "X", {"pva": {"readonly": 1, "expose": True}}).readonly
+
+
+def test_nan_into_an_integer_array_warns_nothing(recwarn):
+    spec = spec_from_pvdb("P:", "W", {"type": "int", "count": 3})
+    V = typemap.initial_value(spec, spec.meta, [0, 0, 0], 0, 0, 0, 0)
+    typemap.apply_update(V, spec, np.array([float("nan"), 1e12, 2.0]), 0, 0, 0, 0)
+    assert list(V.value) == [-2**31, -2**31, 2] and not [w for w in recwarn if "cast" in str(w.message)]
