@@ -170,7 +170,7 @@ def run_headless(cfg, verbose: int = 0) -> int:
     log.info("stopped")
     logging.shutdown()
     if leave:
-        exitguard.leave(0)
+        exitguard.leave(0, handlers=not engine.left_running)
     return 0
 
 

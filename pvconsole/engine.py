@@ -359,9 +359,9 @@ class Engine:
             self.pva_server = None
         drivers = {plugin_loader.driver_port(n): d for n, d in self.drivers.items()}
         for port in list(self._ports):
-            table = self._unregister_port(port)
-            if port in drivers:  # its threads may go on calling it: see retired
-                retired.retire(drivers[port], table)
+            if port in drivers:  # its threads may go on calling it (see retired): moved
+                retired.retire(drivers[port], manager.pvs.get(port, {}))  # before the table goes
+            self._unregister_port(port)
         if busy:  # pcaspy's server, collected, would wait for that call: keep it
             _left_running.append(self.ca_server)
             self.left_running = True

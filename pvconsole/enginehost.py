@@ -269,7 +269,7 @@ def main(argv: list[str]) -> int:
         host.send(("stopped",))
         fds.restore()
     if leave:
-        exitguard.leave(0)
+        exitguard.leave(0, handlers=not engine.left_running)
     return 0
 
 

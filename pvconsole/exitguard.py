@@ -13,6 +13,7 @@ something of a plugin would keep the interpreter from finishing.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sys
@@ -53,6 +54,7 @@ def must_leave(left_running: bool) -> bool:
     daemons still run after :data:`HELD_GRACE` (Python waits for every such thread at
     exit, forever for a device loop; alone, such a script never ended on Ctrl+C either).
     Logs which threads it leaves."""
+    _end_pools()
     main = threading.main_thread()
     held = [t for t in threading.enumerate() if t is not main and not t.daemon]
     deadline = time.monotonic() + HELD_GRACE
@@ -65,8 +67,30 @@ def must_leave(left_running: bool) -> bool:
     return left_running or bool(held)
 
 
-def leave(code: int = 0) -> NoReturn:
-    """Exit now, without finalizing, once Python's own streams are flushed."""
+def _end_pools() -> None:
+    """What Python's shutdown does before it waits for threads: the callbacks threading
+    keeps for it (``concurrent.futures`` ends its idle pool workers there, threads that
+    are not daemons and would otherwise count as held)."""
+    for fn in reversed(list(getattr(threading, "_threading_atexits", []))):
+        try:
+            fn()
+        except Exception:
+            log.debug("threading exit callback failed", exc_info=True)
+
+
+#: Seconds the plugins' ``atexit`` handlers get when the process leaves without finalizing.
+ATEXIT_GRACE = 1.0
+
+
+def leave(code: int = 0, handlers: bool = True) -> NoReturn:
+    """Exit now, without finalizing, once Python's own streams are flushed and (with
+    ``handlers``) the ``atexit`` handlers ran: plugins close their hardware there (at
+    most :data:`ATEXIT_GRACE`, on a thread: one may be what hangs). Not while a plugin's
+    call still runs on the driver thread: what it holds may be what they wait for."""
+    if handlers:
+        runner = threading.Thread(target=atexit._run_exitfuncs, name="atexit", daemon=True)
+        runner.start()
+        runner.join(ATEXIT_GRACE)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -197,11 +197,10 @@ class MirroredPV(SimplePV):
             entry.data = (info.value, *entry.data[1:])
 
     def updateValue(self, dbValue: Any) -> None:
-        if type(dbValue.time) is not _STAMP:
-            self.mirror.fix_stamp(self.entry, dbValue)
         self._post(dbValue)
-        for alias in self.aliases:
-            alias._post(dbValue)
+        if self.aliases:
+            for alias in self.aliases:
+                alias._post(dbValue)
 
     def _post(self, dbValue: Any) -> None:
         self.mirror.publish(self.entry, dbValue)
@@ -517,6 +516,9 @@ class PvaMirror:
         """Called from whichever thread made the change (driver, plugin or scan thread)."""
         try:
             t = data.time
+            if type(t) is not _STAMP:  # (fixed in place: the CA post reads it next)
+                self.fix_stamp(entry, data)
+                t = data.time
             snap = (data.value, data.alarm, data.severity, t.secPastEpoch, t.nsec)
             entry.data = snap
             entry.updates += 1
@@ -791,7 +793,10 @@ class PvaMirror:
             except Exception:
                 old = None
         record = PutRecord.start(entry.name, protocol, client, old, requested)
-        record.change = putlog.change_of(entry.spec, entry.meta, old, requested)
+        try:  # (on the CA server's thread: an exception here aborts the process)
+            record.change = putlog.change_of(entry.spec, entry.meta, old, requested)
+        except Exception:
+            log.debug("%s: put not formatted", entry.name, exc_info=True)
         self._open_puts[id(record)] = record
         return record
 

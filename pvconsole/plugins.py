@@ -171,6 +171,7 @@ class _Capture:
         ends one on ``SystemExit`` (any other exception is reported with a traceback)."""
         if threading.current_thread() is self.thread:
             raise _ScriptHandOver()
+        self.loop_over()  # (the script's thread ends its turns when its code returns)
         raise SystemExit()
 
     def loop_over(self) -> None:
@@ -256,8 +257,7 @@ def _captured_pcaspy(capture: _Capture, argv0: str) -> Iterator[None]:
     import pcaspy.tools
     loop_class = asyncio.unix_events._UnixSelectorEventLoop
     saved = (pcaspy.SimpleServer, pcaspy.driver.SimpleServer, pcaspy.tools.ServerThread,
-             pcaspy.Driver.port, pcaspy.Driver.__init__, sys.argv, signal.signal,
-             loop_class.add_signal_handler)
+             pcaspy.Driver.port, sys.argv, signal.signal, loop_class.add_signal_handler)
     pcaspy.SimpleServer = pcaspy.driver.SimpleServer = capture.server_class()  # type: ignore[misc]
     pcaspy.tools.ServerThread = capture.server_thread_class()  # type: ignore[misc]
     pcaspy.Driver.port = capture.port
@@ -274,8 +274,15 @@ def _captured_pcaspy(capture: _Capture, argv0: str) -> Iterator[None]:
     driver_init = pcaspy.Driver.__init__
 
     def init_driver(driver: Any, *args: Any, **kwargs: Any) -> None:
-        """A driver keeps its port once the capture is over (pcaspy reads the class's on
-        every call), and is found where no module attribute names it (made in a function)."""
+        """A driver made now keeps this plugin's port once the capture is over (pcaspy
+        reads ``self.port`` on every call), and is found where no module attribute names
+        it (made in a function). pcaspy's metaclass wraps the ``__init__`` a class has when
+        it is defined, so a class defined now (a base in a helper module) calls this for
+        good: made later, its drivers get the ``__init__`` of that time instead."""
+        if capture.closed:
+            current = pcaspy.Driver.__init__
+            (driver_init if current is init_driver else current)(driver, *args, **kwargs)
+            return
         driver_init(driver, *args, **kwargs)
         driver.port = capture.port
         capture.drivers.append(driver)
@@ -286,9 +293,9 @@ def _captured_pcaspy(capture: _Capture, argv0: str) -> Iterator[None]:
     try:
         yield
     finally:
+        pcaspy.Driver.__init__ = driver_init  # type: ignore[method-assign]
         (pcaspy.SimpleServer, pcaspy.driver.SimpleServer, pcaspy.tools.ServerThread,
-         pcaspy.Driver.port, pcaspy.Driver.__init__, sys.argv, signal.signal,
-         loop_class.add_signal_handler) = saved
+         pcaspy.Driver.port, sys.argv, signal.signal, loop_class.add_signal_handler) = saved
         capture.closed = True
 
 

@@ -140,9 +140,13 @@ def change_of(spec: Any, meta: Any, old: Any, requested: Any) -> str:
 def _shown(spec: Any, meta: Any, value: Any) -> str:
     if value is None:
         return "—"
-    if not isinstance(value, str) and getattr(value, "__len__", None) and len(value) > ARRAY_ITEMS:
-        return str(plain(value))  # formatting it all would hold the driver thread
-    text = typemap.format_value(spec, meta, value)
+    try:
+        if isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) > 0:
+            if len(value) > ARRAY_ITEMS:
+                return str(plain(value))  # formatting it all would hold the driver thread
+        text = typemap.format_value(spec, meta, value)
+    except Exception:  # a put is logged whatever its value (a 0-d array, an odd object)
+        text = repr(value)
     return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 1] + "…"
 
 

@@ -11,6 +11,7 @@ See ``docs/type-mapping.md`` for the table.
 from __future__ import annotations
 
 import math
+import numbers
 from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -516,8 +517,8 @@ def assign_value(V: Value, spec: PVSpec, value: Any) -> None:
         return
     converted = to_pva_value(spec, value)
     try:
-        if kind == "array":  # NaN or huge floats into integers: the fallback below takes
-            with np.errstate(invalid="ignore", over="ignore"):  # them, without a warning
+        if kind == "array":  # NaN or huge floats into integers: numpy's cast (the values
+            with np.errstate(invalid="ignore", over="ignore"):  # CA serves), no warning
                 V.value = converted
         else:
             V.value = converted
@@ -809,7 +810,7 @@ def stamp_parts(t: Any) -> tuple[int, int]:
     """
     if hasattr(t, "secPastEpoch"):
         return int(t.secPastEpoch), int(t.nsec)
-    if isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t):
+    if isinstance(t, numbers.Real) and not isinstance(t, (bool, np.bool_)) and math.isfinite(t):
         epics = max(0.0, float(t) - POSIX_TIME_AT_EPICS_EPOCH)
         sec = int(epics)
         return sec, min(999_999_999, int(round((epics - sec) * 1e9)))
@@ -835,7 +836,7 @@ def format_value(spec: PVSpec, meta: Meta, value: Any, max_items: int = 4) -> st
             return f"[{shown}{more}] ({n})"
         text = _fmt_num(spec, meta, to_pva_value(spec, value))
         return f"{text} {meta.unit}" if meta.unit else text
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return repr(value)
 
 

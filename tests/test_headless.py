@@ -123,6 +123,25 @@ def test_a_script_serving_from_its_own_thread_stops_without_a_traceback(tmp_path
     assert "Traceback" not in err and "_ScriptHandOver" not in err
 
 
+@pytest.mark.parametrize("forever", [False, True], ids=["pool", "pool+forever"])
+def test_idle_pool_workers_do_not_hold_the_stop_and_atexit_handlers_run(tmp_path, monkeypatch,
+                                                                      forever):
+    """Idle ThreadPoolExecutor workers (not daemons) counted as held threads: the process
+    left through os._exit and the plugin's atexit handler never closed its hardware."""
+    if forever:
+        monkeypatch.setenv("POOL_FOREVER", "1")
+    proc, _ = start(tmp_path, "--plugin", plugin_path("pool_and_atexit"))
+    try:
+        wait_serving(proc)
+        stops_within(proc, 2.0)
+    finally:
+        proc.kill()
+    err = proc.stderr.read()
+    assert ("still running after the stop: forever" in err) == forever
+    assert "ThreadPoolExecutor" not in err
+    assert (tmp_path / "closed").read_text() == "ok"
+
+
 def test_c_library_output_goes_through_the_log(tmp_path):
     """Beacon errors printed by the CA server library arrive as log records, nothing raw."""
     proc, _ = start(tmp_path, "--plugin", plugin_path("second"))

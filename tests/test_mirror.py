@@ -549,6 +549,40 @@ def test_unmodified_asyncio_scripts_are_served(engine_factory, tmp_path):
         wait_for(lambda: driver.getParam("N") > n + 5)
 
 
+def test_a_put_to_a_pv_holding_a_0d_array_is_logged_and_kills_nothing(engine_factory, pva, ca,
+                                                                       tmp_path):
+    """Formatting the put's old value (len() of a 0-d array) raised on the CA server's
+    thread inside pcaspy's write: the process aborted."""
+    plugin = tmp_path / "zerod.py"
+    plugin.write_text(
+        "import numpy as np\nfrom pcaspy import Driver\n"
+        "prefix = 'ZD:'\npvdb = {'Y': {'prec': 1}}\n"
+        "class D(Driver):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.setParam('Y', np.array(3.0))\n")
+    engine = engine_factory(str(plugin))
+    assert ca(engine).put("ZD:Y", 4.0, wait=True)["ok"]
+    pva(engine).put("ZD:Y", 5.0, wait=True, timeout=5)
+    records = [r for r in engine.putlog.tail(10) if r.pv == "ZD:Y"]
+    assert [r.result for r in records] == ["accepted", "accepted"]
+    assert records[-1].change.endswith("→ 5.0")
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # SystemExit:
+def test_a_script_serving_from_its_own_thread_ends_its_turns_at_the_stop(engine_factory):  # silent outside pytest
+    """Its loop thread ended without giving back its turns: an engine started again in
+    the process kept a script loop's CA poll bound and took the turn lock on every pass."""
+    from pvconsole.turns import turns
+
+    engine = engine_factory(plugin_path("script_own_server_thread"))
+    driver = engine.drivers["script_own_server_thread"]
+    wait_for(lambda: driver.getParam("COUNT") > 2)
+    assert turns.loops == 1
+    engine.stop()
+    wait_for(lambda: turns.loops == 0 and turns.shortest == float("inf"))
+
+
 def test_broken_plugins_are_reported_and_others_run(engine_factory, pva):
     engine = engine_factory(plugin_path("broken_import"), ALLTYPES, plugin_path("broken_init"),
                             plugin_path("clash"), plugin_path("script_ports"))

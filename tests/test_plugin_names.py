@@ -41,3 +41,23 @@ def test_a_plugin_that_changes_directory_keeps_the_next_relative_path(engine_fac
     engine = engine_factory("sub/first.py", "second.py")
     assert [p.error for p in engine.plugins if p.source != "builtin"] == ["", ""]
     assert {"CD1:X", "CD2:X"} <= set(engine.entries)
+
+
+def test_plugins_sharing_a_driver_base_class_keep_their_own_ports(engine_factory, tmp_path):
+    """A base class in a helper module is defined while the first plugin loads; a patch of
+    Driver.__init__ then went into it for good (pcaspy's metaclass wraps the __init__ a
+    class has), and the second plugin's driver got the first one's port (KeyError)."""
+    (tmp_path / "_base.py").write_text(
+        "from pcaspy import Driver\nclass Base(Driver):\n    pass\n")
+    for name, reason in (("a", "VA"), ("b", "VB")):
+        (tmp_path / f"{name}.py").write_text(
+            "from _base import Base\n"
+            f"prefix = '{name.upper()}:'\npvdb = {{'{reason}': {{}}}}\n"
+            "class Dev(Base):\n"
+            "    def __init__(self):\n"
+            "        super().__init__()\n"
+            f"        self.setParam('{reason}', 5)\n")
+    engine = engine_factory(str(tmp_path / "a.py"), str(tmp_path / "b.py"))
+    assert [p.error for p in engine.plugins if p.source != "builtin"] == ["", ""]
+    assert engine.drivers["a"].port != engine.drivers["b"].port
+    assert engine.drivers["b"].getParam("VB") == 5

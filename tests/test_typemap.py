@@ -275,6 +275,8 @@ def test_driver_timestamps_as_posix_seconds_are_understood():
     stamp.secPastEpoch, stamp.nsec = 5, 7
     assert typemap.stamp_parts(stamp) == (5, 7)
     assert typemap.stamp_parts(1700000000.5) == (1700000000 - 631152000, 500_000_000)
+    assert typemap.stamp_parts(np.float64(1700000000.5)) == (1700000000 - 631152000, 500_000_000)
+    assert typemap.stamp_parts(np.int64(1700000000)) == (1700000000 - 631152000, 0)
     assert typemap.stamp_parts(0) == (0, 0)  # before the EPICS epoch: never processed
     for bad in ("yesterday", None, float("nan"), True):
         with pytest.raises(TypeError):
