@@ -24,7 +24,6 @@ registers it with CA and PVA.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib
 import importlib.machinery
@@ -121,6 +120,7 @@ class _Capture:
         self.stopped = threading.Event()      # the plugin is no longer served
         self.thread: threading.Thread | None = None  # the one the script runs on
         self.drivers: list[Any] = []          # pcaspy Drivers its code made
+        self.asyncio = False                  # its code names asyncio (see _captured_pcaspy)
         self.closed = False                   # loading is over: late createPV calls are refused
         self.create_called = False            # the script reached createPV (even if it failed)
         self.looping = False                  # the script's own server loop runs
@@ -255,7 +255,12 @@ def _captured_pcaspy(capture: _Capture, argv0: str) -> Iterator[None]:
     creates its own pcaspy port, so that plugins never share a parameter database. Signal
     handlers a script installs are ignored: pvconsole owns SIGINT/SIGTERM."""
     import pcaspy.tools
-    loop_class = asyncio.unix_events._UnixSelectorEventLoop
+    capture.asyncio = _mentions_asyncio(argv0)
+    if capture.asyncio:  # (imported for it only: asyncio costs 4-5 MB)
+        import asyncio
+        loop_class: Any = asyncio.unix_events._UnixSelectorEventLoop
+    else:
+        loop_class = types.SimpleNamespace(add_signal_handler=None)
     saved = (pcaspy.SimpleServer, pcaspy.driver.SimpleServer, pcaspy.tools.ServerThread,
              pcaspy.Driver.port, sys.argv, signal.signal, loop_class.add_signal_handler)
     pcaspy.SimpleServer = pcaspy.driver.SimpleServer = capture.server_class()  # type: ignore[misc]
@@ -299,6 +304,25 @@ def _captured_pcaspy(capture: _Capture, argv0: str) -> Iterator[None]:
         capture.closed = True
 
 
+def _mentions_asyncio(where: str) -> bool:
+    """Whether a plugin file (or a top-level module's file: finding a submodule would
+    run its package's code before the capture) names asyncio."""
+    path: Path | None = Path(where)
+    if not path.is_file():
+        path = None
+        if where.isidentifier():
+            try:
+                spec = importlib.util.find_spec(where)
+            except (ImportError, ValueError):
+                spec = None
+            if spec is not None and spec.origin and spec.origin.endswith(".py"):
+                path = Path(spec.origin)
+    try:
+        return path is not None and "asyncio" in path.read_text(errors="replace")
+    except OSError:
+        return False
+
+
 def _run_plugin_code(capture: _Capture, source: str, code: Callable[[], None]) -> None:
     """Run plugin code on a thread of its own until it returns or hands its server over.
 
@@ -313,8 +337,9 @@ def _run_plugin_code(capture: _Capture, source: str, code: Callable[[], None]) -
 
     def target() -> None:
         capture.thread = threading.current_thread()
-        # the event loop a script's asyncio.get_event_loop() finds on the main thread
-        asyncio.set_event_loop(asyncio.new_event_loop())
+        if capture.asyncio:  # the event loop asyncio.get_event_loop() finds on the main thread
+            import asyncio
+            asyncio.set_event_loop(asyncio.new_event_loop())
         try:
             code()
         except _ScriptHandOver:
