@@ -325,8 +325,9 @@ class Engine:
             except BaseException:
                 self.stop()
                 raise
-        log.info("serving %d PVs from %d plugin(s): CA %s, PVA %s", len(self.entries),
-                 sum(1 for p in self.plugins if not p.error), self.ca_address(), self.pva_address())
+        iocs = sum(1 for p in self.plugins if not p.error and p.source != "builtin")
+        log.info("serving %d PVs from %d plugin(s): CA %s, PVA %s", len(self.entries), iocs,
+                 self.ca_address(), self.pva_address())
         gcpolicy.settle()
 
     def stop(self) -> None:
