@@ -166,10 +166,10 @@ def run_headless(cfg, verbose: int = 0) -> int:
     watchdog.daemon = True
     watchdog.start()
     engine.stop()
-    leave = exitguard.must_leave(engine.left_running)
+    held = exitguard.held_threads()
     log.info("stopped")
     logging.shutdown()
-    if leave:
+    if engine.left_running or held:  # finalizing would wait for them
         exitguard.leave(0, handlers=not engine.left_running)
     return 0
 

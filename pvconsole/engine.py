@@ -520,8 +520,8 @@ class Engine:
                                          Exposure.READONLY if spec.readonly else Exposure.ON)
             entry.exposure = self._defaults[spec.name]
 
-    def _unregister_port(self, port: str) -> dict[str, Any]:
-        """Forget the PVs of ``port``; returns its pcaspy table (reason -> PV)."""
+    def _unregister_port(self, port: str) -> None:
+        """Forget the PVs of ``port`` (and their aliases)."""
         table = manager.pvs.pop(port, {})
         for pv in [p for last in table.values() for p in (last, *last.aliases)]:
             manager.pvf.pop(pv.name, None)
@@ -530,7 +530,6 @@ class Engine:
                 self._defaults.pop(entry.name, None)
         manager.driver.pop(port, None)
         self._ports.discard(port)
-        return table
 
     def _pva_access(self, entry: Entry, account: str, host: str) -> str | None:
         asg = entry.spec.asg or "DEFAULT"

@@ -263,12 +263,12 @@ def main(argv: list[str]) -> int:
         host.run()
     finally:
         engine.stop()
-        leave = exitguard.must_leave(engine.left_running)
+        held = exitguard.held_threads()
         log.info("stopped")
         host.push()
         host.send(("stopped",))
         fds.restore()
-    if leave:
+    if engine.left_running or held:  # finalizing would wait for them
         exitguard.leave(0, handlers=not engine.left_running)
     return 0
 

@@ -7,7 +7,7 @@ the main one (where pvconsole itself runs, and where a forked child continues) l
 called it and raises ``SystemExit`` in that thread instead: a script's loop ends as if it
 had died (its PVs turn INVALID/COMM), another plugin thread just ends.
 
-After a stop, :func:`must_leave` and :func:`leave` are pvconsole's own way out when
+After a stop, :func:`held_threads` and :func:`leave` are pvconsole's own way out when
 something of a plugin would keep the interpreter from finishing.
 """
 
@@ -47,24 +47,22 @@ def _guarded_exit(code: int) -> NoReturn:
 HELD_GRACE = 0.5
 
 
-def must_leave(left_running: bool) -> bool:
-    """After the engine stopped: whether the process must leave through :func:`leave`
-    rather than finalize. It must when the driver thread was left in a plugin's call
-    (``left_running``: finalizing waits for it), and when plugin threads that are not
-    daemons still run after :data:`HELD_GRACE` (Python waits for every such thread at
-    exit, forever for a device loop; alone, such a script never ended on Ctrl+C either).
-    Logs which threads it leaves."""
+def held_threads() -> list[str]:
+    """After the engine stopped: the plugin threads that are not daemons and still run
+    after :data:`HELD_GRACE` (logged). Python waits for each at exit, forever for a device
+    loop (alone, such a script never ended on Ctrl+C either): with any, the process must
+    leave through :func:`leave`."""
     _end_pools()
     main = threading.main_thread()
     held = [t for t in threading.enumerate() if t is not main and not t.daemon]
     deadline = time.monotonic() + HELD_GRACE
     for thread in held:
         thread.join(max(0.0, deadline - time.monotonic()))
-    held = [t.name for t in held if t.is_alive()]
-    if held:
+    names = [t.name for t in held if t.is_alive()]
+    if names:
         log.warning("plugin thread(s) still running after the stop: %s; exiting without "
-                    "waiting for them", ", ".join(held))
-    return left_running or bool(held)
+                    "waiting for them", ", ".join(names))
+    return names
 
 
 def _end_pools() -> None:

@@ -34,7 +34,7 @@ from pcaspy import cas
 from pcaspy.alarm import Alarm, Severity
 from pcaspy.driver import SimplePV
 
-from . import asyncput, capost, putlog, typemap
+from . import asyncput, capost, typemap
 from .putlog import PutRecord, PutResult, WriteRefused, write_failed
 from .typemap import Meta, PVSpec
 
@@ -198,9 +198,8 @@ class MirroredPV(SimplePV):
 
     def updateValue(self, dbValue: Any) -> None:
         self._post(dbValue)
-        if self.aliases:
-            for alias in self.aliases:
-                alias._post(dbValue)
+        for alias in self.aliases:
+            alias._post(dbValue)
 
     def _post(self, dbValue: Any) -> None:
         self.mirror.publish(self.entry, dbValue)
@@ -216,21 +215,15 @@ class MirroredPV(SimplePV):
         """A CA get. A driver ``read()`` that raises gets the parameter database's value
         served, its error logged once, as the PVA side does: pcaspy lets the exception
         cross the CA server library's C++, and the process dies with every plugin's PVs."""
-        driver = self.entry.driver
-        if driver is not None:
-            db = driver.pvDB.get(self.info.reason)
-            if db is not None and type(db.time) is not _STAMP:
-                self.mirror.fix_stamp(self.entry, db)
+        db = self.mirror.param(self.entry)  # (its timestamp made one CA can serve)
         try:
             return super().getValue(value)
         except Exception:
             self.mirror.report_error(self.entry, "driver read() raised on a CA get")
-        if driver is None:
+        if db is None:
             return cas.S_casApp_undefined
         try:
-            reason = self.info.reason
-            value.put(driver.getParam(reason))
-            db = driver.getParamDB(reason)
+            value.put(db.value)
             value.setStatSevr(db.alarm, db.severity)
             value.setTimeStamp(db.time)
         except Exception:
@@ -741,16 +734,19 @@ class PvaMirror:
             return typemap.unservable_value(entry.spec, entry.meta, value, sec, nsec)
 
     def _current(self, entry: Entry) -> tuple:
-        value, condition, severity, sec, nsec = entry.data
+        d = self.param(entry)  # the parameter database is the truth
+        if d is None:
+            return entry.data
+        return d.value, d.alarm, d.severity, d.time.secPastEpoch, d.time.nsec
+
+    def param(self, entry: Entry) -> Any:
+        """The PV's pcaspy ``Data`` in its driver's parameter database (None without
+        one), its timestamp made an ``epicsTimeStamp`` (:meth:`fix_stamp`)."""
         driver = entry.driver
-        if driver is not None:  # the parameter database is the truth
-            d = driver.pvDB.get(entry.spec.reason)
-            if d is not None:
-                if type(d.time) is not _STAMP:
-                    self.fix_stamp(entry, d)
-                value, condition, severity, sec, nsec = (d.value, d.alarm, d.severity,
-                                                         d.time.secPastEpoch, d.time.nsec)
-        return value, condition, severity, sec, nsec
+        d = driver.pvDB.get(entry.spec.reason) if driver is not None else None
+        if d is not None and type(d.time) is not _STAMP:
+            self.fix_stamp(entry, d)
+        return d
 
     def fix_stamp(self, entry: Entry, data: Any) -> None:
         """Make the timestamp of ``data`` (a PV's pcaspy ``Data``) an ``epicsTimeStamp``
@@ -793,10 +789,7 @@ class PvaMirror:
             except Exception:
                 old = None
         record = PutRecord.start(entry.name, protocol, client, old, requested)
-        try:  # (on the CA server's thread: an exception here aborts the process)
-            record.change = putlog.change_of(entry.spec, entry.meta, old, requested)
-        except Exception:
-            log.debug("%s: put not formatted", entry.name, exc_info=True)
+        record.describe(entry.spec, entry.meta, old, requested)
         self._open_puts[id(record)] = record
         return record
 

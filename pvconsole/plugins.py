@@ -250,19 +250,14 @@ _load_lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def _captured_pcaspy(capture: _Capture, argv0: str) -> Iterator[None]:
+def _captured_pcaspy(capture: _Capture, argv0: str, uses_asyncio: bool = False) -> Iterator[None]:
     """Swap pcaspy's server for the capture while plugin code runs; give any Driver it
     creates its own pcaspy port, so that plugins never share a parameter database. Signal
     handlers a script installs are ignored: pvconsole owns SIGINT/SIGTERM."""
     import pcaspy.tools
-    capture.asyncio = _mentions_asyncio(argv0)
-    if capture.asyncio:  # (imported for it only: asyncio costs 4-5 MB)
-        import asyncio
-        loop_class: Any = asyncio.unix_events._UnixSelectorEventLoop
-    else:
-        loop_class = types.SimpleNamespace(add_signal_handler=None)
+    capture.asyncio = uses_asyncio
     saved = (pcaspy.SimpleServer, pcaspy.driver.SimpleServer, pcaspy.tools.ServerThread,
-             pcaspy.Driver.port, sys.argv, signal.signal, loop_class.add_signal_handler)
+             pcaspy.Driver.port, sys.argv, signal.signal)
     pcaspy.SimpleServer = pcaspy.driver.SimpleServer = capture.server_class()  # type: ignore[misc]
     pcaspy.tools.ServerThread = capture.server_thread_class()  # type: ignore[misc]
     pcaspy.Driver.port = capture.port
@@ -272,9 +267,6 @@ def _captured_pcaspy(capture: _Capture, argv0: str) -> Iterator[None]:
         log.info("plugin %s: its handler for signal %s is not installed (pvconsole owns signals)",
                  capture.name, signum)
         return signal.getsignal(signum)
-
-    def keep_loop_signal(loop: Any, signum: int, callback: Any, *args: Any) -> None:
-        keep_signal(signum, callback)  # asyncio's would fail: not on the main thread
 
     driver_init = pcaspy.Driver.__init__
 
@@ -293,34 +285,31 @@ def _captured_pcaspy(capture: _Capture, argv0: str) -> Iterator[None]:
         capture.drivers.append(driver)
 
     signal.signal = keep_signal  # type: ignore[assignment]
-    loop_class.add_signal_handler = keep_loop_signal  # type: ignore[method-assign]
     pcaspy.Driver.__init__ = init_driver  # type: ignore[method-assign]
     try:
-        yield
+        with _asyncio_signals_kept(keep_signal) if uses_asyncio else contextlib.nullcontext():
+            yield
     finally:
         pcaspy.Driver.__init__ = driver_init  # type: ignore[method-assign]
         (pcaspy.SimpleServer, pcaspy.driver.SimpleServer, pcaspy.tools.ServerThread,
-         pcaspy.Driver.port, sys.argv, signal.signal, loop_class.add_signal_handler) = saved
+         pcaspy.Driver.port, sys.argv, signal.signal) = saved
         capture.closed = True
 
 
-def _mentions_asyncio(where: str) -> bool:
-    """Whether a plugin file (or a top-level module's file: finding a submodule would
-    run its package's code before the capture) names asyncio."""
-    path: Path | None = Path(where)
-    if not path.is_file():
-        path = None
-        if where.isidentifier():
-            try:
-                spec = importlib.util.find_spec(where)
-            except (ImportError, ValueError):
-                spec = None
-            if spec is not None and spec.origin and spec.origin.endswith(".py"):
-                path = Path(spec.origin)
+@contextlib.contextmanager
+def _asyncio_signals_kept(keep_signal: Callable[[int, Any], Any]) -> Iterator[None]:
+    """asyncio's ``add_signal_handler`` goes where ``signal.signal`` goes (it would fail:
+    the script is not on the main thread). Only for plugins that name asyncio: importing
+    it costs the engine 4-5 MB."""
+    import asyncio
+    loop_class = asyncio.unix_events._UnixSelectorEventLoop
+    saved = loop_class.add_signal_handler
+    loop_class.add_signal_handler = (  # type: ignore[method-assign]
+        lambda loop, signum, callback, *args: keep_signal(signum, callback))
     try:
-        return path is not None and "asyncio" in path.read_text(errors="replace")
-    except OSError:
-        return False
+        yield
+    finally:
+        loop_class.add_signal_handler = saved  # type: ignore[method-assign]
 
 
 def _run_plugin_code(capture: _Capture, source: str, code: Callable[[], None]) -> None:
@@ -464,7 +453,7 @@ def _load(spec: str, register: Register, name: str) -> PluginDef:
         found = importlib.util.find_spec(module_name)
         if found is None:
             raise PluginError(f"{spec}: no module named {module_name!r}")
-        with _captured_pcaspy(capture, module_name):
+        with _captured_pcaspy(capture, module_name, _names_asyncio(found.origin)):
             module = _exec_module(capture, spec, found)
     return _from_namespace(name, spec, _pick(vars(module), attr, spec), capture)
 
@@ -501,8 +490,9 @@ def _load_file(path: Path, register: Register, name: str, attr: str = "",
     _plugin_dirs.add(directory)
     sys.path.insert(0, str(directory))
     try:
-        with _captured_pcaspy(capture, str(path)):
-            if _has_main_guard(path):
+        text = path.read_text(errors="replace")
+        with _captured_pcaspy(capture, str(path), "asyncio" in text):
+            if _has_main_guard(text):
                 namespace = _run_as_script(capture, path)
             else:
                 namespace = vars(_exec_module(capture, str(path), spec))
@@ -592,9 +582,18 @@ def _has_contract(ns: dict) -> bool:
     return isinstance(ns.get("pvdb"), dict) and isinstance(ns.get("prefix"), str)
 
 
-def _has_main_guard(path: Path) -> bool:
-    text = path.read_text(errors="replace")
+def _has_main_guard(text: str) -> bool:
     return "__name__" in text and "__main__" in text
+
+
+def _names_asyncio(origin: str | None) -> bool:
+    """Whether a module's source file names asyncio."""
+    if not origin or not origin.endswith(".py"):
+        return False
+    try:
+        return "asyncio" in Path(origin).read_text(errors="replace")
+    except OSError:
+        return False
 
 
 def _as_namespace(obj: Any) -> dict:
@@ -608,10 +607,10 @@ def _from_namespace(name: str, source: str, ns: dict, capture: _Capture) -> Plug
     created = pcaspy.driver.manager.driver.get(port)
     if created is None and isinstance(ns.get("driver"), pcaspy.Driver):
         created = ns["driver"]  # pcaspy registers instances of subclasses only, not Driver()
-    if created is None and capture.drivers and capture.databases:
-        created = capture.drivers[-1]  # a script's Driver() kept in a function's variable
     if capture.databases:
         # a script: it made its own server calls and (usually) its own driver instance
+        if created is None and capture.drivers:
+            created = capture.drivers[-1]  # a Driver() kept in a function's variable
         plugin = PluginDef(name=name, source=source, databases=list(capture.databases),
                            registered=True, capture=capture)
         if created is not None:

@@ -72,8 +72,9 @@ class PutRecord:
         result: A :class:`PutResult` value.
         reason: Why it was refused, or the driver's error.
         duration_ms: Time spent in the driver (and waiting for ``callbackPV``).
-        change: "old → requested" as the console shows values (precision, units, enum
-            choices), made when the put arrived; '' in records of older versions.
+        old_text, requested_text: ``old`` and ``requested`` as the console shows the PV's
+            values (precision, units, enum choices), made when the put arrived (:meth:`describe`);
+            '' in records of older versions.
     """
 
     time: str
@@ -85,7 +86,8 @@ class PutRecord:
     result: str = PutResult.PENDING
     reason: str = ""
     duration_ms: float = 0.0
-    change: str = ""
+    old_text: str = ""
+    requested_text: str = ""
     seq: int = 0
     _t0: float = field(default=0.0, repr=False, compare=False)
 
@@ -93,6 +95,12 @@ class PutRecord:
     def start(cls, pv: str, protocol: str, client: str, old: Any, requested: Any) -> "PutRecord":
         now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         return cls(now, pv, protocol, client, plain(old), plain(requested), _t0=time.perf_counter())
+
+    def describe(self, spec: Any, meta: Any, old: Any, requested: Any) -> None:
+        """Set the texts of ``old`` and ``requested`` (the values as the driver had and got
+        them, before :func:`plain`) for the PV's :class:`~pvconsole.typemap.PVSpec` and
+        ``Meta``: a put to an enum read "1 → 2" where the table shows "On", "Fault"."""
+        self.old_text, self.requested_text = shown(spec, meta, old), shown(spec, meta, requested)
 
     def finish(self, result: str, reason: str = "") -> None:
         self.result = result
@@ -126,26 +134,21 @@ def plain(v: Any) -> Any:
     return f"[{', '.join(map(repr, _listed(v[:SUMMARY_ITEMS])))}, … ({len(v):,} × {kind})]"
 
 
-#: Characters of each side of a put record's ``change``.
+#: Characters a put record's value texts keep.
 SHOWN_CHARS = 60
 
 
-def change_of(spec: Any, meta: Any, old: Any, requested: Any) -> str:
-    """A put's "old → requested" as the console shows the PV's values (enum choice,
-    precision, units): a put to an enum read "1 → 2" where the table shows "On", "Fault".
-    ``spec``/``meta``: the PV's :class:`~pvconsole.typemap.PVSpec` and ``Meta``."""
-    return f"{_shown(spec, meta, old)} → {_shown(spec, meta, requested)}"
-
-
-def _shown(spec: Any, meta: Any, value: Any) -> str:
+def shown(spec: Any, meta: Any, value: Any) -> str:
+    """A put's value as the console shows the PV's; never raises (it is made on the CA
+    server's thread, where an exception aborts the process)."""
     if value is None:
         return "—"
     try:
-        if isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) > 0:
-            if len(value) > ARRAY_ITEMS:
-                return str(plain(value))  # formatting it all would hold the driver thread
+        if (isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) > 0) \
+                and len(value) > ARRAY_ITEMS:
+            return str(plain(value))  # (bounded) formatting it whole would hold the thread
         text = typemap.format_value(spec, meta, value)
-    except Exception:  # a put is logged whatever its value (a 0-d array, an odd object)
+    except Exception:  # a 0-d array, an odd object: logged whatever it is
         text = repr(value)
     return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 1] + "…"
 
@@ -183,7 +186,8 @@ class PutLog:
                 d = json.loads(line)
                 rec = PutRecord(**{k: d[k] for k in ("time", "pv", "protocol", "client", "old",
                                                       "requested", "result", "reason", "duration_ms")},
-                                change=str(d.get("change", "")))
+                                old_text=str(d.get("old_text", "")),
+                                requested_text=str(d.get("requested_text", "")))
             except (ValueError, KeyError, TypeError):
                 kept += 1
                 continue

@@ -39,11 +39,10 @@ class RetiredPV:
         """Its CA server is gone: no put to end."""
 
 
-def retire(driver: Any, table: dict[str, Any]) -> str:
+def retire(driver: Any, table: dict[str, Any]) -> None:
     """Point ``driver`` at a port of its own holding a :class:`RetiredPV` per PV of
-    ``table`` (pcaspy's reason -> PV); the port goes with the driver. Returns its name."""
+    ``table`` (pcaspy's reason -> PV); the port goes with the driver."""
     port = f"{getattr(driver, 'port', 'pvconsole')}#stopped-{next(_ids)}"
     manager.pvs[port] = {reason: RetiredPV(pv.info) for reason, pv in table.items()}
     driver.port = port
     weakref.finalize(driver, manager.pvs.pop, port, None)
-    return port

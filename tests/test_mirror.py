@@ -566,7 +566,7 @@ def test_a_put_to_a_pv_holding_a_0d_array_is_logged_and_kills_nothing(engine_fac
     pva(engine).put("ZD:Y", 5.0, wait=True, timeout=5)
     records = [r for r in engine.putlog.tail(10) if r.pv == "ZD:Y"]
     assert [r.result for r in records] == ["accepted", "accepted"]
-    assert records[-1].change.endswith("→ 5.0")
+    assert (records[-1].old_text, records[-1].requested_text) == ("4.0", "5.0")
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # SystemExit:

@@ -66,16 +66,20 @@ def test_a_put_of_another_day_shows_its_date():
     assert iso_clock("2026-12-01T23:59:58.000+00:00", timezone.utc, now) == "12-01 23:59:58.000"
 
 
-def test_a_puts_change_reads_as_the_pv_is_shown():
+def test_a_puts_values_read_as_the_pv_is_shown():
     """A put to an enum logged "1 → 2" where the table shows "On" and "Fault"."""
     from pvconsole import typemap
-    from pvconsole.putlog import change_of
+    from pvconsole.putlog import shown
+    from pvconsole.tui.widgets.putlog import change_text
 
     mode = typemap.spec_from_pvdb("PSU:", "MODE", {"type": "enum", "enums": ["Off", "On", "Fault"]})
     volt = typemap.spec_from_pvdb("PSU:", "VOLT", {"prec": 2, "unit": "V"})
     wave = typemap.spec_from_pvdb("PSU:", "WAVE", {"count": 1000})
-    assert change_of(mode, mode.meta, 1, 2) == "On → Fault"
-    assert change_of(mode, mode.meta, 1, "Fault") == "On → Fault"
-    assert change_of(mode, mode.meta, 1, 7) == "On → <7>"
-    assert change_of(volt, volt.meta, None, 1.23456) == "— → 1.23 V"
-    assert change_of(wave, wave.meta, [0.0] * 3, np.arange(1000.0)).endswith("(1,000 × float64)]")
+    msg = typemap.spec_from_pvdb("PSU:", "MSG", {"type": "string"})
+    assert [shown(mode, mode.meta, v) for v in (1, "Fault", 7)] == ["On", "Fault", "<7>"]
+    assert shown(volt, volt.meta, None) == "—" and shown(volt, volt.meta, 1.23456) == "1.23 V"
+    assert shown(wave, wave.meta, np.arange(1000.0)).endswith("(1,000 × float64)]")
+    assert shown(volt, volt.meta, np.array(3.0)) == "3.00 V"  # 0-d: len() raised
+    rec = PutRecord.start("PSU:MSG", "ca", "op@host", "a → b", "c")  # the arrow in a value
+    rec.describe(msg, msg.meta, "a → b", "c")
+    assert change_text(rec, 20) == "a → b → c" and (rec.old_text, rec.requested_text) == ("a → b", "c")

@@ -16,7 +16,7 @@ from typing import Any
 from .. import typemap
 from ..exposure import match
 from ..mirror import PVState
-from ..putlog import PutLog, PutRecord, change_of
+from ..putlog import PutLog, PutRecord
 from ..typemap import PVSpec
 from .source import EntryView
 
@@ -130,10 +130,10 @@ class FixedSource:
             self.plugins.append(FixedPlugin("sim", "synthetic", extra, driver="SimDriver"))
         self.putlog = PutLog(None)
         for i, (pv, proto, client, old, new, result, reason) in enumerate(FIXED_PUTS):
-            entry = self.entries[pv]
             rec = PutRecord(time=_iso(FIXED_NOW - 60 * (len(FIXED_PUTS) - i)), pv=pv, protocol=proto,
                             client=client, old=old, requested=new, result=result, reason=reason,
-                            duration_ms=0.2, change=change_of(entry.spec, entry.meta, old, new))
+                            duration_ms=0.2)
+            rec.describe(self.entries[pv].spec, self.entries[pv].meta, old, new)
             self.putlog.append(rec)
 
     def _add(self, plugin: str, spec: PVSpec) -> None:

@@ -31,12 +31,11 @@ def result_text(result: str) -> Text:
 
 
 def change_text(r: Any, width: int = 20) -> str:
-    """'old → new' as the PV's values are shown (``r.change``, made by the engine), each
-    side in ``width`` characters; records of older versions have raw values only."""
-    if not getattr(r, "change", ""):
+    """'old → new' as the PV's values are shown (the texts the engine made), each side in
+    ``width`` characters; records of older versions have raw values only."""
+    if not (r.old_text or r.requested_text):
         return f"{fmt.short(r.old, width)} → {fmt.short(r.requested, width)}"
-    old, _, new = r.change.partition(" → ")
-    return f"{fmt.cut(old, width)} → {fmt.cut(new, width)}"
+    return f"{fmt.cut(r.old_text, width)} → {fmt.cut(r.requested_text, width)}"
 
 
 def put_cells(r: Any, tz: tzinfo | None) -> tuple:
