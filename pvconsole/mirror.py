@@ -613,7 +613,6 @@ class PvaMirror:
             if meta:
                 entry.meta = typemap.meta_from_info(entry.ca_pv.info)
                 typemap.apply_meta(V, entry.spec, entry.meta, opening=False)
-                entry.update.reset()
             if value:  # a property change alone: QSRV's carries no value, alarm or time
                 try:
                     entry.update(V, *snap)

@@ -888,6 +888,9 @@ def test_a_property_change_marks_what_qsrv_marks(engine, pva):
     subs = [ctx.monitor("T:FLOAT", got.put), ctx.monitor("T:ENUM", got.put)]
     try:
         wait_for(lambda: got.qsize() == 2)
+        drv.setParam("FLOAT", 20.0)  # written: the alarm leaves UDF before the property change
+        drv.updatePVs()
+        wait_for(lambda: got.qsize() == 3)
         _drain(got)
         drv.setParamInfo("FLOAT", {"unit": "kV"})
         drv.setParamEnums("ENUM", ["A", "B"])
@@ -899,6 +902,10 @@ def test_a_property_change_marks_what_qsrv_marks(engine, pva):
         assert not {"value", "timeStamp.secondsPastEpoch", "display.form.index",
                     "control.minStep"} & f.changedSet()
         assert e.changedSet() == {"value.choices", "display.description"}
+        drv.setParam("FLOAT", 21.0)  # the alarm stays as it was: not marked (QSRV's is not)
+        drv.updatePVs()
+        wait_for(lambda: got.qsize() == 1)
+        assert not {"alarm.severity", "alarm.status", "alarm.message"} & _drain(got)[0].changedSet()
     finally:
         for s in subs:
             s.close()
