@@ -7,13 +7,13 @@ from typing import Any, Iterable, Mapping
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from ...mirror import PVState
 from .. import fmt
 from ..source import client_counts, clients_per_protocol
 from .steadytable import SteadyDataTable
+from .pane import Pane
 
 CLIENT_COLUMNS = (("protocol", "Proto"), ("peer", "Peer"), ("user", "User"), ("host", "Host"),
                   ("channels", "Channels"), ("monitors", "Monitors"), ("since", "First seen"),
@@ -46,7 +46,7 @@ def traffic_text(tx: float | None, rx: float | None) -> str:
     return f"↓{fmt.bytes_rate(tx or 0)} ↑{fmt.bytes_rate(rx or 0)}"
 
 
-class ConnectionsView(Vertical):
+class ConnectionsView(Pane):
     """Client table (when the engine can list clients) above the per-PV counts."""
 
     def __init__(self, *, tz: tzinfo | None = None, id: str | None = None) -> None:

@@ -12,8 +12,13 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import RenderResult
+from textual.geometry import Region
 from textual.screen import Screen
+from textual.strip import Strip
 from textual.widget import Widget
+
+#: Bars kept drawn (one per view and dialog, times the sizes and themes seen).
+DRAWN_KEPT = 16
 
 
 def hints(active_bindings: Any, key_display: Any) -> list[tuple[str, str, bool]]:
@@ -41,6 +46,7 @@ class KeyBar(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._hints: tuple = ()
+        self._drawn: dict[tuple, list[Strip]] = {}
 
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
@@ -62,6 +68,17 @@ class KeyBar(Widget):
         if current != self._hints:  # most focus changes keep the same keys
             self._hints = current
             self.refresh()
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """Each view's bar is drawn once per size and theme: a view switch changes the
+        hints, and drawing the line anew was ~1.2 ms of the switch."""
+        key = (self._hints, crop, self.size, self.app.theme)
+        strips = self._drawn.get(key)
+        if strips is None:
+            if len(self._drawn) >= DRAWN_KEPT:
+                self._drawn.clear()
+            strips = self._drawn[key] = super().render_lines(crop)
+        return strips
 
     def render(self) -> RenderResult:
         shown, palette = self._hints or ((), None)

@@ -9,7 +9,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Static
 
 from .. import fmt
@@ -18,6 +18,7 @@ from ..settings import PUTLOG_ROWS
 from .steadytable import SteadyDataTable
 from .line import show_line
 from .pvtable import name_matches
+from .pane import Pane
 
 #: The outcome right after the PV: at 80 columns it must not be off screen.
 PUT_COLUMNS = (("time", "Time"), ("pv", "PV"), ("proto", "Proto"), ("result", "Result"),
@@ -62,7 +63,7 @@ def put_text(r: Any, tz: tzinfo | None) -> str:
     return "\n".join(lines)
 
 
-class PutLogView(Vertical):
+class PutLogView(Pane):
     """Put records in a table; ``f`` toggles following the newest."""
 
     BINDINGS = [

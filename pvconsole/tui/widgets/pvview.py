@@ -6,7 +6,7 @@ from datetime import tzinfo
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 
@@ -14,6 +14,7 @@ from ...mirror import PVState
 from ..focus import focus_now
 from .pvtable import COLUMNS, JumpRequested, PVTable
 from .line import show_line
+from .pane import Pane
 
 #: With fewer PVs a filter applies on every keystroke; with more, once the typing pauses
 #: for ``FILTER_PAUSE`` s (or on Enter): rebuilding 10,000 rows takes ~0.35 s.
@@ -21,7 +22,7 @@ FILTER_AT_ONCE = 2000
 FILTER_PAUSE = 0.25
 
 
-class PVView(Vertical):
+class PVView(Pane):
     """PV table plus its filter/jump inputs; actions apply to marked rows or the cursor."""
 
     BINDINGS = [
