@@ -768,12 +768,12 @@ class PvaMirror:
         the pvxs loop, which may be waiting for the lock)."""
         self.stopped = True
         for entry in entries:
+            self._fail_pending(entry, "server shutting down")  # answered before the close
             with entry.lock:
                 was_on, entry.pva_pv, entry.value, entry.pva_clients = (
                     entry.pva_pv is not None, None, None, 0)
             if was_on:
                 self.provider.remove(entry.name)
-            self._fail_pending(entry, "server shutting down")
         self._poster.stop()
 
     # ------------------------------------------------------------------ puts
@@ -926,8 +926,8 @@ class PvaMirror:
 
     def start_waiting(self, entry: Entry) -> None:
         """A put to ``entry`` ended (any thread): the next waiting PVA put may start, on
-        the driver thread."""
-        if self.asyn.next_ready(entry):
+        the driver thread (none once stopped: the driver thread is gone)."""
+        if not self.stopped and self.asyn.next_ready(entry):
             self.submit(lambda: self.asyn.start_next(entry))
 
     def complete_async(self, entry: Entry) -> Any:

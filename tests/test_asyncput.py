@@ -115,3 +115,31 @@ def test_a_timed_out_pva_put_still_ends_with_its_own_move(engine_factory, ca):
     ca_done = time.monotonic()
     assert [(e, v) for e, v, _ in driver.log] == [("start", 7.0), ("end", 7.0), ("start", 8.0), ("end", 8.0)]
     assert driver.overlaps == 0 and ca_done >= _ended(driver, 8.0)
+
+
+def test_a_stop_with_puts_in_progress_and_waiting_ends_both(engine_factory, ca):
+    """A PVA put whose callbackPV never comes and a CA put waiting behind it: the stop
+    fails the PVA put and lets nothing else start (it raised 'engine not running')."""
+    engine = engine_factory(MOVES, asyn_timeout=30.0)
+    driver = engine.drivers["asyn_moves"]
+    client = ca(engine)
+    errors: list[Exception] = []
+
+    def pva_put() -> None:
+        ctx = pva_context(engine.pva_client_conf())
+        try:
+            ctx.put("AM:HOLD", 1.0, wait=True, timeout=20)
+        except Exception as e:  # noqa: BLE001 - checked below
+            errors.append(e)
+        finally:
+            ctx.close()
+    t = threading.Thread(target=pva_put)
+    t.start()
+    wait_for(lambda: driver.log)
+    ca_put = threading.Thread(target=lambda: client.put("AM:HOLD", 2.0, wait=True, timeout=20))
+    ca_put.start()
+    time.sleep(0.5)  # the CA put is waiting for the PVA put
+    engine.stop()
+    t.join(10)
+    assert errors and "shutting down" in str(errors[0])
+    assert [v for e, v, _ in driver.log] == [1.0]

@@ -9,6 +9,7 @@ prefix = "AM:"
 pvdb = {
     "MOVE": {"asyn": True},
     "RUN": {"type": "enum", "enums": ["STOP", "RUN"], "asyn": True},
+    "HOLD": {"asyn": True},  # a device that never answers: no callbackPV
 }
 MOVE_TIME = 0.4
 
@@ -21,6 +22,10 @@ class Moves(Driver):
         self.overlaps = 0
 
     def write(self, reason, value):
+        if reason == "HOLD":
+            self.setParam(reason, value)
+            self.log.append(("start", value, time.monotonic()))
+            return True
         if reason == "RUN":
             self.setParam(reason, value)
             self.callbackPV(reason)
