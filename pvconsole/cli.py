@@ -11,11 +11,9 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-from . import __version__, exitguard
+from . import __version__, exitguard, logsetup
 
 log = logging.getLogger("pvconsole")
-
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,15 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def setup_logging(stream, verbose: int) -> None:
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    logging.getLogger().handlers[:] = [handler]
-    set_log_levels(verbose)
-
-
-def set_log_levels(verbose: int) -> None:
-    """-v: pcaspy's debug messages; -vv: everything at debug level."""
-    logging.getLogger().setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
-    logging.getLogger("pcaspy").setLevel(logging.DEBUG if verbose > 0 else logging.WARNING)
+    handler.setFormatter(logging.Formatter(logsetup.FORMAT))
+    logsetup.install(handler, verbose)
 
 
 #: Seconds a headless stop may take before the process exits without finishing it: a

@@ -235,7 +235,7 @@ class EngineHost:
 
 def main(argv: list[str]) -> int:
     """Child entry point: configuration from the pipe, engine, serve, stop."""
-    from .cli import set_log_levels
+    from . import logsetup
     from .engine import Engine, StartupError
     from .fdcapture import capture
 
@@ -244,8 +244,7 @@ def main(argv: list[str]) -> int:
     cfg = conn.recv()
     fds = capture(python_to_log=True)  # what C libraries and plugins print: the log screen
     logs = LogBuffer()
-    logging.getLogger().handlers[:] = [logs]
-    set_log_levels(verbose)
+    logsetup.install(logs, verbose)
     engine = Engine(cfg)
     try:
         engine.start()

@@ -317,3 +317,28 @@ def test_a_second_signal_exits_at_once(tmp_path):
     finally:
         proc.kill()
     assert "pvconsole: SIGTERM while stopping: exiting without finishing the stop" in proc.stderr.read()
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_plugins_logging_setup_works_and_keeps_the_console_log(tmp_path, force):
+    """``logging.basicConfig(filename=..., level=...)`` in a plugin writes its file, as
+    in a process of its own (the root already had pvconsole's handler: nothing
+    happened), and with ``force=True`` it no longer takes pvconsole's log away."""
+    audit = tmp_path / "audit.log"
+    plugin = _plugin(tmp_path, "audited", (
+        "import logging\n"
+        f"logging.basicConfig(filename={str(audit)!r}, level=logging.DEBUG, force={force},\n"
+        "                    format='%(levelname)s %(message)s')\n"
+        "logging.getLogger('audit').debug('audit: ready')\n"
+        "prefix = 'AUD:'\npvdb = {'X': {}}\n"))
+    proc, _ = start(tmp_path, "--plugin", plugin)
+    try:
+        lines = wait_serving(proc)
+        stops_within(proc, 2.0)
+    finally:
+        proc.kill()
+    err = "".join(lines) + proc.stderr.read()
+    assert "DEBUG audit: ready" in audit.read_text()
+    assert re.search(r"DEBUG +audit: audit: ready", err)  # the console's log has it too, once
+    assert err.count("audit: ready") == 1
+    assert "pvconsole: stopped" in err and "pvconsole" not in audit.read_text()

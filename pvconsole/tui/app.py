@@ -25,7 +25,7 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.widgets import ContentSwitcher, Input
 
-from ..cli import set_log_levels
+from .. import logsetup
 from ..config import Config
 from ..gcpolicy import QUIET, IdleCollector, loading, settle
 from ..mirror import Exposure, PVState
@@ -608,8 +608,7 @@ def run_console(cfg: Config, verbose: int) -> int:
 
     fds = capture()  # anything a library prints in this process lands in the log too
     buffer = LogBuffer()
-    logging.getLogger().handlers[:] = [buffer]
-    set_log_levels(verbose)
+    logsetup.install(buffer, verbose)
     # the screen stays blank until the engine serves: say what is going on meanwhile
     os.write(fds.saved_err, b"pvconsole: starting the CA and PVA servers, loading plugins...\n")
     try:
