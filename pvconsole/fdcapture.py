@@ -39,6 +39,19 @@ class LogStream(io.TextIOBase):
         with self._lock:
             lines = (self._partial + text).split("\n")
             self._partial = lines.pop()
+        self._emit(lines)
+        return len(text)
+
+    def flush(self) -> None:
+        """A line written without its newline and flushed (a warning, a prompt) is logged
+        now, as a terminal would show it now."""
+        with self._lock:
+            partial, self._partial = self._partial, ""
+        self._emit([partial])
+
+    def _emit(self, lines: list[str]) -> None:
+        if getattr(self._inside, "active", False):
+            return
         self._inside.active = True
         try:
             for line in lines:
@@ -46,7 +59,6 @@ class LogStream(io.TextIOBase):
                     self._log.log(self._level, "%s", line.rstrip())
         finally:
             self._inside.active = False
-        return len(text)
 
     def writable(self) -> bool:
         return True
@@ -142,7 +154,11 @@ class FdCapture:
                         log.warning("%s", text)
 
     def restore(self) -> None:
-        """Give fds 1/2 back (the pump ends once every writer of the pipe is gone)."""
+        """Give fds 1/2 back (the pump ends once every writer of the pipe is gone); a
+        line still without its newline is logged."""
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, LogStream):
+                stream.flush()
         os.dup2(self.saved_out, 1)
         os.dup2(self.saved_err, 2)
         sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__ = self._saved_py

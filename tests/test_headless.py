@@ -241,6 +241,7 @@ def test_plugin_output_is_logged_and_a_hung_stop_hook_is_left(tmp_path):
         "print('noisy: hello from the plugin')\n"
         "sys.stdout.buffer.write(b'noisy: bytes too\\n')\n"
         "sys.stderr.write('noisy: a warning\\n')\n"
+        "sys.stderr.write('noisy: no newline'); sys.stderr.flush()\n"
         "prefix = 'NOISY:'\npvdb = {'X': {}}\n"
         "class D(Driver):\n"
         "    def stop(self):\n"
@@ -255,6 +256,7 @@ def test_plugin_output_is_logged_and_a_hung_stop_hook_is_left(tmp_path):
     assert re.search(r"INFO +stdout: noisy: hello from the plugin", err)
     assert re.search(r"INFO +stdout: noisy: bytes too", err)
     assert re.search(r"WARNING +stderr: noisy: a warning", err)
+    assert re.search(r"WARNING +stderr: noisy: no newline", err)
     assert "stop() still running" in err
     assert proc.stdout.read() == ""
 
