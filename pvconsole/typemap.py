@@ -774,6 +774,20 @@ def _enum_put(spec: PVSpec, meta: Meta, V: Value) -> int:
         index = int(V["value.index"])
     else:
         raise PutRejected(f"{spec.name}: put carries no 'value.index'")
+    return _checked_index(spec, choices, index)
+
+
+#: The enum index CA carries (DBR_ENUM, unsigned 16 bits).
+ENUM_INDEX_MAX = 0xFFFF
+
+
+def _checked_index(spec: PVSpec, choices: Sequence[str], index: int) -> int:
+    """``index`` if it selects a choice; without choices (an enum whose pvdb has none),
+    any index CA can carry, as a CA put takes it (and QSRV's mbbo without states)."""
+    if not choices:
+        if not 0 <= index <= ENUM_INDEX_MAX:
+            raise PutRejected(f"{spec.name}: enum index {index} out of range 0..{ENUM_INDEX_MAX}")
+        return index
     if not 0 <= index < len(choices):
         raise PutRejected(f"{spec.name}: enum index {index} out of range 0..{len(choices) - 1} "
                           f"({', '.join(choices)})")
@@ -795,9 +809,7 @@ def coerce_enum_string(spec: PVSpec, meta: Meta, text: str) -> int:
         index = int(text)
     except ValueError:
         raise PutRejected(f"{spec.name}: {text!r} is not one of {', '.join(meta.enums)}") from None
-    if not 0 <= index < len(meta.enums):
-        raise PutRejected(f"{spec.name}: enum index {index} out of range")
-    return index
+    return _checked_index(spec, list(meta.enums), index)
 
 
 def stamp_parts(t: Any) -> tuple[int, int]:

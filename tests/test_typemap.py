@@ -202,6 +202,14 @@ def test_bad_puts_are_rejected_with_a_clear_message(info, fields, message):
         _put(spec(**info), **fields)
 
 
+def test_an_enum_without_choices_takes_any_index_ca_carries():
+    e = spec(type="enum")
+    assert _put(e, **{"value.index": 7}) == 7
+    assert typemap.coerce_enum_string(e, e.meta, "3") == 3
+    with pytest.raises(PutRejected, match="out of range 0..65535"):
+        _put(e, **{"value.index": -1})
+
+
 def test_enum_choice_string_put_is_accepted():
     assert _put(spec(type="enum", enums=["a", "b"]), **{"value.choices": ["b"]}) == 1
 
