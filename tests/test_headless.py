@@ -218,6 +218,18 @@ def _plugin(tmp_path, name: str, body: str) -> str:
     return str(path)
 
 
+def serve_and_stop(tmp_path, plugin: str, seconds: float) -> tuple[subprocess.Popen, str]:
+    """Serve ``plugin`` headless, SIGTERM it once serving (it must stop within
+    ``seconds``, exit 0); the process and everything it logged."""
+    proc, _ = start(tmp_path, "--plugin", plugin)
+    try:
+        lines = wait_serving(proc)
+        stops_within(proc, seconds)
+    finally:
+        proc.kill()
+    return proc, "".join(lines) + proc.stderr.read()
+
+
 def test_a_signal_during_a_slow_start_up_stops_at_once(tmp_path):
     slow = [_plugin(tmp_path, f"slow{i}", f"import time\ntime.sleep(4)\nprefix = 'SLOW{i}:'\n"
                     "pvdb = {'X': {}}\n") for i in (1, 2)]
@@ -246,13 +258,7 @@ def test_plugin_output_is_logged_and_a_hung_stop_hook_is_left(tmp_path):
         "class D(Driver):\n"
         "    def stop(self):\n"
         "        threading.Event().wait()  # a device that never answers\n"))
-    proc, _ = start(tmp_path, "--plugin", noisy)
-    try:
-        lines = wait_serving(proc)
-        stops_within(proc, 4.0)  # the 2 s stop() wait included
-    finally:
-        proc.kill()
-    err = "".join(lines) + proc.stderr.read()
+    proc, err = serve_and_stop(tmp_path, noisy, 4.0)  # the 2 s stop() wait included
     assert re.search(r"INFO +stdout: noisy: hello from the plugin", err)
     assert re.search(r"INFO +stdout: noisy: bytes too", err)
     assert re.search(r"WARNING +stderr: noisy: a warning", err)
@@ -333,13 +339,7 @@ def test_a_plugins_logging_setup_works_and_keeps_the_console_log(tmp_path, force
         "                    format='%(levelname)s %(message)s')\n"
         "logging.getLogger('audit').debug('audit: ready')\n"
         "prefix = 'AUD:'\npvdb = {'X': {}}\n"))
-    proc, _ = start(tmp_path, "--plugin", plugin)
-    try:
-        lines = wait_serving(proc)
-        stops_within(proc, 2.0)
-    finally:
-        proc.kill()
-    err = "".join(lines) + proc.stderr.read()
+    _, err = serve_and_stop(tmp_path, plugin, 2.0)
     assert "DEBUG audit: ready" in audit.read_text()
     assert re.search(r"DEBUG +audit: audit: ready", err)  # the console's log has it too, once
     assert err.count("audit: ready") == 1
