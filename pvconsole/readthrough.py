@@ -14,10 +14,9 @@ hook), so the mirror calls ``read()`` itself, on the driver thread:
   its time (a slow hardware query must not hold up CA).
 
 A value that differs from the served one is posted with the parameter database's alarm
-and timestamp, as pcaspy's CA get serves it. Only drivers whose class overrides ``read`` (or
-``getParam``, which pcaspy's ``read`` calls) and PVs without ``scan`` (pcaspy's CA get of
-a scanned PV does not call ``read``) take part; a read that returns what is served already
-costs one call and a comparison.
+and timestamp, as pcaspy's CA get serves it. Only drivers whose class overrides ``read``
+and PVs without ``scan`` (pcaspy's CA get of a scanned PV does not call ``read``) take
+part; a read that returns what is served already costs one call and a comparison.
 """
 
 from __future__ import annotations
@@ -45,11 +44,8 @@ FIRST_READ_TIMEOUT = 1.0
 
 
 def overrides_read(driver: Any) -> bool:
-    """Whether the driver computes what CA gets serve: in ``read``, or in ``getParam``
-    (pcaspy's own ``read`` returns ``self.getParam(reason)``)."""
-    cls = type(driver)
-    return (getattr(cls, "read", Driver.read) is not Driver.read
-            or getattr(cls, "getParam", Driver.getParam) is not Driver.getParam)
+    """Whether the driver computes values in ``read`` (pcaspy's own returns ``getParam``)."""
+    return getattr(type(driver), "read", Driver.read) is not Driver.read
 
 
 def same_value(a: Any, b: Any) -> bool:

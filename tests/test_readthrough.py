@@ -29,16 +29,6 @@ def test_a_new_pva_channel_reads_like_caget(engine_factory, ca):
     assert 0 <= rand < 1 and engine.entry("RD:RAND").data[0] != rand  # CA's read is CA's
 
 
-def test_a_value_computed_in_getparam_is_served_as_caget_serves_it(engine_factory, ca):
-    engine = engine_factory(plugin_path("scaled"), read_poll=0.2)
-    assert ca(engine).get("GPO:CURR_MA")["value"] == 250.0
-    ctx = pva_context(engine.pva_client_conf())
-    try:
-        assert ctx.get("GPO:CURR_MA").value == 250.0
-    finally:
-        ctx.close()
-
-
 def test_a_watched_pv_is_read_again_and_a_pass_through_is_not_posted(engine_factory, pva):
     engine = engine_factory(COMPUTED, read_poll=0.2)
     ctx = pva(engine)
