@@ -11,15 +11,34 @@ prints, so a plugin's output reads like the rest of the log.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import Iterator, TextIO
 
 log = logging.getLogger("epics")
+
+#: Seconds a line written without its newline and flushed waits for more before it is
+#: logged (a warning is logged a second later; a progress bar once a second, not per dot).
+PARTIAL_WAIT = 1.0
+
+_quiet = threading.local()
+
+
+@contextlib.contextmanager
+def unlogged() -> Iterator[None]:
+    """What this thread writes to a :class:`LogStream` inside the block is dropped (a
+    logging handler writing there: the console's handler has its record already)."""
+    before = getattr(_quiet, "on", False)
+    _quiet.on = True
+    try:
+        yield
+    finally:
+        _quiet.on = before
 
 
 class LogStream(io.TextIOBase):
@@ -30,23 +49,36 @@ class LogStream(io.TextIOBase):
         super().__init__()
         self._log, self._level, self._fd = logger, level, fd
         self._partial = ""
+        self._waiting: threading.Timer | None = None
         self._lock = threading.Lock()
         self._inside = threading.local()
 
     def write(self, text: str) -> int:
-        if getattr(self._inside, "active", False):
+        if getattr(self._inside, "active", False) or getattr(_quiet, "on", False):
             return len(text)  # logging itself failed and reports it here: not in a loop
         with self._lock:
             lines = (self._partial + text).split("\n")
-            self._partial = lines.pop()
-        self._emit(lines)
+            self._partial = _shown(lines.pop())
+        self._emit([_shown(line) for line in lines])
         return len(text)
 
     def flush(self) -> None:
-        """A line written without its newline and flushed (a warning, a prompt) is logged
-        now, as a terminal would show it now."""
+        """A line written without its newline and flushed (a warning, a prompt, a
+        progress bar) is logged if nothing follows within :data:`PARTIAL_WAIT`."""
+        with self._lock:
+            if not self._partial.strip() or self._waiting is not None:
+                return
+            self._waiting = threading.Timer(PARTIAL_WAIT, self.flush_partial)
+            self._waiting.daemon = True
+            self._waiting.start()
+
+    def flush_partial(self) -> None:
+        """Log the line written so far without its newline, now."""
         with self._lock:
             partial, self._partial = self._partial, ""
+            waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            waiting.cancel()
         self._emit([partial])
 
     def _emit(self, lines: list[str]) -> None:
@@ -72,6 +104,14 @@ class LogStream(io.TextIOBase):
     def buffer(self) -> "LogStream":
         """Code that writes bytes (``sys.stdout.buffer.write``) gets them logged too."""
         return _BytesTo(self)  # type: ignore[return-value]
+
+
+def _shown(line: str) -> str:
+    """What a terminal shows of ``line``: the text after its last carriage return (a
+    progress bar redraws itself with ``\\r``)."""
+    if "\r" not in line:
+        return line
+    return line.rstrip("\r").rsplit("\r", 1)[-1]  # ("text\r\n": the text)
 
 
 class _BytesTo:
@@ -158,7 +198,7 @@ class FdCapture:
         line still without its newline is logged."""
         for stream in (sys.stdout, sys.stderr):
             if isinstance(stream, LogStream):
-                stream.flush()
+                stream.flush_partial()
         os.dup2(self.saved_out, 1)
         os.dup2(self.saved_err, 2)
         sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__ = self._saved_py

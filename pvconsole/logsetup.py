@@ -1,68 +1,165 @@
 """The process's logging: one handler for pvconsole and its plugins, that plugins keep.
 
-Plugins run in pvconsole's process, so the root logger they configure is pvconsole's. Two
-things keep an unmodified IOC script's logging working without taking pvconsole's away:
+Plugins run in pvconsole's process, so the root logger they configure is pvconsole's.
+What keeps an unmodified IOC script's logging working without taking pvconsole's away:
 
-* pvconsole's own loggers have the handler too and do not propagate: a plugin's
-  ``logging.basicConfig(force=True, ...)`` (or one that replaces the root's handlers)
-  cannot silence the console's log or send it into the plugin's file.
+* The console's own records (pvconsole's loggers, what plugins print, what the C libraries
+  print) go to the console's handler on loggers that do not propagate and have levels of
+  their own: no level, handler or ``dictConfig`` a plugin gives the root loses them or
+  sends them into the plugin's file.
 * ``logging.basicConfig`` configures the root as in a process of the plugin's own: its
   ``filename``/``handlers``/``stream`` are added beside the console's handler (plain
-  logging would find a handler there and do nothing), its ``level`` applies. A handler
-  that would write to stderr or stdout is left out: those are the console's log already,
-  it would log every record twice.
+  logging found a handler there and did nothing), its ``level`` applies. A stream that is
+  stdout or stderr gets no handler: that output is the console's log already.
+* A handler a plugin adds that writes to stdout or stderr anyway (a ``RichHandler``, a
+  ``dictConfig`` console handler) writes nothing there: the console's handler has the
+  record already, it would be logged twice.
 """
 
 from __future__ import annotations
 
 import logging
+import logging.config
 import sys
+import threading
 from typing import Any
 
+from . import fdcapture
+
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-#: Loggers of pvconsole itself: never propagate to the root, which plugins configure.
-OWN = "pvconsole"
+#: The console's own records: pvconsole's loggers and the captured output's.
+CONSOLE_LOGGERS = ("pvconsole", "stdout", "stderr", "epics")
 #: Libraries' levels whatever level a plugin gives the root: (logger, -v count that
 #: shows its debug messages, its level below that). p4p logs every put at DEBUG.
 LIBRARIES = (("pcaspy", 1, logging.WARNING), ("p4p", 2, logging.INFO))
 
+#: logging.basicConfig's default format per style.
+BASIC_FORMATS = {"%": logging.BASIC_FORMAT, "{": "{levelname}:{name}:{message}",
+                 "$": "${levelname}:${name}:${message}"}
+
 _console: list[logging.Handler] = []
+_lock = threading.Lock()  # one configuration at a time (plugins load on several threads)
 _basic_config = logging.basicConfig
+_dict_config = logging.config.dictConfig
+_file_config = logging.config.fileConfig
 
 
 def install(handler: logging.Handler, verbose: int) -> None:
-    """Make ``handler`` the console's log: the root's only handler and pvconsole's own."""
+    """Make ``handler`` the console's log: the root's handler and the console loggers'."""
     _console[:] = [handler]
     logging.getLogger().handlers[:] = [handler]
-    own = logging.getLogger(OWN)
-    own.handlers[:] = [handler]
-    own.propagate = False
+    _keep_console()
     set_levels(verbose)
     logging.basicConfig = basic_config
+    logging.config.dictConfig = dict_config
+    logging.config.fileConfig = file_config
 
 
 def set_levels(verbose: int) -> None:
     """-v: pcaspy's debug messages; -vv: everything at debug level."""
     level = logging.DEBUG if verbose > 1 else logging.INFO
     logging.getLogger().setLevel(level)
-    logging.getLogger(OWN).setLevel(level)
+    for name in CONSOLE_LOGGERS:
+        logging.getLogger(name).setLevel(level)
     for name, needs, quiet in LIBRARIES:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose >= needs else quiet)
 
 
 def basic_config(**kwargs: Any) -> None:
-    """``logging.basicConfig`` for plugins (see the module docstring)."""
+    """``logging.basicConfig`` for plugins (see the module docstring); the same arguments,
+    the same errors."""
+    with _lock:
+        root = logging.getLogger()
+        force = kwargs.pop("force", False)
+        encoding = kwargs.pop("encoding", None)
+        errors = kwargs.pop("errors", "backslashreplace")
+        if force:
+            for h in [h for h in root.handlers if h not in _console]:
+                root.removeHandler(h)
+                h.close()
+        if not force and any(h not in _console for h in root.handlers):
+            return  # configured already (by another plugin: one process, one root)
+        handlers = kwargs.pop("handlers", None)
+        stream = kwargs.pop("stream", None)
+        filename = kwargs.pop("filename", None)
+        mode = kwargs.pop("filemode", "a")
+        if handlers is not None and (stream is not None or filename is not None):
+            raise ValueError("'stream' or 'filename' should not be specified together with 'handlers'")
+        if stream is not None and filename is not None:
+            raise ValueError("'stream' and 'filename' should not be specified together")
+        if handlers is None:
+            if filename is not None:
+                handlers = [logging.FileHandler(filename, mode, encoding=encoding,
+                                                errors=None if "b" in mode else errors)]
+            elif stream is not None and not _is_log(stream):
+                handlers = [logging.StreamHandler(stream)]
+            else:
+                handlers = []  # stderr (basicConfig's default) is the console's log
+        style = kwargs.pop("style", "%")
+        if style not in BASIC_FORMATS:
+            raise ValueError(f"Style must be one of: {','.join(BASIC_FORMATS)}")
+        formatter = logging.Formatter(kwargs.pop("format", BASIC_FORMATS[style]),
+                                      kwargs.pop("datefmt", None), style)
+        level = kwargs.pop("level", None)
+        if kwargs:
+            raise ValueError(f"Unrecognised argument(s): {', '.join(kwargs)}")
+        for h in handlers:
+            if h.formatter is None:
+                h.setFormatter(formatter)
+            root.addHandler(_unlogged(h))
+        if level is not None:
+            root.setLevel(level)
+
+
+def dict_config(config: dict) -> None:
+    """``logging.config.dictConfig``, after which the console's log is as it was."""
+    with _lock:
+        try:
+            _dict_config(config)
+        finally:
+            _keep_console()
+
+
+def file_config(*args: Any, **kwargs: Any) -> None:
+    """``logging.config.fileConfig``, after which the console's log is as it was."""
+    with _lock:
+        try:
+            _file_config(*args, **kwargs)
+        finally:
+            _keep_console()
+
+
+def _keep_console() -> None:
+    """The console loggers enabled, with the console's handler, not propagating; the root
+    with the console's handler, and the plugins' handlers writing nothing into the log."""
+    for name in CONSOLE_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.disabled = False
+        logger.handlers[:] = list(_console)
+        logger.propagate = False
     root = logging.getLogger()
-    ours = [h for h in root.handlers if h in _console]
-    root.handlers[:] = [h for h in root.handlers if h not in ours]
-    try:
-        _basic_config(**kwargs)
-    finally:
-        added = [h for h in root.handlers if h not in ours and not _to_log(h)]
-        root.handlers[:] = ours + added
+    for h in root.handlers:
+        if h not in _console:
+            _unlogged(h)
+    for h in _console:
+        if h not in root.handlers:
+            root.addHandler(h)
 
 
-def _to_log(handler: logging.Handler) -> bool:
-    """A handler writing to stdout or stderr: captured into the console's log already."""
-    return type(handler) is logging.StreamHandler and getattr(handler, "stream", None) in (
-        sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+def _unlogged(handler: logging.Handler) -> logging.Handler:
+    """``handler`` with what it writes to stdout/stderr dropped (see the module docstring)."""
+    if getattr(handler, "_pvconsole_unlogged", False):
+        return handler
+    handle = handler.handle
+
+    def unlogged_handle(record: logging.LogRecord) -> Any:
+        with fdcapture.unlogged():
+            return handle(record)
+    handler.handle = unlogged_handle  # type: ignore[method-assign]
+    handler._pvconsole_unlogged = True  # type: ignore[attr-defined]
+    return handler
+
+
+def _is_log(stream: Any) -> bool:
+    """stdout or stderr: the console's log (captured, or the terminal it writes to)."""
+    return stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)

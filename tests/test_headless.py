@@ -338,9 +338,57 @@ def test_a_plugins_logging_setup_works_and_keeps_the_console_log(tmp_path, force
         f"logging.basicConfig(filename={str(audit)!r}, level=logging.DEBUG, force={force},\n"
         "                    format='%(levelname)s %(message)s')\n"
         "logging.getLogger('audit').debug('audit: ready')\n"
+        "print('audit: printed')\n"
         "prefix = 'AUD:'\npvdb = {'X': {}}\n"))
     _, err = serve_and_stop(tmp_path, plugin, 2.0)
     assert "DEBUG audit: ready" in audit.read_text()
     assert re.search(r"DEBUG +audit: audit: ready", err)  # the console's log has it too, once
     assert err.count("audit: ready") == 1
-    assert "pvconsole: stopped" in err and "pvconsole" not in audit.read_text()
+    assert "pvconsole: stopped" in err
+    assert "pvconsole" not in audit.read_text() and "printed" not in audit.read_text()
+
+
+@pytest.mark.parametrize("setup", [
+    "logging.basicConfig(level=logging.WARNING)",  # the root's level: not print()'s
+    "from rich.logging import RichHandler\nlogging.basicConfig(handlers=[RichHandler()])",
+    "import logging.config\nlogging.config.dictConfig({'version': 1, 'root': {'level': 'ERROR',"
+    " 'handlers': ['out']}, 'handlers': {'out': {'class': 'logging.StreamHandler',"
+    " 'stream': 'ext://sys.stdout'}}})",
+])
+def test_a_plugins_logging_setup_loses_and_doubles_nothing(tmp_path, setup):
+    """Whatever a plugin does to the root logger, the console's log keeps pvconsole's
+    records and what plugins print, and a handler writing to stdout adds no copies."""
+    plugin = _plugin(tmp_path, "configured", (
+        f"import logging\n{setup}\n"
+        "logging.getLogger('mine').error('mine: an error')\n"
+        "print('mine: printed')\n"
+        "prefix = 'CFG:'\npvdb = {'X': {}}\n"))
+    _, err = serve_and_stop(tmp_path, plugin, 2.0)
+    assert re.search(r"INFO +stdout: mine: printed", err)
+    assert err.count("mine: an error") == 1, err
+    assert "pvconsole: stopped" in err and "stopping" in err
+
+
+def test_partial_lines_are_logged_as_a_terminal_shows_them(monkeypatch):
+    """Dots printed with flush=True: one record, not one per dot; a progress bar redrawn
+    with \\r: its last state; a CRLF line: its text."""
+    import logging
+    from pvconsole import fdcapture
+    monkeypatch.setattr(fdcapture, "PARTIAL_WAIT", 0.2)
+    got: list[str] = []
+    logger = logging.getLogger("test.partial")
+    handler = logging.Handler()
+    handler.emit = lambda record: got.append(record.getMessage())  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    stream = fdcapture.LogStream(logger, logging.INFO, 1)
+    for _ in range(50):
+        stream.write(".")
+        stream.flush()
+    wait_for(lambda: got == ["." * 50])
+    stream.write("\r10%\r50%\r100%\n")
+    stream.write("crlf\r\n")
+    assert got == ["." * 50, "100%", "crlf"]
+    time.sleep(0.3)
+    assert len(got) == 3
