@@ -14,6 +14,7 @@ from pvconsole.tui.app import PvConsoleApp
 from pvconsole.tui.commands import ConsoleCommands
 from pvconsole.tui.fixed import FixedSource
 from pvconsole.tui.screens.details import DetailsScreen
+from pvconsole.tui.widgets.keybar import KeyBar
 from pvconsole.tui.widgets.serverlog import ServerLog
 
 
@@ -106,3 +107,19 @@ def test_the_palette_offers_the_keys_of_every_view() -> None:
         await pilot.pause()
         assert isinstance(app.screen, DetailsScreen)
     run(check, size=(160, 48))
+
+
+def test_the_key_bar_follows_a_theme_switch_by_key() -> None:
+    """'t' switches the theme; the key bar kept the dark theme's colours (its line was
+    drawn and kept under the new theme before the new styles reached it)."""
+    async def check(app, pilot) -> None:
+        def key_colour():
+            bar = app.screen.query_one(KeyBar)
+            return list(bar.render_lines(Region(0, 0, bar.size.width, 1))[0])[0].style.bgcolor
+        dark = key_colour()
+        for keys in ("t", "2", "1"):
+            await pilot.press(keys)
+            for _ in range(5):
+                await pilot.pause(0.05)
+            assert not app.current_theme.dark and key_colour() != dark, keys
+    run(check)

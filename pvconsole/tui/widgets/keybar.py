@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.strip import Strip
 from textual.widget import Widget
 
-#: Bars kept drawn (one per view and dialog, times the sizes and themes seen).
+#: Bars kept drawn (one per view and dialog, times the sizes seen).
 DRAWN_KEPT = 16
 
 
@@ -69,10 +69,16 @@ class KeyBar(Widget):
             self._hints = current
             self.refresh()
 
+    def notify_style_update(self) -> None:
+        """New styles (a theme switch reaches them after ``app.theme`` changed): the kept
+        lines were drawn with the old ones."""
+        self._drawn.clear()
+        super().notify_style_update()
+
     def render_lines(self, crop: Region) -> list[Strip]:
-        """Each view's bar is drawn once per size and theme: a view switch changes the
+        """Each view's bar is drawn once per size and styles: a view switch changes the
         hints, and drawing the line anew was ~1.2 ms of the switch."""
-        key = (self._hints, crop, self.size, self.app.theme)
+        key = (self._hints, crop, self.size)
         strips = self._drawn.get(key)
         if strips is None:
             if len(self._drawn) >= DRAWN_KEPT:
