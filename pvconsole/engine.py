@@ -267,6 +267,7 @@ class Engine:
         if Engine._active is not None:
             raise StartupError("an engine is already running in this process (pcaspy allows one CA server)")
         self.entries.clear()  # a stopped engine may be started again
+        self.mirror.stopped = False  # (its scan threads and waiting asyn puts go on again)
         self.plugins.clear()
         self.drivers.clear()
         self._defaults.clear()
@@ -343,6 +344,7 @@ class Engine:
         busy = False
         if self.thread is not None:
             self.thread.stop()
+            self.mirror.stopped = True  # no put starts on the thread going away
             if self.thread.is_alive():
                 self.thread.join(timeout=DRIVER_STOP_TIMEOUT)
             busy = self.thread.is_alive()

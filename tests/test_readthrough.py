@@ -223,3 +223,17 @@ def test_a_read_that_raises_fails_nothing_over_ca(engine_factory, ca, caplog):
     assert client.get("RD:FLAKY")["value"] >= 4  # scanned on past the raises
     assert caplog.text.count("RD:BAD: driver read() raised on a CA get") == 1
     assert caplog.text.count("RD:FLAKY: driver read() raised in a scan") == 1
+
+
+def test_scanned_pvs_scan_again_when_the_same_engine_starts_again(engine_factory):
+    """A stopped engine started again: its mirror's 'stopped' ended the new scan threads
+    at once (and would have kept waiting asyn puts from starting)."""
+    engine = engine_factory(COMPUTED, read_poll=0.2)
+    engine.stop()
+    engine.start()
+    ctx = pva_context(engine.pva_client_conf())
+    try:
+        first = ctx.get("RD:SCANNED").value
+        wait_for(lambda: ctx.get("RD:SCANNED").value >= first + 2)
+    finally:
+        ctx.close()
