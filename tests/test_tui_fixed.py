@@ -116,6 +116,8 @@ def test_the_key_bar_follows_a_theme_switch_by_key() -> None:
         def key_colour():
             bar = app.screen.query_one(KeyBar)
             return list(bar.render_lines(Region(0, 0, bar.size.width, 1))[0])[0].style.bgcolor
+        for _ in range(5):
+            await pilot.pause(0.05)
         dark = key_colour()
         for keys in ("t", "2", "1"):
             await pilot.press(keys)
