@@ -302,7 +302,11 @@ class MirroredPV(SimplePV):
 
     def writeNotify(self, context: Any, value: Any) -> Any:
         """A CA put with completion. To an ``asyn`` PV while a PVA put to it is in
-        progress, it waits for that one (as CA's library makes a second CA put wait)."""
+        progress, it waits for that one (as CA's library makes a second CA put wait); a
+        PVA put that was waiting already starts first (CA's library held this one back
+        behind a CA put whose callbackPV just came: it must not overtake)."""
+        if self.info.asyn and not self.hasAsyncWrite():
+            self.mirror.asyn.start_next(self.entry)
         if self.info.asyn and not self.hasAsyncWrite() and self.mirror.asyn.busy(self.entry):
             put = asyncput.CaPut(host=getattr(context, "host", "") or "",
                                  user=getattr(context, "user", "") or "", value=value.get())

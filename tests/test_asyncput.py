@@ -143,3 +143,34 @@ def test_a_stop_with_puts_in_progress_and_waiting_ends_both(engine_factory, ca):
     t.join(10)
     assert errors and "shutting down" in str(errors[0])
     assert [v for e, v, _ in driver.log] == [1.0]
+
+
+def test_puts_from_both_protocols_end_in_the_order_they_came(engine_factory, ca):
+    """CA 7, PVA 8, CA 9 to a PV whose moves end with a callbackPV from the driver's own
+    thread: CA's library held CA 9 back behind CA 7 and ran it at 7's completion, before
+    the PVA put that had waited longer (7, 9, 8: the older value won)."""
+    engine = engine_factory(MOVES, asyn_timeout=5.0)
+    driver = engine.drivers["asyn_moves"]
+    first, third = ca(engine), ca(engine)
+    results: dict[float, object] = {}
+
+    def pva_put() -> None:
+        ctx = pva_context(engine.pva_client_conf())
+        try:
+            ctx.put("AM:MOVE", 8.0, wait=True, timeout=5)
+            results[8.0] = "ok"
+        finally:
+            ctx.close()
+    threads = [threading.Thread(target=lambda: results.update({7.0: first.put("AM:MOVE", 7.0, wait=True)}))]
+    threads[0].start()
+    wait_for(lambda: driver.log)  # CA 7 is moving
+    threads.append(threading.Thread(target=pva_put))
+    threads[1].start()
+    time.sleep(0.1)  # PVA 8 waits for it
+    threads.append(threading.Thread(target=lambda: results.update({9.0: third.put("AM:MOVE", 9.0, wait=True)})))
+    threads[2].start()
+    for t in threads:
+        t.join(10)
+    assert [v for e, v, _ in driver.log if e == "start"] == [7.0, 8.0, 9.0]
+    assert driver.overlaps == 0 and len(results) == 3
+    assert engine.drivers["asyn_moves"].getParam("MOVE") == 9.0
