@@ -11,9 +11,18 @@ What keeps an unmodified IOC script's logging working without taking pvconsole's
   ``filename``/``handlers``/``stream`` are added beside the console's handler (plain
   logging found a handler there and did nothing), its ``level`` applies. A stream that is
   stdout or stderr gets no handler: that output is the console's log already.
-* A handler a plugin adds that writes to stdout or stderr anyway (a ``RichHandler``, a
-  ``dictConfig`` console handler) writes nothing there: the console's handler has the
-  record already, it would be logged twice.
+* A handler a plugin adds (``addHandler``, ``basicConfig``, ``dictConfig``) that writes to
+  stdout or stderr (a ``RichHandler``, a module logger's own ``StreamHandler``) writes
+  nothing there for the records the console's handler logs too: they would be logged
+  twice. For a logger that does not propagate, it writes into the log as before.
+* The console's handler shows a plugin's records from the root's level up, as the
+  plugin's own stderr would have (a logger set to DEBUG for a file handler of its own
+  does not fill the console's log with DEBUG records).
+
+One process has one root logger: the first plugin's ``basicConfig`` configures it for
+every plugin, a second one's does nothing (its file is not made), as two ``basicConfig``
+calls in one script do; a plugin that needs a file of its own adds a handler to its own
+logger.
 """
 
 from __future__ import annotations
@@ -44,15 +53,51 @@ _dict_config = logging.config.dictConfig
 _file_config = logging.config.fileConfig
 
 
+_add_handler = logging.Logger.addHandler
+
+
 def install(handler: logging.Handler, verbose: int) -> None:
     """Make ``handler`` the console's log: the root's handler and the console loggers'."""
     _console[:] = [handler]
+    handler.addFilter(_root_level)
     logging.getLogger().handlers[:] = [handler]
     _keep_console()
     set_levels(verbose)
     logging.basicConfig = basic_config
     logging.config.dictConfig = dict_config
     logging.config.fileConfig = file_config
+    logging.Logger.addHandler = add_handler  # type: ignore[method-assign]
+
+
+def add_handler(logger: logging.Logger, handler: logging.Handler) -> None:
+    """``Logger.addHandler``: a plugin's handler, with what it writes to stdout/stderr
+    dropped where the console's handler shows the record anyway (see :func:`_unlogged`)."""
+    _add_handler(logger, handler if handler in _console else _unlogged(handler))
+
+
+def _own(name: str) -> bool:
+    """A record of the console's own loggers or of the libraries it sets the level of."""
+    top = name.split(".", 1)[0]
+    return top in CONSOLE_LOGGERS or any(top == lib for lib, _, _ in LIBRARIES)
+
+
+def _root_level(record: logging.LogRecord) -> bool:
+    """The console's handler shows a plugin's records from the root's level up: a plugin
+    logger set to DEBUG for a handler of its own propagates its DEBUG records to the root's
+    handlers, which a plugin's own process has none of."""
+    return _own(record.name) or record.levelno >= logging.getLogger().level
+
+
+def _shown_by_console(record: logging.LogRecord) -> bool:
+    """Whether the console's handler logs ``record`` (its logger propagates to it)."""
+    logger: Any = logging.getLogger(record.name) if record.name != "root" else logging.getLogger()
+    while logger is not None:
+        if any(h in _console for h in logger.handlers):
+            return _root_level(record)
+        if not logger.propagate:
+            return False
+        logger = logger.parent
+    return False
 
 
 def set_levels(verbose: int) -> None:
@@ -130,8 +175,13 @@ def file_config(*args: Any, **kwargs: Any) -> None:
 
 
 def _keep_console() -> None:
-    """The console loggers enabled, with the console's handler, not propagating; the root
-    with the console's handler, and the plugins' handlers writing nothing into the log."""
+    """The console loggers enabled (their children and the libraries' too: ``dictConfig``
+    disables the loggers it does not name), with the console's handler, not propagating;
+    the root with the console's handler, and the plugins' handlers writing nothing into
+    the log."""
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and _own(name):
+            logger.disabled = False
     for name in CONSOLE_LOGGERS:
         logger = logging.getLogger(name)
         logger.disabled = False
@@ -147,12 +197,16 @@ def _keep_console() -> None:
 
 
 def _unlogged(handler: logging.Handler) -> logging.Handler:
-    """``handler`` with what it writes to stdout/stderr dropped (see the module docstring)."""
+    """``handler`` with what it writes to stdout/stderr dropped for the records the
+    console's handler logs too (see the module docstring); others (a logger that does not
+    propagate) it writes into the log as a plugin's output."""
     if getattr(handler, "_pvconsole_unlogged", False):
         return handler
     handle = handler.handle
 
     def unlogged_handle(record: logging.LogRecord) -> Any:
+        if not _shown_by_console(record):
+            return handle(record)
         with fdcapture.unlogged():
             return handle(record)
     handler.handle = unlogged_handle  # type: ignore[method-assign]

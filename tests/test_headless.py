@@ -354,6 +354,14 @@ def test_a_plugins_logging_setup_works_and_keeps_the_console_log(tmp_path, force
     "import logging.config\nlogging.config.dictConfig({'version': 1, 'root': {'level': 'ERROR',"
     " 'handlers': ['out']}, 'handlers': {'out': {'class': 'logging.StreamHandler',"
     " 'stream': 'ext://sys.stdout'}}})",
+    # a module logger at DEBUG with a stderr handler of its own at INFO, as scripts do
+    "mine = logging.getLogger('mine'); mine.setLevel(logging.DEBUG)\n"
+    "h = logging.StreamHandler(); h.setLevel(logging.INFO); mine.addHandler(h)\n"
+    "mine.debug('mine: a debug line')",
+    # a handler on the root and on a logger that does not propagate
+    "import logging.config\nlogging.config.dictConfig({'version': 1, 'root': {'handlers': ['out']},"
+    " 'loggers': {'mine': {'handlers': ['out'], 'propagate': False}},"
+    " 'handlers': {'out': {'class': 'logging.StreamHandler', 'stream': 'ext://sys.stdout'}}})",
 ])
 def test_a_plugins_logging_setup_loses_and_doubles_nothing(tmp_path, setup):
     """Whatever a plugin does to the root logger, the console's log keeps pvconsole's
@@ -366,7 +374,9 @@ def test_a_plugins_logging_setup_loses_and_doubles_nothing(tmp_path, setup):
     _, err = serve_and_stop(tmp_path, plugin, 2.0)
     assert re.search(r"INFO +stdout: mine: printed", err)
     assert err.count("mine: an error") == 1, err
+    assert "mine: a debug line" not in err
     assert "pvconsole: stopped" in err and "stopping" in err
+    assert re.search(r"pvconsole\.engine: plugin configured", err), err  # a child logger
 
 
 def test_partial_lines_are_logged_as_a_terminal_shows_them(monkeypatch):
