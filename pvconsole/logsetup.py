@@ -209,8 +209,11 @@ def _unlogged(handler: logging.Handler) -> logging.Handler:
             return handle(record)
         with fdcapture.unlogged():
             return handle(record)
-    handler.handle = unlogged_handle  # type: ignore[method-assign]
-    handler._pvconsole_unlogged = True  # type: ignore[attr-defined]
+    try:
+        handler.handle = unlogged_handle  # type: ignore[method-assign]
+        handler._pvconsole_unlogged = True  # type: ignore[attr-defined]
+    except AttributeError:  # a handler with __slots__: left as it is (it may log twice)
+        pass
     return handler
 
 
