@@ -51,8 +51,6 @@ _lock = threading.Lock()  # one configuration at a time (plugins load on several
 _basic_config = logging.basicConfig
 _dict_config = logging.config.dictConfig
 _file_config = logging.config.fileConfig
-
-
 _add_handler = logging.Logger.addHandler
 
 
