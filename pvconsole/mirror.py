@@ -306,14 +306,15 @@ class MirroredPV(SimplePV):
         PVA put that was waiting already starts first (CA's library held this one back
         behind a CA put whose callbackPV just came: it must not overtake)."""
         if self.info.asyn and not self.hasAsyncWrite():
-            self.mirror.asyn.start_next(self.entry)
-        if self.info.asyn and not self.hasAsyncWrite() and self.mirror.asyn.busy(self.entry):
-            put = asyncput.CaPut(host=getattr(context, "host", "") or "",
-                                 user=getattr(context, "user", "") or "", value=value.get())
-            self.startAsyncWrite(context.ctx)  # CA's completion waits with it
-            if self.mirror.asyn.admit(self.entry, put):  # the PVA put ended meanwhile
-                self.run_waiting(put)
-            return cas.S_casApp_asyncCompletion
+            puts = self.mirror.asyn
+            puts.start_next(self.entry)
+            if puts.busy(self.entry):
+                put = asyncput.CaPut(host=getattr(context, "host", "") or "",
+                                     user=getattr(context, "user", "") or "", value=value.get())
+                self.startAsyncWrite(context.ctx)  # CA's completion waits with it
+                if puts.admit(self.entry, put):  # the PVA put ended meanwhile
+                    self.run_waiting(put)
+                return cas.S_casApp_asyncCompletion
         return self._status(super().writeNotify(context, value))
 
     def _status(self, status: Any) -> Any:
