@@ -118,6 +118,7 @@ def run_headless(cfg, verbose: int = 0) -> int:
     stop = threading.Event()
     starting = [True]
     received: list[str] = []
+    signums: list[int] = []
 
     def on_signal(signum, frame):
         # no logging here: the handler runs between two bytecodes of the main thread,
@@ -126,6 +127,7 @@ def run_headless(cfg, verbose: int = 0) -> int:
         if received:  # a second signal while stopping: the operator means now
             _exit_now(fds, f"{name} while stopping: exiting without finishing the stop")
         received.append(name)
+        signums.append(signum)
         stop.set()
         if starting[0]:  # plugins may take long to load: stop now, not when they are up
             raise _StopRequested()
@@ -156,7 +158,7 @@ def run_headless(cfg, verbose: int = 0) -> int:
              "exiting without it"))
     watchdog.daemon = True
     watchdog.start()
-    engine.stop()
+    engine.stop(signums[0] if signums else signal.SIGINT)
     held = exitguard.held_threads()
     log.info("stopped")
     logging.shutdown()

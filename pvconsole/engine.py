@@ -18,6 +18,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -331,8 +332,12 @@ class Engine:
                  self.ca_address(), self.pva_address())
         gcpolicy.settle()
 
-    def stop(self) -> None:
-        """Stop serving: PVA clients disconnect, CA server closed, files flushed."""
+    def stop(self, signum: int = signal.SIGINT) -> None:
+        """Stop serving: PVA clients disconnect, CA server closed, files flushed.
+
+        ``signum``: what stopped pvconsole (an operator's quit counts as SIGINT), told to
+        scripts' loops as they would get it alone; their clean-up runs (for at most
+        ``SCRIPT_STOP_TIMEOUT``) while the servers still serve what it sets."""
         if self.control is not None:
             self.control.stop()
             self.control = None
@@ -340,7 +345,7 @@ class Engine:
             stop = getattr(driver, "stop", None)
             if callable(stop):  # the plugin contract's optional shutdown hook
                 _run_stop_hook(name, stop)
-        plugin_loader.release_scripts()
+        _wait_for(plugin_loader.release_scripts(signum), SCRIPT_STOP_TIMEOUT)
         busy = False
         if self.thread is not None:
             self.thread.stop()
@@ -713,6 +718,21 @@ _left_running: list[Any] = []
 
 #: Seconds pvconsole waits for a plugin's ``Driver.stop()`` before it stops without it.
 STOP_HOOK_TIMEOUT = float(os.environ.get("PVCONSOLE_STOP_HOOK_TIMEOUT", "2"))
+
+
+#: Seconds pvconsole waits, in all, for scripts' own clean-up when it stops.
+SCRIPT_STOP_TIMEOUT = float(os.environ.get("PVCONSOLE_SCRIPT_STOP_TIMEOUT", "1"))
+
+
+def _wait_for(threads: list[threading.Thread], timeout: float) -> None:
+    """Join ``threads`` within ``timeout`` in all; say which go on (a script whose
+    threads never end: the process exits without them)."""
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    left = [t.name for t in threads if t.is_alive()]
+    if left:
+        log.info("stopping without waiting longer for %s (PVCONSOLE_SCRIPT_STOP_TIMEOUT)", ", ".join(left))
 
 
 def _run_stop_hook(name: str, hook: Callable[[], Any]) -> None:

@@ -255,13 +255,18 @@ def main(argv: list[str]) -> int:
     host = EngineHost(engine, conn, logs)
     # the console owns the terminal and stops this process; SIGTERM sent to it directly
     # (a service manager killing the process group) stops it the same way
-    signal.signal(signal.SIGTERM, lambda *_: host.stopping.set())
+    stopped_by = [signal.SIGINT]  # the console's quit: as an operator's ctrl+c
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        stopped_by[0] = signal.SIGTERM
+        host.stopping.set()
+    signal.signal(signal.SIGTERM, on_sigterm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     host.send(("started", {"plugins": list(engine.plugins), "stats": engine.stats(), "pid": os.getpid()}))
     try:
         host.run()
     finally:
-        engine.stop()
+        engine.stop(stopped_by[0])
         held = exitguard.held_threads()
         log.info("stopped")
         host.push()

@@ -58,6 +58,9 @@ HANDOVER_TIMEOUT = float(os.environ.get("PVCONSOLE_HANDOVER_TIMEOUT", "10"))
 #: not spin a core now that it serves nothing itself
 MIN_PROCESS_WAIT = 0.001
 
+#: the signals that stop pvconsole; a script's handlers for them run when it stops
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 #: ``register(prefix, pvdb, port)``: the engine's way to serve a database; raises on clash.
 Register = Callable[[str, dict, str], None]
 
@@ -126,6 +129,10 @@ class _Capture:
         self.looping = False                  # the script's own server loop runs
         self.in_body = False                  # ... and is between two process() calls
         self.died: BaseException | None = None  # what ended the script's loop while served
+        #: handlers its code gave ``signal.signal`` (not installed: pvconsole owns signals)
+        self.signal_handlers: dict[int, Any] = {}
+        self.stop_signal = signal.SIGINT      # what stopped pvconsole, told to the script
+        self._told = False                    # the script's loop was told of the stop
         self._on_died: Callable[[BaseException], None] | None = None
         self._died_lock = threading.Lock()
 
@@ -157,13 +164,48 @@ class _Capture:
         elif self.in_body:
             self.in_body = False
             turns.end_body()
-        if self.stopped.is_set():  # a script that catches the hand-over must not spin
+        if self.stopped.is_set() and self._told:  # a script that goes on must not spin
             time.sleep(wait)
             self._leave()
         if self.stopped.wait(wait):
-            self._leave()
+            if threading.current_thread() is not self.thread:  # a signal goes to the main thread
+                self._leave()
+            self._told = True
+            self._tell_stop(sys._getframe(2))
+            return  # the handler ended the loop, or the next call leaves it
         turns.begin_body(self.stopped)
         self.in_body = True
+
+    def _tell_stop(self, frame: Any) -> None:
+        """pvconsole stops: the script's loop (on the thread that stands for its main
+        thread) gets the signal that stopped it, as it would alone: its handler for it runs here, on the script's thread (a script's
+        SIGINT handler stands in for a SIGTERM one it lacks: either way pvconsole stops
+        cleanly), or Python's default for SIGINT raises ``KeyboardInterrupt``, so that
+        the script's own clean-up (``except KeyboardInterrupt``, code after its loop)
+        runs while the servers still serve. A handler set to ignore the signal, or to
+        the OS default (the process dies unclean), gets the loop ended quietly."""
+        signum = self.stop_signal if self.stop_signal in self.signal_handlers else signal.SIGINT
+        handler = self.signal_handlers.get(signum, signal.default_int_handler)
+        if not callable(handler):  # SIG_IGN, SIG_DFL
+            self._leave()
+        handler(signum, frame)
+
+    def tell_stop_elsewhere(self) -> None:
+        """A script without a loop of its own (``ServerThread``, or threads) has its
+        handler for the stop run on a thread of its own: it may end what the script runs."""
+        signum = self.stop_signal
+        handler = self.signal_handlers.get(signum)
+        if self.looping or not callable(handler):
+            return
+
+        def run() -> None:
+            try:
+                handler(signum, None)
+            except (SystemExit, KeyboardInterrupt):
+                pass
+            except Exception:
+                log.exception("plugin %s: its handler for signal %s raised", self.name, signum)
+        threading.Thread(target=run, name=f"signal-{self.name}", daemon=True).start()
 
     def _leave(self) -> NoReturn:
         """End the script's loop: on the thread pvconsole runs the script on, back to
@@ -264,9 +306,15 @@ def _captured_pcaspy(capture: _Capture, argv0: str, uses_asyncio: bool = False) 
     sys.argv = [argv0]
 
     def keep_signal(signum: int, handler: Any) -> Any:
-        log.info("plugin %s: its handler for signal %s is not installed (pvconsole owns signals)",
-                 capture.name, signum)
-        return signal.getsignal(signum)
+        signum = signal.Signals(signum)  # (an invalid one raises, as signal.signal does)
+        if not callable(handler) and handler not in (signal.SIG_IGN, signal.SIG_DFL):
+            raise TypeError("signal handler must be signal.SIG_IGN, signal.SIG_DFL, or a callable object")
+        previous = capture.signal_handlers.get(signum, signal.getsignal(signum))
+        capture.signal_handlers[signum] = handler
+        when = "it runs when pvconsole stops" if signum in STOP_SIGNALS else "it is not installed"
+        log.info("plugin %s: its handler for %s is kept, not installed (pvconsole owns signals): %s",
+                 capture.name, signum.name, when)
+        return previous
 
     driver_init = pcaspy.Driver.__init__
 
@@ -305,7 +353,8 @@ def _asyncio_signals_kept(keep_signal: Callable[[int, Any], Any]) -> Iterator[No
     loop_class = asyncio.unix_events._UnixSelectorEventLoop
     saved = loop_class.add_signal_handler
     loop_class.add_signal_handler = (  # type: ignore[method-assign]
-        lambda loop, signum, callback, *args: keep_signal(signum, callback))
+        lambda loop, signum, callback, *args: keep_signal(  # run in the loop, as asyncio does
+            signum, lambda *_: loop.call_soon_threadsafe(callback, *args)))
     try:
         yield
     finally:
@@ -572,10 +621,19 @@ def _new_capture(name: str, register: Register) -> _Capture:
     return capture
 
 
-def release_scripts() -> None:
-    """pvconsole stops serving: scripts waiting on their ``ServerThread`` go on."""
+def release_scripts(signum: int = signal.SIGINT) -> list[threading.Thread]:
+    """pvconsole stops serving (on ``signum``): scripts' loops are told as they would be
+    alone (:meth:`_Capture._tell_stop`), scripts waiting on their ``ServerThread`` go on.
+    Returns the threads the scripts' code still runs on: their clean-up."""
+    threads = []
     while _captures:
-        _captures.pop().stopped.set()
+        capture = _captures.pop()
+        capture.stop_signal = signum
+        capture.stopped.set()
+        capture.tell_stop_elsewhere()
+        if capture.thread is not None and capture.thread.is_alive():
+            threads.append(capture.thread)
+    return threads
 
 
 def _has_contract(ns: dict) -> bool:

@@ -402,3 +402,18 @@ def test_partial_lines_are_logged_as_a_terminal_shows_them(monkeypatch):
     assert got == ["." * 50, "100%", "crlf"]
     time.sleep(0.3)
     assert len(got) == 3
+
+
+@pytest.mark.parametrize("sig, how", [(signal.SIGTERM, "its SIGTERM handler"),
+                                      (signal.SIGINT, "KeyboardInterrupt")])
+def test_a_script_is_told_the_signal_that_stops_pvconsole(tmp_path, monkeypatch, sig, how):
+    mark = tmp_path / "mark"
+    monkeypatch.setenv("CLEANUP_MARK", str(mark))
+    proc, _ = start(tmp_path, "--plugin", str(ROOT / "tests" / "plugins" / "script_cleanup.py"))
+    try:
+        wait_serving(proc)
+        stops_within(proc, 2.0, sig)
+    finally:
+        proc.kill()
+    assert mark.read_text() == how
+    assert "Traceback" not in proc.stderr.read()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import queue
+import signal
 import threading
 import time
 from pathlib import Path
@@ -549,6 +550,27 @@ def test_unmodified_asyncio_scripts_are_served(engine_factory, tmp_path):
         wait_for(lambda: driver.getParam("N") > n + 5)
 
 
+def test_an_asyncio_script_s_signal_handler_runs_in_its_loop_when_pvconsole_stops(
+        engine_factory, tmp_path):
+    (tmp_path / "aio_stop.py").write_text(
+        "import asyncio, signal, sys\n"
+        "from pcaspy import Driver, SimpleServer\n"
+        "async def main():\n"
+        "    stop = asyncio.Event()\n"
+        "    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)\n"
+        "    server = SimpleServer()\n"
+        "    server.createPV('AIO3:', {'N': {'type': 'int'}})\n"
+        "    while not stop.is_set():\n"
+        "        server.process(0.01)\n"
+        "        await asyncio.sleep(0)\n"
+        f"    open({str(tmp_path / 'mark')!r}, 'w').write('stopped')\n"
+        "asyncio.run(main())\n")
+    engine = engine_factory(str(tmp_path / "aio_stop.py"))
+    assert not [p.error for p in engine.plugins if p.error]
+    engine.stop(signal.SIGTERM)
+    assert (tmp_path / "mark").read_text() == "stopped"
+
+
 def test_a_put_to_a_pv_holding_a_0d_array_is_logged_and_kills_nothing(engine_factory, pva, ca,
                                                                        tmp_path):
     """Formatting the put's old value (len() of a 0-d array) raised on the CA server's
@@ -934,3 +956,35 @@ def test_the_bundled_example_takes_a_ca_put_to_its_char_scalar(engine_factory, p
     pva(engine).put("PSU:STATUS", 66)
     wait_for(lambda: ca(engine).get("PSU:STATUS")["value"] == 66)
     assert engine.putlog.for_pv("PSU:STATUS", 5)[-1].result == "accepted"
+
+
+@pytest.mark.parametrize("signum, how", [(signal.SIGTERM, "its SIGTERM handler"),
+                                         (signal.SIGINT, "KeyboardInterrupt")])
+def test_a_script_cleans_up_as_it_would_alone_when_pvconsole_stops(
+        engine_factory, pva, tmp_path, monkeypatch, signum, how):
+    """Stopped on SIGTERM, the script's own SIGTERM handler ends its loop; on SIGINT (or
+    the console's quit) its ``except KeyboardInterrupt`` runs. Either way its clean-up
+    runs before the servers go: a PVA monitor sees what it sets."""
+    mark = tmp_path / "mark"
+    monkeypatch.setenv("CLEANUP_MARK", str(mark))
+    engine = engine_factory(plugin_path("script_cleanup"))
+    assert not [p.error for p in engine.plugins if p.error]
+    seen: list = []
+    sub = pva(engine).monitor("CLN:STATE", seen.append, notify_disconnect=True)
+    try:
+        wait_for(lambda: any(not isinstance(v, Exception) for v in seen))
+        engine.stop(signum)
+        assert mark.read_text() == how
+        wait_for(lambda: any(not isinstance(v, Exception) and v.value == f"stopped by {how}"
+                             for v in seen))
+    finally:
+        sub.close()
+
+
+def test_a_server_thread_script_gets_its_signal_handler_run_when_pvconsole_stops(engine_factory):
+    """Its main loop waits for its SIGINT handler (pcaspy's ServerThread pattern): run at
+    the stop, the handler ends the loop, as Ctrl-C did alone."""
+    engine = engine_factory(plugin_path("script_thread"))
+    thread = next(t for t in threading.enumerate() if t.name == "plugin-script_thread")
+    engine.stop()
+    assert not thread.is_alive()
