@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
                "default to the EPICS_CAS_* / EPICS_PVAS_* environment variables.")
     p.add_argument("--version", action="version", version=f"pvconsole {__version__}")
     p.add_argument("--plugin", dest="plugins", action="append", metavar="PATH_OR_MODULE",
-                   help="IOC plugin to load (repeatable): file, module, module:attr or ep:NAME")
+                   help="IOC plugin to load (repeatable): file, module, module:attr or ep:NAME, "
+                        "then the script's own arguments, if any, in one word: 'ioc.py -P SEIS:'")
     p.add_argument("--plugins-dir", type=Path, metavar="DIR",
                    help="load every *.py plugin in DIR (default: ./ioc_plugins when present)")
     p.add_argument("--headless", action="store_true", help="run without the console (systemd, procServ)")

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from .pluginspec import split_args, with_args
+
 
 class ConfigError(Exception):
     """A configuration that cannot work; the message is one line for the operator."""
@@ -175,9 +177,17 @@ def _relative_to(base: Path, values: dict[str, Any]) -> dict[str, Any]:
             out[key] = str(base / out[key])
     plugins = out.get("plugins")
     if plugins is not None:
-        out["plugins"] = [str(base / p) if _is_relative_file(p) else p
+        out["plugins"] = [_relative_plugin(base, p)
                           for p in ([plugins] if isinstance(plugins, str) else plugins)]
     return out
+
+
+def _relative_plugin(base: Path, spec: Any) -> Any:
+    """A plugin spec with its file made relative to ``base`` (its arguments kept)."""
+    if not isinstance(spec, str):
+        return spec
+    target, args = split_args(spec)
+    return with_args(str(base / target), args) if _is_relative_file(target) else spec
 
 
 def _is_relative_file(spec: Any) -> bool:

@@ -44,6 +44,7 @@ from typing import Any, Callable, Iterator, NoReturn
 import pcaspy
 import pcaspy.driver
 
+from .pluginspec import split_args, with_args
 from .turns import turns
 
 log = logging.getLogger(__name__)
@@ -114,8 +115,9 @@ class _Capture:
     """Stands in for ``pcaspy.SimpleServer`` (and ``pcaspy.tools.ServerThread``) while a
     plugin's code runs."""
 
-    def __init__(self, name: str, register: Register) -> None:
+    def __init__(self, name: str, register: Register, args: list[str] | None = None) -> None:
         self.name = name
+        self.args = list(args or [])  # its command line after its name (sys.argv[1:])
         self.port = driver_port(name)
         self.register = register
         self.databases: list[tuple[str, dict]] = []
@@ -303,7 +305,7 @@ def _captured_pcaspy(capture: _Capture, argv0: str, uses_asyncio: bool = False) 
     pcaspy.SimpleServer = pcaspy.driver.SimpleServer = capture.server_class()  # type: ignore[misc]
     pcaspy.tools.ServerThread = capture.server_thread_class()  # type: ignore[misc]
     pcaspy.Driver.port = capture.port
-    sys.argv = [argv0]
+    sys.argv = [argv0, *capture.args]
 
     def keep_signal(signum: int, handler: Any) -> Any:
         signum = signal.Signals(signum)  # (an invalid one raises, as signal.signal does)
@@ -422,14 +424,16 @@ def discover(specs: list[str], plugins_dir: Path | None) -> list[str]:
 
 
 def _absolute(spec: str) -> str:
+    spec, args = split_args(spec)
     file, attr = _file_attr(spec)
     if file is None:
-        return spec
-    return str(Path(file).absolute()) + (f":{attr}" if attr else "")
+        return with_args(spec, args)
+    return with_args(str(Path(file).absolute()) + (f":{attr}" if attr else ""), args)
 
 
 def plugin_name(spec: str) -> str:
     """The short name a plugin goes by (file stem, attribute or module name, entry point)."""
+    spec = split_args(spec)[0]
     if spec.startswith("ep:"):
         return spec[3:]
     file, attr = _file_attr(spec)
@@ -442,6 +446,7 @@ def plugin_name(spec: str) -> str:
 def qualified_name(spec: str) -> str:
     """A longer name for a plugin whose short name another one has: the file's directory
     and stem (``dirB.plain``), or the module and attribute (``objs2.ioc``)."""
+    spec = split_args(spec)[0]
     if spec.startswith("ep:"):
         return spec[3:]
     file, attr = _file_attr(spec)
@@ -475,28 +480,31 @@ def load(spec: str, register: Register, name: str | None = None) -> PluginDef:
         PluginError: with a one-line reason (the traceback goes to the debug log).
     """
     with _load_lock:
+        target, args = split_args(spec)
         try:
-            return _load(spec, register, name or plugin_name(spec))
+            return _load(target, register, name or plugin_name(spec), args)
         except PluginError:
             raise
         except SystemExit as e:
-            raise PluginError(f"{spec}: exited during import (SystemExit {e.code})") from None
+            hint = "" if args else (": a script that needs command-line arguments takes them "
+                                    "after its name (--plugin 'ioc.py -P PREFIX:')")
+            raise PluginError(f"{spec}: exited during import (SystemExit {e.code}){hint}") from None
         except Exception as e:
             log.debug("plugin %s failed:\n%s", spec, traceback.format_exc())
             raise PluginError(f"{spec}: {type(e).__name__}: {e}") from None
 
 
-def _load(spec: str, register: Register, name: str) -> PluginDef:
+def _load(spec: str, register: Register, name: str, args: list[str]) -> PluginDef:
     if spec.startswith("ep:"):
-        return _load_entry_point(spec[3:], register, name)
+        return _load_entry_point(spec[3:], register, name, args)
     file, attr = _file_attr(spec)
     if file is not None:
         path = Path(file)
         if not path.is_file():
             raise PluginError(f"{file}: no such file")
-        return _load_file(path, register, name, attr, spec)
+        return _load_file(path, register, name, args, attr, spec)
     module_name, _, attr = spec.partition(":")
-    capture = _new_capture(name, register)
+    capture = _new_capture(name, register, args)
     module = sys.modules.get(module_name)
     if module is None:
         found = importlib.util.find_spec(module_name)
@@ -516,10 +524,10 @@ def _pick(namespace: dict, attr: str, spec: str) -> dict:
     return _as_namespace(namespace[attr])
 
 
-def _load_entry_point(ep_name: str, register: Register, name: str) -> PluginDef:
+def _load_entry_point(ep_name: str, register: Register, name: str, args: list[str]) -> PluginDef:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == ep_name:
-            return _load(ep.value, register, name)
+            return _load(ep.value, register, name, args)
     raise PluginError(f"ep:{ep_name}: no entry point of that name in group {ENTRY_POINT_GROUP}")
 
 
@@ -527,10 +535,10 @@ def _load_entry_point(ep_name: str, register: Register, name: str) -> PluginDef:
 _plugin_dirs: set[Path] = set()
 
 
-def _load_file(path: Path, register: Register, name: str, attr: str = "",
+def _load_file(path: Path, register: Register, name: str, args: list[str], attr: str = "",
                source: str = "") -> PluginDef:
     module_name = f"pvconsole_plugin_{name}"
-    capture = _new_capture(name, register)
+    capture = _new_capture(name, register, args)
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise PluginError(f"{path}: not a Python module")
@@ -615,8 +623,8 @@ def _exec_as_main(path: Path, namespace: dict) -> None:
 _captures: list[_Capture] = []
 
 
-def _new_capture(name: str, register: Register) -> _Capture:
-    capture = _Capture(name, register)
+def _new_capture(name: str, register: Register, args: list[str]) -> _Capture:
+    capture = _Capture(name, register, args)
     _captures.append(capture)
     return capture
 

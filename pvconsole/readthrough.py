@@ -99,6 +99,7 @@ class ReadThrough:
         self._swept = -1e9  # when the PVs in the queue were found due
         self._sweep_every = 0.0
         self._late: set[Entry] = set()
+        self._none: set[Entry] = set()  # PVs whose read() returned None (said once)
 
     def add(self, entries: Iterable[Entry]) -> int:
         """Take part: the PVs of one driver that overrides ``read``. Returns how many."""
@@ -148,6 +149,12 @@ class ReadThrough:
         except Exception:
             self.mirror.report_error(entry, "driver read() raised")
             value = None
+        else:
+            if value is None and entry not in self._none:
+                self._none.add(entry)
+                log.warning("%s: driver read() returned None: CA gets of it fail (pcaspy "
+                            "serves no value), PVA serves the value its parameter database "
+                            "holds", entry.name)
         return value, time.perf_counter() - t0
 
     def poll(self, now: float) -> None:

@@ -288,11 +288,12 @@ def test_paths_in_a_config_file_are_relative_to_it(tmp_path):
     from pvconsole.config import build
     conf = tmp_path / "etc" / "pvconsole.toml"
     conf.parent.mkdir()
-    conf.write_text("state_dir = 'state'\nplugins = ['iocs/psu.py', 'mypkg.motors', 'ep:vac']\n"
-                    "[ca]\nport = 5070\n")
+    conf.write_text("state_dir = 'state'\nplugins = ['iocs/psu.py', 'mypkg.motors', 'ep:vac', "
+                    "'iocs/seis.py -P SEIS:']\n[ca]\nport = 5070\n")
     cfg = build({}, conf, environ={})
     assert cfg.state_dir == tmp_path / "etc" / "state"
-    assert cfg.plugins == [str(tmp_path / "etc" / "iocs" / "psu.py"), "mypkg.motors", "ep:vac"]
+    assert cfg.plugins == [str(tmp_path / "etc" / "iocs" / "psu.py"), "mypkg.motors", "ep:vac",
+                           f"{tmp_path / 'etc' / 'iocs' / 'seis.py'} -P SEIS:"]
     assert cfg.ca_port == 5070
 
 

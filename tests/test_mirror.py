@@ -988,3 +988,18 @@ def test_a_server_thread_script_gets_its_signal_handler_run_when_pvconsole_stops
     thread = next(t for t in threading.enumerate() if t.name == "plugin-script_thread")
     engine.stop()
     assert not thread.is_alive()
+
+
+def test_a_script_gets_the_command_line_given_after_its_name(engine_factory, pva):
+    """``--plugin 'ioc.py -P SEIS:'``: twice, with two prefixes; without its required
+    option it says how arguments are given."""
+    script = plugin_path("script_args")
+    engine = engine_factory(f"{script} -P ARG1:", f"{script} --prefix 'ARG2:' --gain 2.5",
+                            script)
+    errors = [p.error for p in engine.plugins if p.error]
+    assert len(errors) == 1 and "SystemExit 2" in errors[0]
+    assert "takes them after its name" in errors[0]
+    ctx = pva(engine)
+    assert ctx.get("ARG1:GAIN").value == 1.0
+    assert ctx.get("ARG2:GAIN").value == 2.5
+    assert [p.name for p in engine.plugins if not p.error and p.source != "builtin"][0] == "script_args"

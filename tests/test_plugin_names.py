@@ -2,6 +2,7 @@
 
 import pytest
 
+from pvconsole.pluginspec import split_args
 from pvconsole.plugins import plugin_name, qualified_name
 
 
@@ -12,6 +13,8 @@ from pvconsole.plugins import plugin_name, qualified_name
     ("mypkg.motors", "motors", "mypkg.motors"),
     ("mypkg.objs2:ioc", "ioc", "objs2.ioc"),
     ("ep:vacuum", "vacuum", "vacuum"),
+    ("/opt/iocs/b/ioc.py -P 'SEIS 1:' --sim", "ioc", "b.ioc"),  # the script's command line
+    ("mypkg.motors --axes 4", "motors", "mypkg.motors"),
 ])
 def test_names(spec, short, qualified):
     assert plugin_name(spec) == short
@@ -61,3 +64,13 @@ def test_plugins_sharing_a_driver_base_class_keep_their_own_ports(engine_factory
     assert [p.error for p in engine.plugins if p.source != "builtin"] == ["", ""]
     assert engine.drivers["a"].port != engine.drivers["b"].port
     assert engine.drivers["b"].getParam("VB") == 5
+
+
+def test_a_spec_s_command_line_is_split_as_a_shell_would(tmp_path, monkeypatch):
+    assert split_args("ioc.py -P 'SEIS 1:' --sim") == ("ioc.py", ["-P", "SEIS 1:", "--sim"])
+    assert split_args("ioc.py") == ("ioc.py", [])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my iocs.py").write_text("")
+    assert split_args("my iocs.py") == ("my iocs.py", [])  # a file of that name: no arguments
+    assert split_args("'my iocs.py' -P X:") == ("my iocs.py", ["-P", "X:"])
+    assert split_args("ioc.py 'unclosed") == ("ioc.py 'unclosed", [])

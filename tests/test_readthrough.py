@@ -64,6 +64,9 @@ def test_read_once_scanned_and_raising_pvs(engine_factory, pva, caplog):
     time.sleep(0.5)
     assert caplog.text.count("RD:BAD: driver read() raised") == 1  # once, then counted
     assert ctx.get("RD:PLAIN").value == 5.0
+    assert ctx.get("RD:NONE").value == 2.0  # read() returned None: the stored value, said once
+    wait_for(lambda: calls["NONE"] >= 3, timeout=5)
+    assert caplog.text.count("RD:NONE: driver read() returned None") == 1
 
 
 class _Mirror:

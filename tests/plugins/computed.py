@@ -15,6 +15,7 @@ pvdb = {
     "ONCE": {"type": "int", "pva": {"read_poll": 0}},    # read for PVA on first connect only
     "SCANNED": {"type": "int", "scan": 0.2},             # the scan thread reads it
     "FLAKY": {"type": "int", "scan": 0.1},               # scanned; every other read() raises
+    "NONE": {"value": 2.0},                              # read() forgets its return
 }
 
 
@@ -36,4 +37,6 @@ class ReadDriver(Driver):
             raise RuntimeError("sensor unplugged")
         if reason == "FLAKY":
             return n
+        if reason == "NONE":
+            return None
         return self.getParam(reason)
