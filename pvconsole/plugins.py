@@ -135,6 +135,8 @@ class _Capture:
         self.signal_handlers: dict[int, Any] = {}
         self.stop_signal = signal.SIGINT      # what stopped pvconsole, told to the script
         self._told = False                    # the script's loop was told of the stop
+        self.main_loops = False               # its loop runs on the thread it was run on
+        self.joining = False                  # that thread waits in ServerThread.join()
         self._on_died: Callable[[BaseException], None] | None = None
         self._died_lock = threading.Lock()
 
@@ -161,6 +163,7 @@ class _Capture:
         turns.loop_wait(wait)
         if not self.looping:
             self.looping = True
+            self.main_loops = threading.current_thread() is self.thread
             turns.loop_started()
             self.handed_over.set()
         elif self.in_body:
@@ -180,8 +183,8 @@ class _Capture:
 
     def _tell_stop(self, frame: Any) -> None:
         """pvconsole stops: the script's loop (on the thread that stands for its main
-        thread) gets the signal that stopped it, as it would alone: its handler for it runs here, on the script's thread (a script's
-        SIGINT handler stands in for a SIGTERM one it lacks: either way pvconsole stops
+        thread) gets the signal that stopped it, as it would alone: its handler for it
+        runs here, on the script's thread (a script's SIGINT handler stands in for a SIGTERM one it lacks: either way pvconsole stops
         cleanly), or Python's default for SIGINT raises ``KeyboardInterrupt``, so that
         the script's own clean-up (``except KeyboardInterrupt``, code after its loop)
         runs while the servers still serve. A handler set to ignore the signal, or to
@@ -192,13 +195,15 @@ class _Capture:
             self._leave()
         handler(signum, frame)
 
-    def tell_stop_elsewhere(self) -> None:
-        """A script without a loop of its own (``ServerThread``, or threads) has its
-        handler for the stop run on a thread of its own: it may end what the script runs."""
+    def tell_stop_elsewhere(self) -> bool:
+        """A script whose main part has no server loop (``ServerThread``, or threads of
+        its own) has its handler for the stop run on a thread of its own: it may end what
+        the script runs. Returns whether the script's code was told to end at all (its
+        loop will be, a handler ran, or it waits in ``ServerThread.join()``)."""
         signum = self.stop_signal
         handler = self.signal_handlers.get(signum)
-        if self.looping or not callable(handler):
-            return
+        if self.main_loops or not callable(handler):
+            return self.main_loops or self.joining
 
         def run() -> None:
             try:
@@ -208,6 +213,7 @@ class _Capture:
             except Exception:
                 log.exception("plugin %s: its handler for signal %s raised", self.name, signum)
         threading.Thread(target=run, name=f"signal-{self.name}", daemon=True).start()
+        return True
 
     def _leave(self) -> NoReturn:
         """End the script's loop: on the thread pvconsole runs the script on, back to
@@ -286,6 +292,11 @@ class _Capture:
 
             def stop(self) -> None:
                 self.running = False
+
+            def join(self, timeout: float | None = None) -> None:
+                if threading.current_thread() is capture.thread:
+                    capture.joining = True  # the script goes on when pvconsole stops
+                super().join(timeout)
 
         return CapturedServerThread
 
@@ -632,14 +643,16 @@ def _new_capture(name: str, register: Register, args: list[str]) -> _Capture:
 def release_scripts(signum: int = signal.SIGINT) -> list[threading.Thread]:
     """pvconsole stops serving (on ``signum``): scripts' loops are told as they would be
     alone (:meth:`_Capture._tell_stop`), scripts waiting on their ``ServerThread`` go on.
-    Returns the threads the scripts' code still runs on: their clean-up."""
+    Returns the threads the scripts' code still runs on after being told: their clean-up.
+    (A script's thread that was not, its own ``while True:`` beside a ``ServerThread``,
+    goes on until the process exits, as it did before the signal killed it alone.)"""
     threads = []
     while _captures:
         capture = _captures.pop()
         capture.stop_signal = signum
         capture.stopped.set()
-        capture.tell_stop_elsewhere()
-        if capture.thread is not None and capture.thread.is_alive():
+        told = capture.tell_stop_elsewhere()
+        if told and capture.thread is not None and capture.thread.is_alive():
             threads.append(capture.thread)
     return threads
 

@@ -1003,3 +1003,17 @@ def test_a_script_gets_the_command_line_given_after_its_name(engine_factory, pva
     assert ctx.get("ARG1:GAIN").value == 1.0
     assert ctx.get("ARG2:GAIN").value == 2.5
     assert [p.name for p in engine.plugins if not p.error and p.source != "builtin"][0] == "script_args"
+
+
+def test_a_script_thread_nothing_tells_to_end_does_not_hold_up_the_stop(engine_factory, tmp_path):
+    (tmp_path / "forever.py").write_text(
+        "import time\nfrom pcaspy import Driver, SimpleServer\nfrom pcaspy.tools import ServerThread\n"
+        "if __name__ == '__main__':\n"
+        "    server = SimpleServer()\n    server.createPV('FOREVER:', {'X': {}})\n"
+        "    driver = Driver()\n    ServerThread(server).start()\n"
+        "    while True:\n        time.sleep(0.05)\n")
+    engine = engine_factory(str(tmp_path / "forever.py"))
+    assert "FOREVER:X" in engine.entries
+    t0 = time.monotonic()
+    engine.stop()
+    assert time.monotonic() - t0 < 0.5  # not the clean-up wait of scripts told to end
