@@ -229,8 +229,11 @@ def _rows(view: PutLogView) -> list[list]:
 class Terminal:
     """``pvconsole`` in a pseudo-terminal of 120x40, as an operator runs it."""
 
-    def __init__(self, tmp_path: Path, *plugins: str) -> None:
-        args = [sys.executable, "-m", "pvconsole", "--state-dir", str(tmp_path / "state"),
+    def __init__(self, tmp_path: Path, *plugins: str, prelude: str = "") -> None:
+        """``prelude``: Python run in the console's process before ``pvconsole`` starts."""
+        start = ["-c", f"{prelude}\nfrom pvconsole.cli import entry\nentry()"] if prelude else \
+            ["-m", "pvconsole"]
+        args = [sys.executable, *start, "--state-dir", str(tmp_path / "state"),
                 "--ca-intf", "127.0.0.1", "--ca-port", str(free_port(udp=True)),
                 "--ca-beacon-addr", "127.0.0.1", "--ca-beacon-port", str(beacon_sink()),
                 "--pva-intf", "127.0.0.1", "--pva-port", str(free_port()),
@@ -283,6 +286,36 @@ def test_pvconsole_in_a_terminal_quits_on_q_and_takes_the_engine_along(tmp_path:
         assert term.wait_exit() == 0
         assert all(gone(pid) for pid in children)
         assert b"CAS:" not in term.screen and b"Traceback" not in term.screen
+    finally:
+        term.close()
+
+
+#: The console's theme key fails once, as a bug of the console would.
+FAILS_ONCE = """
+from pvconsole.tui.app import PvConsoleApp
+failed = []
+def toggle_dark(self):
+    if not failed:
+        failed.append(1)
+        raise RuntimeError("a bug of the console")
+PvConsoleApp.action_toggle_dark = toggle_dark
+"""
+
+
+def test_a_console_that_fails_starts_again_and_the_servers_go_on(tmp_path: Path) -> None:
+    """An error in the console ended it and, with it, every IOC it hosted."""
+    term = Terminal(tmp_path, PSU, prelude=FAILS_ONCE)
+    try:
+        term.wait_for(b"PSU:VOLT")
+        children = _children(term.proc.pid)
+        os.write(term.master, b"t")
+        term.wait_for(b"started again", timeout=WAIT)
+        assert children == _children(term.proc.pid) and not any(gone(p) for p in children)
+        term.screen = b""
+        term.wait_for(b"PSU:VOLT")  # the table is back
+        os.write(term.master, b"q")
+        assert term.wait_exit() == 0
+        assert all(gone(pid) for pid in children)
     finally:
         term.close()
 

@@ -9,12 +9,14 @@ from datetime import timezone
 
 from textual.geometry import Region
 
+from pvconsole import typemap
 from pvconsole.tui import fmt
 from pvconsole.tui.app import PvConsoleApp
 from pvconsole.tui.commands import ConsoleCommands
 from pvconsole.tui.fixed import FixedSource
 from pvconsole.tui.screens.details import DetailsScreen
 from pvconsole.tui.widgets.keybar import KeyBar
+from pvconsole.tui.widgets.pvtable import SORT_KEYS, SORTABLE
 from pvconsole.tui.widgets.serverlog import ServerLog
 
 
@@ -125,3 +127,63 @@ def test_the_key_bar_follows_a_theme_switch_by_key() -> None:
                 await pilot.pause(0.05)
             assert not app.current_theme.dark and key_colour() != dark, keys
     run(check)
+
+
+def run_over(source: FixedSource, test, size=(80, 24)) -> None:
+    async def main() -> None:
+        ticks = itertools.count()
+        app = PvConsoleApp(source, live=False, clock=lambda: float(next(ticks)), tz=timezone.utc)
+        async with app.run_test(size=size) as pilot:
+            while not app.loaded:
+                await pilot.pause()
+            await test(app, pilot)
+    asyncio.run(main())
+
+
+LONG = "SR:X:VERY:LONG:PV:NAME:THAT:AN:80:COLUMN:TABLE:SHORTENS:IN:ITS:MIDDLE:POS"
+
+
+def odd_source() -> FixedSource:
+    """PVs whose names and values look like markup: a cut name, emoji codes, tags."""
+    source = FixedSource()
+    for prefix, reason in (("SR:X:", "VERY:LONG:PV:NAME:THAT:AN:80:COLUMN:TABLE:SHORTENS:IN:ITS:MIDDLE:POS"),
+                           ("SR:A:", "MSG")):
+        source._add("odd", typemap.spec_from_pvdb(prefix, reason, {"type": "string"}))
+    msg = source.states["SR:A:MSG"]
+    source.states["SR:A:MSG"] = msg._replace(value="[b]x :ok:", text="[b]x :ok:",
+                                             severity=2)
+    return source
+
+
+def test_sorting_with_shortened_names_orders_by_the_whole_name() -> None:
+    """At 80 columns the name cells hold shortened names; the sort looked PVs up by
+    them: KeyError, and the console died with every IOC it hosted."""
+    async def check(app, pilot) -> None:
+        table = app.pv_view.table
+        assert "…" in str(table.get_row(LONG)[1])  # shortened on screen
+        for _ in SORTABLE:  # every column, then back to the name
+            await pilot.press("s")
+            await pilot.pause()
+            order = table.visible_names()
+            key = SORT_KEYS[table.sort_key]
+            ties = [(key(app.states[a]) == key(app.states[b]), a < b) for a, b in zip(order, order[1:])]
+            assert all(by_name for same, by_name in ties if same), table.sort_key  # ties by name
+        await pilot.press("r")  # reversed: ties still by name, the arrow says which way
+        await pilot.pause()
+        order = table.visible_names()
+        assert order == sorted(order, reverse=True) and table.sort_arrow == "▼"
+    run_over(odd_source(), check)
+
+
+def test_names_and_values_are_shown_as_they_are_not_as_markup() -> None:
+    """'SR:A:MSG' showed as 'SR🅰MSG' and '[b]x :ok:' as 'x 🆗' (DataTable and
+    Rich read a str cell as markup and emoji codes)."""
+    async def check(app, pilot) -> None:
+        app.pv_view.set_filter("SR:A:*")
+        await pilot.pause()
+        await pilot.pause()
+        text = shown_text(app.pv_view.table)
+        assert "SR:A:MSG" in text and "[b]x :ok:" in text
+        screen = await open_details(app, pilot, "SR:A:MSG")
+        assert "[b]x :ok:" in shown_text(screen.query_one("#pv-state"))
+    run_over(odd_source(), check, size=(120, 30))

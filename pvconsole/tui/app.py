@@ -84,7 +84,8 @@ class PvConsoleApp(App[int]):
 
     def __init__(self, source: DataSource, *, log_buffer: LogBuffer | None = None, live: bool = True,
                  clock: Callable[[], float] = time.monotonic, tz: tzinfo | None = None,
-                 refresh: float = REFRESH, stats_interval: float = STATS_INTERVAL) -> None:
+                 refresh: float = REFRESH, stats_interval: float = STATS_INTERVAL,
+                 restarted: str = "") -> None:
         """
         Args:
             source: The engine, or a fixed source with the same interface.
@@ -95,9 +96,12 @@ class PvConsoleApp(App[int]):
             tz: Zone for displayed times (None: local).
             refresh: Seconds between drains of the change stream.
             stats_interval: Seconds between status samples.
+            restarted: Why this console was started again over a running engine (said
+                once it is up).
         """
         super().__init__()
         self.source = source
+        self.restarted = restarted
         self.log_buffer = log_buffer
         self.live = live
         self.clock = clock
@@ -127,6 +131,21 @@ class PvConsoleApp(App[int]):
 
     # ------------------------------------------------------------------ lifecycle
 
+    @property
+    def changes(self) -> Any:
+        """The change stream this console drains (None before it loads)."""
+        return self._changes
+
+    def notify(self, message: str, *, markup: bool = False, **kwargs: Any) -> None:
+        """Notifications quote PV names, values and errors: not markup unless asked."""
+        super().notify(message, markup=markup, **kwargs)
+
+    def _handle_exception(self, error: Exception) -> None:
+        """An error in the console itself: its traceback goes to the server log too (the
+        console is started again over the same engine, see :func:`run_console`)."""
+        log.error("the console failed: %s: %s", type(error).__name__, error, exc_info=error)
+        super()._handle_exception(error)
+
     def get_default_screen(self) -> MainScreen:
         return self.main
 
@@ -146,6 +165,8 @@ class PvConsoleApp(App[int]):
                 self.status.failed_plugins += 1
                 self.notify(f"plugin {plugin.name} not loaded: {plugin.error}", severity="error",
                             timeout=30)
+        if self.restarted:
+            self.notify(self.restarted, severity="error", timeout=60)
         self.loaded = True
         settle()  # the table's 10,000 rows too
         if not self.live:
@@ -596,6 +617,26 @@ class PvConsoleApp(App[int]):
 
 # ---------------------------------------------------------------------- entry point
 
+class Restarts:
+    """At most ``MAX`` console restarts within ``WINDOW`` seconds: a console that fails
+    at once every time ends, with the servers, as it did before it was restarted."""
+
+    MAX = 3
+    WINDOW = 60.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._at: list[float] = []
+
+    def allow(self) -> bool:
+        now = self.clock()
+        self._at = [t for t in self._at if now - t < self.WINDOW]
+        if len(self._at) >= self.MAX:
+            return False
+        self._at.append(now)
+        return True
+
+
 def run_console(cfg: Config, verbose: int) -> int:
     """Run the engine with the console until the operator quits; 0 after a clean stop.
 
@@ -622,15 +663,31 @@ def run_console(cfg: Config, verbose: int) -> int:
         print("pvconsole: interrupted while starting: nothing is served", file=sys.stderr)
         return 130
     lower_priority(UI_NICE)  # every thread of the console: the servers come first
-    app = PvConsoleApp(source, log_buffer=buffer)
+    apps: list[PvConsoleApp] = []
+    terminated = threading.Event()
 
     def on_sigterm(signum: int, frame: Any) -> None:
         # signal handlers run on the UI thread; exit from a helper thread via the app's loop
+        terminated.set()
+        app = apps[-1]
         threading.Thread(target=app.call_from_thread, args=(app.exit,), daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    restarts = Restarts()
+    why = ""
     try:
-        app.run()
+        while True:
+            app = PvConsoleApp(source, log_buffer=buffer, restarted=why)
+            apps.append(app)
+            app.run()
+            source.unsubscribe(app.changes)
+            if not app.return_code or source.gone or terminated.is_set() or not restarts.allow():
+                break
+            # a bug of the console must not stop the IOCs it hosts: it starts again
+            why = ("the console stopped on an error and was started again; the servers went "
+                   "on serving (traceback in the server log, 4)")
+            log.warning("console restarted after an error (%d in %g s at most)",
+                        Restarts.MAX, Restarts.WINDOW)
     finally:
         code = source.stop()
         log.info("stopped")
@@ -638,7 +695,7 @@ def run_console(cfg: Config, verbose: int) -> int:
     if code != 0:  # it died while the console ran, or had to be killed
         print(f"pvconsole: {source.gone or 'engine process did not stop: killed'}", file=sys.stderr)
         return 1
-    if app.return_code:  # the console itself failed (its traceback is above): not a clean stop
+    if apps[-1].return_code:  # the console itself failed (its traceback is above): not a clean stop
         print("pvconsole: the console failed; the servers were stopped", file=sys.stderr)
         return 1
     return 0

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone, tzinfo
 from typing import Any
 
+from rich._emoji_codes import EMOJI
 from rich.text import Text
 
 from ..typemap import ALARM_CONDITIONS, SEVERITY_NAMES
@@ -22,6 +24,23 @@ SEVERITY_BADGES = ("", "bold #000000 on #ffd700", "bold #ffffff on #d00000",
 EXPOSURE_LABELS = {"on": "on", "off": "off", "ro": "ro"}
 EXPOSURE_STYLES_DARK = {"on": "green", "off": "bright_black", "ro": "cyan"}
 EXPOSURE_STYLES_LIGHT = {"on": "green4", "off": "grey50", "ro": "dark_cyan"}
+
+
+#: Rich's emoji-code pattern (``:x:``, ``:on:``): PV names are full of colons
+_EMOJI_CODE = re.compile(r":(\S*?)(?:(?:\-)(?:emoji|text))?:")
+
+
+def has_markup(text: str) -> bool:
+    """Whether Rich or Textual would change ``text`` when they parse a ``str`` as markup:
+    a tag (``[red]``) or an emoji code (``SR:X:POS`` holds ``:x:``)."""
+    return "[" in text or (":" in text and any(m.group(1).lower() in EMOJI
+                                               for m in _EMOJI_CODE.finditer(text)))
+
+
+def literal(text: str) -> str | Text:
+    """``text`` to be shown as it is: PV names, values, client names and error texts come
+    from plugins and clients, and a ``str`` in a table cell or a Rich table is markup."""
+    return Text(text) if has_markup(text) else text
 
 
 def severity_style(severity: int, dark: bool = True) -> str:

@@ -189,6 +189,12 @@ class RemoteSource:
             self._subs.append(changes)
         return changes
 
+    def unsubscribe(self, changes: RemoteChanges | None) -> None:
+        """End a change stream (a console that stopped)."""
+        with self._lock:
+            if changes in self._subs:
+                self._subs.remove(changes)
+
     def stats(self) -> Any:
         return self._stats
 

@@ -41,7 +41,7 @@ def fitted_table(columns: tuple[str, ...], rows: list[tuple], fixed: int = 1) ->
         else:
             t.add_column(label, overflow="fold", ratio=1)
     for row in rows:
-        t.add_row(*row)
+        t.add_row(*(Text(c) if isinstance(c, str) else c for c in row))  # not markup
     return t
 
 

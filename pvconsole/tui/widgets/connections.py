@@ -32,8 +32,9 @@ def client_row(c: dict[str, Any], tz: tzinfo | None) -> tuple:
     channels = list(c.get("channels") or [])
     traffic = traffic_text(c.get("tx_bps"), c.get("rx_bps"))
     return (
-        str(c.get("protocol", "")).upper(), str(c.get("peer", "")), str(c.get("user", "")),
-        str(c.get("host", "")), f"{len(channels)}: {fmt.listing([str(c) for c in channels], 30)}" if channels else "0",
+        str(c.get("protocol", "")).upper(), fmt.literal(str(c.get("peer", ""))),
+        fmt.literal(str(c.get("user", ""))), fmt.literal(str(c.get("host", ""))),
+        fmt.literal(f"{len(channels)}: {fmt.listing([str(c) for c in channels], 30)}") if channels else "0",
         "" if c.get("monitors") is None else str(c.get("monitors")),
         fmt.clock_time(float(c.get("since") or 0), tz), traffic,
     )
@@ -156,10 +157,10 @@ class ConnectionsView(Pane):
                 del self._table_rows[name]
             added = [name for name in want if name not in self._table_rows]
             for name in added:
-                table.add_row(name, *self._pv_rows[name], key=name)
+                table.add_row(fmt.literal(name), *self._pv_rows[name], key=name)
                 self._table_rows[name] = self._pv_rows[name]
             if added:
-                table.sort("name")
+                table.sort_by_key(lambda name: name)
         changes = {}
         for name, old in self._table_rows.items():
             cells = self._pv_rows[name]

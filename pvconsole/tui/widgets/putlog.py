@@ -41,8 +41,9 @@ def change_text(r: Any, width: int = 20) -> str:
 
 def put_cells(r: Any, tz: tzinfo | None) -> tuple:
     """A ``PutRecord`` -> table cells."""
-    return (fmt.iso_clock(r.time, tz), r.pv, r.protocol.upper(), result_text(r.result),
-            change_text(r), r.client, r.reason.removeprefix(f"{r.pv}: "))
+    return (fmt.iso_clock(r.time, tz), fmt.literal(r.pv), r.protocol.upper(), result_text(r.result),
+            fmt.literal(change_text(r)), fmt.literal(r.client),
+            fmt.literal(r.reason.removeprefix(f"{r.pv}: ")))
 
 
 def put_matches(r: Any, text: str) -> bool:

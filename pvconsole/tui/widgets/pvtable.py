@@ -43,6 +43,8 @@ COLUMN_KEYS = tuple(c[0] for c in COLUMNS)
 SORTABLE = COLUMN_KEYS[1:]
 SORT_KEYS = {k: f for k, _, f in COLUMNS}
 MARK = "●"
+#: Columns sorted most first (worst alarm, most clients, newest update) unless reversed.
+MOST_FIRST = frozenset({"sev", "ca", "pvac", "time"})
 #: Sort keys whose order changes with live updates (an off-screen change may move a row).
 LIVE_SORT = frozenset({"value", "sev", "exp", "ca", "pvac", "time"})
 #: Live columns whose changes the engine sends for every PV, on screen or not.
@@ -252,8 +254,7 @@ class PVTable(SteadyDataTable):
         self._order = None
         self._cells.clear()
         self._pending.clear()
-        rows = sorted((s for s in self.states.values() if self._visible(s)), key=self._sort_of,
-                      reverse=self.sort_reverse)
+        rows = self._ordered([s for s in self.states.values() if self._visible(s)])
         for s in rows:
             self._add(s)
         self._last_sort = time.monotonic()
@@ -274,23 +275,25 @@ class PVTable(SteadyDataTable):
         dark = self.dark
         return (
             MARK if s.name in self.marked else " ",
-            fmt.middle_cut(s.name, self.widths.get("name", len(s.name))),
+            fmt.literal(fmt.middle_cut(s.name, self.widths.get("name", len(s.name)))),
             fmt.value_text(s.text, s.severity, dark, self.value_width),
             fmt.severity_text(s.severity, dark),
             fmt.exposure_text(s.exposure, dark),
             "mon" if s.ca_monitored else "",
             "open" if s.pva_clients else "",
             fmt.clock_time(s.timestamp, self.tz),
-            s.plugin,
+            fmt.literal(s.plugin),
             s.ca_type,
             s.pva_type,
         )
 
     # ------------------------------------------------------------------ sorting
 
-    def _sort_of(self, s: PVState) -> tuple:
-        getter = SORT_KEYS[self.sort_key]
-        return (getter(s), s.name)
+    def _ordered(self, states: list[PVState]) -> list[PVState]:
+        """``states`` in the table's order; PVs that tie by name, whichever the direction."""
+        ordered = sorted(states, key=lambda s: s.name)
+        ordered.sort(key=SORT_KEYS[self.sort_key], reverse=self.sort_reverse)
+        return ordered
 
     def _maybe_sort(self, force: bool = False) -> bool:
         """Sort when due (or ``force``); True when it did."""
@@ -300,7 +303,7 @@ class PVTable(SteadyDataTable):
         states = self.states
         getter = SORT_KEYS[self.sort_key]
         current = self.current_name()
-        self.sort("name", key=lambda n: (getter(states[n]), n), reverse=self.sort_reverse)
+        self.sort_by_key(lambda n: getter(states[n]), reverse=self.sort_reverse)
         self._order = None
         self._last_sort = time.monotonic()
         self._sort_due = False
@@ -317,12 +320,18 @@ class PVTable(SteadyDataTable):
         self._maybe_sort(force=True)
         self._flush_window()
 
+    @property
+    def sort_arrow(self) -> str:
+        """▲ ascending, ▼ descending: the order the rows are in (an alarm sort that is not
+        reversed lists the worst first: ▼)."""
+        return "▼" if self.sort_reverse != (self.sort_key in MOST_FIRST) else "▲"
+
     def _label_sort(self) -> None:
         for key, label, _ in COLUMNS:
             column = self.columns.get(key)  # type: ignore[call-overload]
             if column is None:
                 continue
-            arrow = (" ▼" if self.sort_reverse else " ▲") if key == self.sort_key else ""
+            arrow = f" {self.sort_arrow}" if key == self.sort_key else ""
             column.label = Text(label + arrow)
         self._require_update_dimensions = True
         self.refresh()

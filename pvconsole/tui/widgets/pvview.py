@@ -71,7 +71,7 @@ class PVView(Pane):
         sort = dict((k, label) for k, label, _ in COLUMNS)[t.sort_key]
         parts = [f"{len(t.marked)} marked"] if t.marked else []  # first: e and w act on them
         parts += [f"{t.row_count}/{len(t.states)} PVs", f"plugin {t.plugin or 'all'}",
-                  f"sort {sort}{' ▼' if t.sort_reverse else ' ▲'}"]
+                  f"sort {sort} {t.sort_arrow}"]
         show_line(self.query_one("#pv-info", Static), "  ".join(parts))
 
     # ------------------------------------------------------------------ filter & plugin

@@ -11,10 +11,8 @@ row's screen line.
 
 from __future__ import annotations
 
-import re
-from typing import Any
+from typing import Any, Callable
 
-from rich._emoji_codes import EMOJI
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
@@ -25,13 +23,7 @@ from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
-
-#: Rich's emoji-code pattern: a ``str`` cell holding a known code changes when parsed
-_EMOJI_CODE = re.compile(r":(\S*?)(?:(?:\-)(?:emoji|text))?:")
-
-
-def _has_emoji_code(text: str) -> bool:
-    return ":" in text and any(m.group(1).lower() in EMOJI for m in _EMOJI_CODE.finditer(text))
+from ..fmt import has_markup
 
 _SIMPLE_OVERFLOW = (None, "fold", "crop")
 _SIMPLE_JUSTIFY = (None, "default", "left")
@@ -46,7 +38,7 @@ def plain_cell(datum: Any) -> tuple[str, Any] | None:
     if datum is None:
         return "", None
     if type(datum) is str:
-        if "[" in datum or "\n" in datum or "\t" in datum or _has_emoji_code(datum):
+        if "\n" in datum or "\t" in datum or has_markup(datum):
             return None
         return datum, None
     if type(datum) is Text:
@@ -147,6 +139,22 @@ class SteadyDataTable(DataTable):
         if styles is None:
             styles = frame[names] = _FrameStyles(super().get_component_styles(*names))
         return styles
+
+    def sort_by_key(self, key: Callable[[str], Any], reverse: bool = False) -> None:
+        """Order the rows by ``key(row key)``, rows of equal keys by row key, ascending
+        either way. ``DataTable.sort`` hands its key function the cells, which may be
+        shortened (a PV name cut to fit) or not comparable (``Text``)."""
+        ordered = sorted(self.rows, key=lambda k: k.value)
+        ordered.sort(key=lambda k: key(k.value), reverse=reverse)  # stable: ties stay by name
+        if self._steady:
+            self._row_locations = type(self._row_locations)({k: i for i, k in enumerate(ordered)})
+            self._update_count += 1
+            self.refresh()
+            return
+        rows = [(k, self.get_row(k), self.rows[k].height) for k in ordered]
+        self.clear()
+        for k, cells, height in rows:
+            self.add_row(*cells, key=k.value, height=height)
 
     def _cursor_row_key(self) -> Any:
         try:
