@@ -187,3 +187,27 @@ def test_names_and_values_are_shown_as_they_are_not_as_markup() -> None:
         screen = await open_details(app, pilot, "SR:A:MSG")
         assert "[b]x :ok:" in shown_text(screen.query_one("#pv-state"))
     run_over(odd_source(), check, size=(120, 30))
+
+
+def test_a_filter_or_a_jump_that_finds_nothing_says_so() -> None:
+    async def check(app, pilot) -> None:
+        app.pv_view.set_filter("NOPE:*")
+        await pilot.pause()
+        assert "no PV matches the filter" in str(app.pv_view.query_one("#pv-info").content)
+        app.pv_view.set_filter("")
+        await pilot.press("j", *"XYZZY", "enter")
+        await pilot.pause()
+        assert any("no PV name starts with or contains 'XYZZY'" in str(n.message)
+                   for n in app._notifications)
+    run(check)
+
+
+def test_a_status_line_too_narrow_drops_what_matters_least() -> None:
+    from pvconsole.tui.widgets.header import fitted
+    parts = [(" pvconsole ", "", 0), (" 2 plugin(s) not loaded (4: log) ", "", 0),
+             ("  CA 127.0.0.1:5064", "", 1), ("  PVA 127.0.0.1:5075", "", 1),
+             ("  12 PVs, 10 on PVA", "", 2), ("  puts 4", "", 4), ("  up 1h02m", "", 3)]
+    assert fitted(parts, 0).plain == "".join(p[0] for p in parts)
+    shown = fitted(parts, 80).plain
+    assert len(shown) <= 80 and "not loaded" in shown and "PVA 127.0.0.1:5075" in shown
+    assert "puts" not in shown  # the highest rank went first

@@ -14,6 +14,26 @@ from ..status import StatusModel
 from .line import show_line
 
 
+#: (text, style, rank): what a status line shows; rank 0 always, higher ranks go first
+#: when the line is too narrow for everything.
+Part = tuple[str, str, int]
+
+
+def fitted(parts: list[Part], width: int) -> Text:
+    """The parts, in their order, less the highest-ranked ones that do not fit ``width``
+    (0: unknown, everything): at 80 columns a failed plugin's warning must not push the
+    PVA port off the line."""
+    kept = list(parts)
+    while width and sum(len(t) for t, _, _ in kept) > width and any(r for _, _, r in kept):
+        worst = max(r for _, _, r in kept)
+        drop = max(i for i, (_, _, r) in enumerate(kept) if r == worst)
+        del kept[drop]
+    line = Text()
+    for text, style, _ in kept:
+        line.append(text, style=style)
+    return line
+
+
 class StatusHeader(Widget):
     """Two lines at the top of every screen: is it serving, how busy, how healthy."""
 
@@ -44,27 +64,24 @@ class StatusHeader(Widget):
 
     def _show(self, status: StatusModel) -> None:
         s = status.stats
-        line = Text()
-        line.append(" pvconsole ", style="bold reverse")
-        if status.failed_plugins:  # first: it must show at 80 columns for as long as it is so
-            line.append(f" {status.failed_plugins} plugin(s) not loaded (4: log) ",
-                        style="bold white on red")
+        parts: list[Part] = [(" pvconsole ", "bold reverse", 0)]
+        if status.failed_plugins:  # it must show at 80 columns for as long as it is so
+            parts.append((f" {status.failed_plugins} plugin(s) not loaded (4: log) ",
+                          "bold white on red", 0))
         if status.gone:
-            line.append(f"  NOT SERVING: {status.gone}", style="bold red")
+            parts.append((f"  NOT SERVING: {status.gone}", "bold red", 0))
         else:
-            line.append(f"  CA {s.ca}", style="bold")
-            line.append(f"  PVA {s.pva or 'down'}", style="bold" if s.pva else "bold red")
-            line.append(f"  {s.pvs} PVs, {s.exposed} on PVA")
-        line.append(f"  puts {s.puts}")
-        line.append(f"  up {duration(s.uptime)}")
-        show_line(self.query_one("#servers", Static), line)
+            parts += [(f"  CA {s.ca}", "bold", 1),
+                      (f"  PVA {s.pva or 'down'}", "bold" if s.pva else "bold red", 1),
+                      (f"  {s.pvs} PVs, {s.exposed} on PVA", "", 2)]
+        parts += [(f"  puts {s.puts}", "", 4), (f"  up {duration(s.uptime)}", "", 3)]
+        show_line(self.query_one("#servers", Static), fitted(parts, self.size.width))
         self.query_one("#ca-spark", Sparkline).data = list(status.ca_rates)
         self.query_one("#pva-spark", Sparkline).data = list(status.pva_rates)
         show_line(self.query_one("#ca-rate", Static), f"{rate(status.ca_rate)}/s")
         show_line(self.query_one("#pva-rate", Static), f"{rate(status.pva_rate)}/s")
-        health = Text()
-        health.append(f"lag ≤{status.worst_lag_ms:.2f}ms  posts CA {count(s.ca_posts)} "
-                      f"PVA {count(s.pva_posts)}")
-        if s.errors:
-            health.append(f"  errors {s.errors}", style="bold red")
-        show_line(self.query_one("#health", Static), health)
+        health: list[Part] = [(f"errors {s.errors}  ", "bold red", 0)] if s.errors else []
+        health += [(f"lag ≤{status.worst_lag_ms:.2f}ms", "", 1),
+                   (f"  posts CA {count(s.ca_posts)} PVA {count(s.pva_posts)}", "", 2)]
+        show_line(self.query_one("#health", Static),
+                  fitted(health, self.query_one("#health", Static).size.width))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import tzinfo
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -72,7 +73,9 @@ class PVView(Pane):
         parts = [f"{len(t.marked)} marked"] if t.marked else []  # first: e and w act on them
         parts += [f"{t.row_count}/{len(t.states)} PVs", f"plugin {t.plugin or 'all'}",
                   f"sort {sort} {t.sort_arrow}"]
-        show_line(self.query_one("#pv-info", Static), "  ".join(parts))
+        if not t.row_count and t.states:
+            parts.insert(0, "no PV matches the filter (Esc clears it)")
+        show_line(self.query_one("#pv-info", Static), Text("  ".join(parts)))  # (plugin names)
 
     # ------------------------------------------------------------------ filter & plugin
 
@@ -116,10 +119,14 @@ class PVView(Pane):
             self._apply_filter(event.value)  # at once, not after the typing pause
         if event.input.id == "jump":
             event.input.display = False
-            hidden = None if self.table.jump(event.value) else self.table.hidden_match(event.value)
+            found = self.table.jump(event.value)
+            hidden = None if found else self.table.hidden_match(event.value)
             if hidden is not None:  # only a filter hides it: clear the filters, go there
                 self.app.action_goto(hidden)  # type: ignore[attr-defined]
                 self.app.notify(f"filters cleared to show {hidden}", timeout=3)
+            elif not found and event.value:
+                self.app.notify(f"no PV name starts with or contains {event.value!r}",
+                                severity="warning", timeout=3)
         focus_now(self.table)
 
     def on_jump_requested(self, event: JumpRequested) -> None:
