@@ -402,7 +402,7 @@ async def test_a_plugin_that_failed_stays_in_the_header(tmp_path: Path) -> None:
         app = make_app(engine)
         async with app.run_test(size=(80, 24)) as pilot:
             servers = app.main.query_one("#servers")
-            await until(pilot, lambda: "1 plugin(s) not loaded" in str(servers.render()),
+            await until(pilot, lambda: "1 plugin(s) failed (4: log)" in str(servers.render()),
                         what="failure in the header")
     finally:
         engine.stop()

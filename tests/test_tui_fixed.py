@@ -204,10 +204,10 @@ def test_a_filter_or_a_jump_that_finds_nothing_says_so() -> None:
 
 def test_a_status_line_too_narrow_drops_what_matters_least() -> None:
     from pvconsole.tui.widgets.header import fitted
-    parts = [(" pvconsole ", "", 0), (" 2 plugin(s) not loaded (4: log) ", "", 0),
+    parts = [(" pvconsole ", "", 0), (" 2 plugin(s) failed (4: log) ", "", 0),
              ("  CA 127.0.0.1:5064", "", 1), ("  PVA 127.0.0.1:5075", "", 1),
              ("  12 PVs, 10 on PVA", "", 2), ("  puts 4", "", 4), ("  up 1h02m", "", 3)]
     assert fitted(parts, 0).plain == "".join(p[0] for p in parts)
     shown = fitted(parts, 80).plain
-    assert len(shown) <= 80 and "not loaded" in shown and "PVA 127.0.0.1:5075" in shown
+    assert len(shown) <= 80 and "failed" in shown and "PVA 127.0.0.1:5075" in shown
     assert "puts" not in shown  # the highest rank went first

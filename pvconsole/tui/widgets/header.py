@@ -66,7 +66,7 @@ class StatusHeader(Widget):
         s = status.stats
         parts: list[Part] = [(" pvconsole ", "bold reverse", 0)]
         if status.failed_plugins:  # it must show at 80 columns for as long as it is so
-            parts.append((f" {status.failed_plugins} plugin(s) not loaded (4: log) ",
+            parts.append((f" {status.failed_plugins} plugin(s) failed (4: log) ",
                           "bold white on red", 0))
         if status.gone:
             parts.append((f"  NOT SERVING: {status.gone}", "bold red", 0))
