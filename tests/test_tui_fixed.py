@@ -211,3 +211,10 @@ def test_a_status_line_too_narrow_drops_what_matters_least() -> None:
     shown = fitted(parts, 80).plain
     assert len(shown) <= 80 and "failed" in shown and "PVA 127.0.0.1:5075" in shown
     assert "puts" not in shown  # the highest rank went first
+
+
+def test_a_cut_array_summary_keeps_its_bracket_and_count() -> None:
+    assert fmt.cut("[-0.75, -0.43, -0.05, 0.31, 0.5, …] (16)", 28) == "[-0.75, -0.43, -0.05…] (16)"
+    assert fmt.cut("[30, 29, 28, 27, …] (8)", 20) == "[30, 29, 28…] (8)"  # whole items
+    assert fmt.cut("[1, 2] (2)", 20) == "[1, 2] (2)"
+    assert fmt.cut("a long plain text", 10) == "a long pl…"

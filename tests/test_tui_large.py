@@ -274,3 +274,5 @@ def test_columns_up_to_the_time_fit_80_columns_with_long_names():
     assert len(cut) == widths["name"] and cut.startswith("PVCON") and cut.endswith(":RESULT")
     wide = column_widths(160, names=35, plugins=9, pva_types=22)
     assert wide["name"] == 35  # room enough: the whole name
+    huge = column_widths(200, names=94, plugins=9, pva_types=22)
+    assert huge["name"] == 60 and huge["value"] > MIN_VALUE_WIDTH  # one odd name: shortened

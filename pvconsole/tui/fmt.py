@@ -66,13 +66,7 @@ def alarm_description(severity: int, condition: int) -> str:
 
 def value_text(text: str, severity: int, dark: bool = True, width: int = 28) -> Text:
     """A value cell: cut to ``width`` and coloured by alarm, as alarm-sensitive displays do."""
-    if len(text) > width:
-        head, sep, count = text.rpartition(" (")
-        if sep and text.endswith(")") and len(count) < width // 2:  # keep an array's "(n)"
-            text = head[: width - len(count) - 3] + "… (" + count
-        else:
-            text = text[: width - 1] + "…"
-    return Text(text, style=severity_style(severity, dark))
+    return Text(cut(text, width), style=severity_style(severity, dark))
 
 
 def exposure_text(mode: str, dark: bool = True) -> Text:
@@ -123,8 +117,18 @@ def middle_cut(text: str, width: int) -> str:
 
 
 def cut(text: str, width: int) -> str:
-    """``text`` in ``width`` characters, an ellipsis marking a cut."""
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """``text`` in ``width`` characters, an ellipsis marking a cut; an array's summary
+    (``[1, 2, 3, …] (8)``) keeps its closing bracket and its count."""
+    if len(text) <= width:
+        return text
+    head, sep, count = text.rpartition("] (")
+    tail = "…] (" + count
+    if sep and text.startswith("[") and text.endswith(")") and len(tail) <= width // 2:
+        kept = head[: width - len(tail)]
+        if head[len(kept)] not in ", " and ", " in kept:  # whole items only
+            kept = kept[: kept.rfind(", ")]
+        return kept.rstrip(", …") + tail
+    return text[: width - 1] + "…"
 
 
 def listing(items: list[str], width: int) -> str:

@@ -39,9 +39,15 @@ def change_text(r: Any, width: int = 20) -> str:
     return f"{fmt.cut(r.old_text, width)} → {fmt.cut(r.requested_text, width)}"
 
 
-def put_cells(r: Any, tz: tzinfo | None) -> tuple:
-    """A ``PutRecord`` -> table cells."""
-    return (fmt.iso_clock(r.time, tz), fmt.literal(r.pv), r.protocol.upper(), result_text(r.result),
+#: Widest PV name in the put table (longer ones are shortened in the middle): one long
+#: name must not push the reason off the screen.
+PV_WIDTH = 40
+
+
+def put_cells(r: Any, tz: tzinfo | None, pv_width: int = 0) -> tuple:
+    """A ``PutRecord`` -> table cells (the PV name cut to ``pv_width`` when given)."""
+    pv = fmt.middle_cut(r.pv, pv_width) if pv_width else r.pv
+    return (fmt.iso_clock(r.time, tz), fmt.literal(pv), r.protocol.upper(), result_text(r.result),
             fmt.literal(change_text(r)), fmt.literal(r.client),
             fmt.literal(r.reason.removeprefix(f"{r.pv}: ")))
 
@@ -108,7 +114,7 @@ class PutLogView(Pane):
                     table.remove_row(str(old.seq))
             self.records.append(r)
             if put_matches(r, self.pattern):
-                table.add_row(*put_cells(r, self.tz), key=str(r.seq))
+                table.add_row(*put_cells(r, self.tz, PV_WIDTH), key=str(r.seq))
         if self.follow and table.row_count:
             table.move_cursor(row=table.row_count - 1, animate=False)
         self._info()
@@ -118,7 +124,7 @@ class PutLogView(Pane):
         table.clear()
         for r in self.records:
             if put_matches(r, self.pattern):
-                table.add_row(*put_cells(r, self.tz), key=str(r.seq))
+                table.add_row(*put_cells(r, self.tz, PV_WIDTH), key=str(r.seq))
         if self.follow and table.row_count:
             table.move_cursor(row=table.row_count - 1, animate=False)
         self._info()

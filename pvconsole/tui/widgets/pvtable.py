@@ -60,6 +60,9 @@ MIN_VALUE_WIDTH = 12
 #: Narrowest name column: a longer name is shortened in its middle when the table is too
 #: narrow for it and the value (80 columns, a long IOC prefix).
 MIN_NAME_WIDTH = 16
+#: Widest name column: an IOC's record names fit in 60 characters (PVNAME_STRINGSZ); a
+#: longer name is shortened in its middle rather than squeezing every other column.
+MAX_NAME_WIDTH = 60
 #: Widest plugin and PVA-type columns (right of the time: they scroll in).
 SIDE_WIDTH = 24
 
@@ -78,7 +81,7 @@ def column_widths(table_width: int, names: int, plugins: int, pva_types: int,
     """
     fixed = sum(w + 2 * padding for w in FIXED_WIDTHS.values())
     room = table_width - scrollbar - fixed - 4 * padding  # name + value, without padding
-    name = max(MIN_NAME_WIDTH, min(names, room - MIN_VALUE_WIDTH))
+    name = max(MIN_NAME_WIDTH, min(names, room - MIN_VALUE_WIDTH, MAX_NAME_WIDTH))
     widths = {**FIXED_WIDTHS, "name": name,
               "value": max(MIN_VALUE_WIDTH, min(VALUE_WIDTH, room - name)),
               "plugin": min(plugins, SIDE_WIDTH), "catype": len("string"),
