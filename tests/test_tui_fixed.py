@@ -218,3 +218,24 @@ def test_a_cut_array_summary_keeps_its_bracket_and_count() -> None:
     assert fmt.cut("[30, 29, 28, 27, …] (8)", 20) == "[30, 29, 28…] (8)"  # whole items
     assert fmt.cut("[1, 2] (2)", 20) == "[1, 2] (2)"
     assert fmt.cut("a long plain text", 10) == "a long pl…"
+
+
+def test_escape_and_a_key_read_together_are_two_keys() -> None:
+    """Esc then 2 typed fast reach the console as one alt+2 (xterm's meta prefix): it
+    was dropped, neither clearing the put log's filter nor switching views."""
+    from textual import events
+    from pvconsole.tui.app import unalt
+    assert (unalt("alt+2"), unalt("alt+shift+j"), unalt("alt+slash")) == ("2", "J", "slash")
+
+    async def check(app, pilot) -> None:
+        await pilot.press("3")
+        await pilot.pause()
+        view = app.main.query_one("PutLogView")
+        view.set_filter("PSU")
+        view.table.focus()
+        await pilot.pause()
+        app.post_message(events.Key("alt+2", "2"))
+        await pilot.pause()
+        await pilot.pause()
+        assert view.pattern == "" and app.main.query_one("ContentSwitcher").current == "connections"
+    run(check)

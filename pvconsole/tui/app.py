@@ -183,6 +183,12 @@ class PvConsoleApp(App[int]):
         if isinstance(event, (events.Key, events.MouseDown)):
             self.gc.input_seen()
         routed = isinstance(event, events.Key) and not event.is_forwarded  # (forwarding marks it)
+        if routed and event.key.startswith("alt+") and event.character and len(event.character) == 1:
+            # Esc and the next key read together (typed fast over ssh): the terminal's
+            # alt+key; no binding here uses alt, so it is taken for the two keys it was
+            await self.on_event(events.Key("escape", "\x1b"))
+            await self.on_event(events.Key(unalt(event.key), event.character))
+            return
         if not (routed and await self._bound_at_once(event)):
             await super().on_event(event)
         if routed:
@@ -616,6 +622,14 @@ class PvConsoleApp(App[int]):
 
 
 # ---------------------------------------------------------------------- entry point
+
+def unalt(key: str) -> str:
+    """``alt+2`` -> ``2``, ``alt+shift+j`` -> ``J``, ``alt+slash`` -> ``slash``."""
+    name = key.removeprefix("alt+")
+    if name.startswith("shift+") and len(name) == 7:
+        return name[-1].upper()
+    return name
+
 
 class Restarts:
     """At most ``MAX`` console restarts within ``WINDOW`` seconds: a console that fails
