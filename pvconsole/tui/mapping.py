@@ -11,6 +11,10 @@ from typing import Any
 
 from .. import typemap
 from ..typemap import Meta, PVSpec
+from .fmt import cut
+
+#: Longest value the mapping table shows (a 2,000-character text filled the screen twice).
+SHOWN_MAX = 160
 
 #: A row: (pcaspy field, its value, PVA field(s), value served over PVA).
 Row = tuple[str, str, str, str]
@@ -45,7 +49,7 @@ def _show(value: Any) -> str:
         head = ", ".join(_show(v) for v in items[:6])
         return f"[{head}{', …' if len(items) > 6 else ''}]"
     if isinstance(value, str):
-        return repr(value)
+        return cut(repr(value), SHOWN_MAX)
     return str(value)
 
 
@@ -97,7 +101,7 @@ def mapping_rows(spec: PVSpec, meta: Meta, value_text: str, served: dict[str, An
         rows.append(("states", _show(list(meta.states)) if meta.states else "—",
                      "alarm.severity", "per state, via the driver's alarm"))
     else:
-        rows.append(("value", value_text, "value", _served(served, ("value",))))
+        rows.append(("value", cut(value_text, SHOWN_MAX), "value", _served(served, ("value",))))
     if kind in ("scalar", "array") and spec.ca_type != "string":
         for key, paths in _NUMERIC_FIELDS:
             rows.append((key, _show(getattr(meta, key)), _field_names(paths), _served(served, paths)))

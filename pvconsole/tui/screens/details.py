@@ -29,14 +29,15 @@ log = logging.getLogger("pvconsole.tui")
 MAP_COLUMNS = ("pcaspy field", "definition", "PVA field", "served")
 
 
-def fitted_table(columns: tuple[str, ...], rows: list[tuple], fixed: int = 1) -> Table:
+def fitted_table(columns: tuple[str, ...], rows: list[tuple], nowrap: tuple[int, ...] = (0,)) -> Table:
     """A table as wide as the screen whose long cells wrap: at 80 columns every column
     stays readable (a DataTable there cut the last one to 5 characters, and its sideways
-    scroll needed a mouse). The first ``fixed`` columns keep their width."""
+    scroll needed a mouse). The ``nowrap`` columns keep their width (field names: one
+    folded mid-word reads as two)."""
     t = Table(box=box.SIMPLE_HEAD, expand=True, show_edge=False, pad_edge=False,
               header_style="bold", padding=(0, 1))
     for i, label in enumerate(columns):
-        if i < fixed:
+        if i in nowrap:
             t.add_column(label, no_wrap=True)
         else:
             t.add_column(label, overflow="fold", ratio=1)
@@ -123,7 +124,7 @@ class DetailsScreen(Screen):
                             entry_extra(entry))
         if rows != self.mapping:
             self.mapping = rows
-            self.query_one("#mapping", Static).update(fitted_table(MAP_COLUMNS, rows))
+            self.query_one("#mapping", Static).update(fitted_table(MAP_COLUMNS, rows, nowrap=(0, 2)))
 
     def _show_clients(self, s: PVState) -> None:
         """Channels per protocol from the newest client report (the engine itself only
@@ -155,7 +156,7 @@ class DetailsScreen(Screen):
         self._put_seq = last
         rows = [put_cells(r, self.tz) for r in records] or [("", "no puts since start")]
         self.query_one("#pv-puts", Static).update(
-            fitted_table(tuple(label for _, label in PUT_COLUMNS), rows, fixed=3))
+            fitted_table(tuple(label for _, label in PUT_COLUMNS), rows, nowrap=(0, 1, 2, 4)))
 
     def action_exposure(self, mode: str) -> None:
         self.app.request_exposure([self.state.name], mode)  # type: ignore[attr-defined]
