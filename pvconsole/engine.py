@@ -28,10 +28,10 @@ from typing import Any, Callable
 from p4p.server import Server
 from pcaspy import SimpleServer, cas
 from pcaspy.alarm import Alarm, Severity
-from pcaspy.driver import PVInfo, manager
+from pcaspy.driver import manager
 
 from . import plugins as plugin_loader
-from . import capost, exitguard, gcpolicy, retired, typemap
+from . import capost, deadband, exitguard, gcpolicy, retired, typemap
 from .access import AccessError, AccessRules
 from .clients import ClientInfo, ClientTracker, capture_fd1, per_pv_counts, pva_report
 from .config import Config, ConfigError, check_port_free, client_addresses, free_port
@@ -512,7 +512,7 @@ class Engine:
                 info["asg"] = "DEFAULT"  # as in an IOC: no ASG means DEFAULT
             if info.get("type") == "str":
                 info["type"] = "string"
-            pvinfo = PVInfo(info)
+            pvinfo = deadband.PVInfo(info)
             pvinfo.reason = spec.reason
             pvinfo.name = spec.name
             entry = Entry(spec, plugin)

@@ -1017,3 +1017,23 @@ def test_a_script_thread_nothing_tells_to_end_does_not_hold_up_the_stop(engine_f
     t0 = time.monotonic()
     engine.stop()
     assert time.monotonic() - t0 < 0.5  # not the clean-up wait of scripts told to end
+
+
+def test_a_nan_and_the_value_after_it_reach_the_monitors(engine, pva, ca):
+    """pcaspy's deadband test is False for NaN: a driver's NaN (a failed sensor) reached
+    no monitor, nor did the value after it when it equalled the one before."""
+    driver = engine.drivers["alltypes"]
+    seen: queue.Queue = queue.Queue()
+    sub = pva(engine).monitor("T:FLOAT", seen.put)
+    try:
+        assert seen.get(timeout=5).value == 12.5
+        for value in (float("nan"), float("nan"), 12.5, float("inf"), float("inf"), 12.5):
+            driver.setParam("FLOAT", value)
+            driver.updatePVs()
+        got = [seen.get(timeout=5).value for _ in range(5)]
+        assert math.isnan(got[0]) and math.isnan(got[1]) and got[2:] == [12.5, math.inf, 12.5]
+        time.sleep(0.2)
+        assert seen.empty()  # inf to inf: unchanged
+        assert ca(engine).get("T:FLOAT")["value"] == 12.5
+    finally:
+        sub.close()
