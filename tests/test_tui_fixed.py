@@ -239,3 +239,16 @@ def test_escape_and_a_key_read_together_are_two_keys() -> None:
         await pilot.pause()
         assert view.pattern == "" and app.main.query_one("ContentSwitcher").current == "connections"
     run(check)
+
+
+def test_a_jump_puts_the_pv_in_the_middle_of_the_table() -> None:
+    async def check(app, pilot) -> None:
+        table = app.pv_view.table
+        await pilot.press("j", *"SIM:00150", "enter")
+        await pilot.pause()
+        await pilot.pause()
+        row = table.get_row_index("SIM:00150")
+        assert table.cursor_row == row
+        middle = table.scroll_y + table.size.height // 2
+        assert abs(middle - row) <= 2, (table.scroll_y, row, table.size.height)
+    run_over(FixedSource(extra=300), check)

@@ -308,6 +308,7 @@ class PvConsoleApp(App[int]):
         if gone and not self._gone_told:  # the engine process died (a plugin crashed it)
             self._gone_told = True
             self.status.gone = gone  # the header says so, not the last addresses
+            self.main.add_class("-gone")  # and every table looks as stale as it is
             log.error("%s: PVs are no longer served", gone)
             self.notify(f"{gone}: PVs are no longer served", severity="error", timeout=3600)
         with _unless_shutting_down("stats"):

@@ -381,7 +381,9 @@ class PVTable(SteadyDataTable):
         hit = _first_match(self.visible_names(), text)
         if hit is None:
             return False
-        self.move_cursor(row=self.get_row_index(hit), animate=False)
+        row = self.get_row_index(hit)
+        self.move_cursor(row=row, animate=False, scroll=False)
+        self.scroll_to(y=max(0, row - self.size.height // 2), animate=False)  # in the middle
         return True
 
     def hidden_match(self, text: str) -> str | None:
