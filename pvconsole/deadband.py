@@ -5,7 +5,8 @@ False whenever either side is NaN: a driver's ``setParam(reason, float('nan'))``
 usual "sensor failed") reached no CA monitor, no PVA monitor and no PVA get of an open
 channel, and the value after it was lost too when it equalled the one before. EPICS
 records (``recGblCheckDeadband``) post any change into, out of or between NaNs and
-infinities; so does this, for CA and PVA alike.
+infinities; so does this for NaN, for CA and PVA alike (pcaspy already posts a change
+to or between infinities, and nothing for the same infinity again).
 """
 
 from __future__ import annotations
@@ -16,29 +17,29 @@ from pcaspy import cas
 from pcaspy.driver import PVInfo as _PVInfo
 
 
-def moved(last: float, new: float, deadband: float) -> bool:
-    """Whether ``new`` leaves the deadband around ``last``: a finite change beyond it,
-    or any change that involves a NaN (NaN to NaN too, as EPICS) or an infinity."""
-    if math.isfinite(last) and math.isfinite(new):
-        return abs(last - new) > deadband
-    return not last == new  # NaN on either side, or an infinity that changed
+def _nan(value: object) -> bool:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__float__"):
+        return False
+    try:
+        return math.isnan(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 class PVInfo(_PVInfo):
-    """pcaspy's PV description with :func:`moved` as the deadband test of scalar numbers."""
+    """pcaspy's PV description whose deadband test also posts changes into, out of and
+    between NaNs. Everything else is pcaspy's own test, its errors included (a str for a
+    number, an int beyond a float's precision, a huge int)."""
 
     def checkValue(self, newValue):  # noqa: N802 - pcaspy's name
-        if self.count > 1 or self.type in (cas.aitEnumString, cas.aitEnumFixedString):
-            return super().checkValue(newValue)
-        try:
-            new = float(newValue)
-        except (TypeError, ValueError):
-            return super().checkValue(newValue)  # pcaspy's own error for what is no number
-        mask = 0
-        if moved(float(self.mlst), new, self.mdel):
-            mask |= cas.DBE_VALUE
-            self.mlst = newValue
-        if moved(float(self.alst), new, self.adel):
-            mask |= cas.DBE_LOG
-            self.alst = newValue
+        scalar_number = self.count <= 1 and self.type not in (cas.aitEnumString, cas.aitEnumFixedString)
+        last_m, last_a = self.mlst, self.alst
+        mask = super().checkValue(newValue)
+        if scalar_number and (_nan(newValue) or _nan(last_m) or _nan(last_a)):
+            if not mask & cas.DBE_VALUE and (_nan(newValue) or _nan(last_m)):
+                mask |= cas.DBE_VALUE
+                self.mlst = newValue
+            if not mask & cas.DBE_LOG and (_nan(newValue) or _nan(last_a)):
+                mask |= cas.DBE_LOG
+                self.alst = newValue
         return mask

@@ -59,6 +59,22 @@ HANDOVER_TIMEOUT = float(os.environ.get("PVCONSOLE_HANDOVER_TIMEOUT", "10"))
 #: not spin a core now that it serves nothing itself
 MIN_PROCESS_WAIT = 0.001
 
+_real_signal = types.SimpleNamespace(signal=signal.signal, getsignal=signal.getsignal)
+
+
+def _signal_on_any_thread(signum: int, handler: Any) -> Any:
+    """``signal.signal`` once plugins run: on the thread of a script (set up after it
+    handed its server over, a ``ServerThread`` script's Ctrl-C handler) the script's
+    handler is kept as during loading; it raised ValueError there and ended the script's
+    loop. Elsewhere: Python's own."""
+    thread = threading.current_thread()
+    if thread is not threading.main_thread():
+        capture = next((c for c in _captures if c.thread is thread), None)
+        if capture is not None:
+            return capture.keep_signal(signum, handler)
+    return _real_signal.signal(signum, handler)
+
+
 #: the signals that stop pvconsole; a script's handlers for them run when it stops
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -180,6 +196,18 @@ class _Capture:
             return  # the handler ended the loop, or the next call leaves it
         turns.begin_body(self.stopped)
         self.in_body = True
+
+    def keep_signal(self, signum: int, handler: Any) -> Any:
+        """The script's ``signal.signal``: the handler is kept, not installed."""
+        signum = signal.Signals(signum)  # (an invalid one raises, as signal.signal does)
+        if not callable(handler) and handler not in (signal.SIG_IGN, signal.SIG_DFL):
+            raise TypeError("signal handler must be signal.SIG_IGN, signal.SIG_DFL, or a callable object")
+        previous = self.signal_handlers.get(signum, _real_signal.getsignal(signum))
+        self.signal_handlers[signum] = handler
+        when = "it runs when pvconsole stops" if signum in STOP_SIGNALS else "it is not installed"
+        log.info("plugin %s: its handler for %s is kept, not installed (pvconsole owns signals): %s",
+                 self.name, signum.name, when)
+        return previous
 
     def _tell_stop(self, frame: Any) -> None:
         """pvconsole stops: the script's loop (on the thread that stands for its main
@@ -318,16 +346,7 @@ def _captured_pcaspy(capture: _Capture, argv0: str, uses_asyncio: bool = False) 
     pcaspy.Driver.port = capture.port
     sys.argv = [argv0, *capture.args]
 
-    def keep_signal(signum: int, handler: Any) -> Any:
-        signum = signal.Signals(signum)  # (an invalid one raises, as signal.signal does)
-        if not callable(handler) and handler not in (signal.SIG_IGN, signal.SIG_DFL):
-            raise TypeError("signal handler must be signal.SIG_IGN, signal.SIG_DFL, or a callable object")
-        previous = capture.signal_handlers.get(signum, signal.getsignal(signum))
-        capture.signal_handlers[signum] = handler
-        when = "it runs when pvconsole stops" if signum in STOP_SIGNALS else "it is not installed"
-        log.info("plugin %s: its handler for %s is kept, not installed (pvconsole owns signals): %s",
-                 capture.name, signum.name, when)
-        return previous
+    keep_signal = capture.keep_signal
 
     driver_init = pcaspy.Driver.__init__
 
@@ -346,6 +365,7 @@ def _captured_pcaspy(capture: _Capture, argv0: str, uses_asyncio: bool = False) 
         capture.drivers.append(driver)
 
     signal.signal = keep_signal  # type: ignore[assignment]
+    saved = (*saved[:-1], _signal_on_any_thread)  # afterwards: scripts' threads still kept
     pcaspy.Driver.__init__ = init_driver  # type: ignore[method-assign]
     try:
         with _asyncio_signals_kept(keep_signal) if uses_asyncio else contextlib.nullcontext():

@@ -1037,3 +1037,22 @@ def test_a_nan_and_the_value_after_it_reach_the_monitors(engine, pva, ca):
         assert ca(engine).get("T:FLOAT")["value"] == 12.5
     finally:
         sub.close()
+
+
+def test_a_script_s_handler_set_after_it_handed_over_is_kept_too(engine_factory, tmp_path):
+    """A ServerThread script that sets its Ctrl-C handler after start() called
+    signal.signal off the main thread: ValueError, and its loop died (PVs INVALID)."""
+    (tmp_path / "late.py").write_text(
+        "import signal, time\nfrom pcaspy import Driver, SimpleServer\nfrom pcaspy.tools import ServerThread\n"
+        "if __name__ == '__main__':\n"
+        "    server = SimpleServer()\n    server.createPV('LATE:', {'N': {'type': 'int'}})\n"
+        "    driver = Driver()\n    ServerThread(server).start()\n    time.sleep(0.05)\n"
+        "    stop = []\n    signal.signal(signal.SIGINT, lambda *a: stop.append(1))\n"
+        "    n = 0\n    while not stop:\n"
+        "        n += 1\n        driver.setParam('N', n)\n        driver.updatePVs()\n        time.sleep(0.02)\n"
+        f"    open({str(tmp_path / 'mark')!r}, 'w').write('clean')\n")
+    engine = engine_factory(str(tmp_path / "late.py"))
+    driver = engine.drivers["late"]
+    wait_for(lambda: driver.getParam("N") > 10)  # its loop lives on past the handler
+    engine.stop()
+    assert (tmp_path / "mark").read_text() == "clean"
