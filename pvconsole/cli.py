@@ -118,17 +118,15 @@ def run_headless(cfg, verbose: int = 0) -> int:
     setup_logging(fds.stderr, verbose)
     stop = threading.Event()
     starting = [True]
-    received: list[str] = []
-    signums: list[int] = []
+    received: list[signal.Signals] = []
 
     def on_signal(signum, frame):
         # no logging here: the handler runs between two bytecodes of the main thread,
         # possibly inside a write to the same stream (a reentrant write fails)
-        name = signal.Signals(signum).name
         if received:  # a second signal while stopping: the operator means now
-            _exit_now(fds, f"{name} while stopping: exiting without finishing the stop")
-        received.append(name)
-        signums.append(signum)
+            _exit_now(fds, f"{signal.Signals(signum).name} while stopping: exiting without "
+                           "finishing the stop")
+        received.append(signal.Signals(signum))
         stop.set()
         if starting[0]:  # plugins may take long to load: stop now, not when they are up
             raise _StopRequested()
@@ -143,7 +141,7 @@ def run_headless(cfg, verbose: int = 0) -> int:
         print(f"pvconsole: error: {e}", file=sys.stderr)
         return 2
     except _StopRequested:
-        log.info("signal %s during start-up: stopped", received[0])
+        log.info("signal %s during start-up: stopped", received[0].name)
         logging.shutdown()
         return 0
     finally:
@@ -153,13 +151,13 @@ def run_headless(cfg, verbose: int = 0) -> int:
     print(f"pvconsole: {serving_summary(engine)}", file=fds.stderr, flush=True)
     while not stop.wait(0.5):
         pass
-    log.info("signal %s: stopping", received[0] if received else "?")
+    log.info("signal %s: stopping", received[0].name if received else "?")
     watchdog = threading.Timer(STOP_DEADLINE, _exit_now, args=(
         fds, f"the stop did not finish within {STOP_DEADLINE:g} s (PVCONSOLE_STOP_DEADLINE): "
              "exiting without it"))
     watchdog.daemon = True
     watchdog.start()
-    engine.stop(signums[0] if signums else signal.SIGINT)
+    engine.stop(received[0] if received else signal.SIGINT)
     held = exitguard.held_threads()
     log.info("stopped")
     logging.shutdown()

@@ -341,11 +341,13 @@ class Engine:
         if self.control is not None:
             self.control.stop()
             self.control = None
+        # scripts are told first: their clean-up runs beside the stop hooks, not after them
+        scripts, scripts_by = plugin_loader.release_scripts(signum), time.monotonic() + SCRIPT_STOP_TIMEOUT
         for name, driver in list(self.drivers.items()):
             stop = getattr(driver, "stop", None)
             if callable(stop):  # the plugin contract's optional shutdown hook
                 _run_stop_hook(name, stop)
-        _wait_for(plugin_loader.release_scripts(signum), SCRIPT_STOP_TIMEOUT)
+        _wait_for(scripts, scripts_by)
         busy = False
         if self.thread is not None:
             self.thread.stop()
@@ -724,10 +726,9 @@ STOP_HOOK_TIMEOUT = float(os.environ.get("PVCONSOLE_STOP_HOOK_TIMEOUT", "2"))
 SCRIPT_STOP_TIMEOUT = float(os.environ.get("PVCONSOLE_SCRIPT_STOP_TIMEOUT", "1"))
 
 
-def _wait_for(threads: list[threading.Thread], timeout: float) -> None:
-    """Join ``threads`` within ``timeout`` in all; say which go on (a script whose
-    threads never end: the process exits without them)."""
-    deadline = time.monotonic() + timeout
+def _wait_for(threads: list[threading.Thread], deadline: float) -> None:
+    """Join ``threads`` until ``deadline`` (``time.monotonic()``); say which go on (a
+    script whose threads never end: the process exits without them)."""
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
     left = [t.name for t in threads if t.is_alive()]

@@ -59,7 +59,7 @@ HANDOVER_TIMEOUT = float(os.environ.get("PVCONSOLE_HANDOVER_TIMEOUT", "10"))
 #: not spin a core now that it serves nothing itself
 MIN_PROCESS_WAIT = 0.001
 
-_real_signal = types.SimpleNamespace(signal=signal.signal, getsignal=signal.getsignal)
+_real_signal = signal.signal
 
 
 def _signal_on_any_thread(signum: int, handler: Any) -> Any:
@@ -72,7 +72,7 @@ def _signal_on_any_thread(signum: int, handler: Any) -> Any:
         capture = next((c for c in _captures if c.thread is thread), None)
         if capture is not None:
             return capture.keep_signal(signum, handler)
-    return _real_signal.signal(signum, handler)
+    return _real_signal(signum, handler)
 
 
 #: the signals that stop pvconsole; a script's handlers for them run when it stops
@@ -202,44 +202,59 @@ class _Capture:
         signum = signal.Signals(signum)  # (an invalid one raises, as signal.signal does)
         if not callable(handler) and handler not in (signal.SIG_IGN, signal.SIG_DFL):
             raise TypeError("signal handler must be signal.SIG_IGN, signal.SIG_DFL, or a callable object")
-        previous = self.signal_handlers.get(signum, _real_signal.getsignal(signum))
+        # what it replaced as it would be alone: a handler that chains to it must not
+        # reach pvconsole's own (a second signal: the stop would end at once)
+        previous = self.signal_handlers.get(
+            signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
         self.signal_handlers[signum] = handler
         when = "it runs when pvconsole stops" if signum in STOP_SIGNALS else "it is not installed"
         log.info("plugin %s: its handler for %s is kept, not installed (pvconsole owns signals): %s",
                  self.name, signum.name, when)
         return previous
 
+    def _stop_handler(self) -> tuple[int, Any] | None:
+        """``(signum, handler)`` the script runs when pvconsole stops: its callable
+        handler for the signal that stopped pvconsole, else for the other stop signal
+        (either way pvconsole stops cleanly: a daemon-style script that ignores SIGINT
+        and cleans up on SIGTERM still does), else None."""
+        for signum in (self.stop_signal, *(s for s in STOP_SIGNALS if s != self.stop_signal)):
+            handler = self.signal_handlers.get(signum)
+            if callable(handler):
+                return signum, handler
+        return None
+
     def _tell_stop(self, frame: Any) -> None:
         """pvconsole stops: the script's loop (on the thread that stands for its main
-        thread) gets the signal that stopped it, as it would alone: its handler for it
-        runs here, on the script's thread (a script's SIGINT handler stands in for a SIGTERM one it lacks: either way pvconsole stops
-        cleanly), or Python's default for SIGINT raises ``KeyboardInterrupt``, so that
+        thread) is told as it would be alone: its handler (:meth:`_stop_handler`) runs
+        here, on the script's thread; without one, Python's default for SIGINT raises
+        ``KeyboardInterrupt``, unless the script set SIGINT to be ignored or to the OS
+        default (alone it would die unclean): then its loop ends quietly. Either way
         the script's own clean-up (``except KeyboardInterrupt``, code after its loop)
-        runs while the servers still serve. A handler set to ignore the signal, or to
-        the OS default (the process dies unclean), gets the loop ended quietly."""
-        signum = self.stop_signal if self.stop_signal in self.signal_handlers else signal.SIGINT
-        handler = self.signal_handlers.get(signum, signal.default_int_handler)
-        if not callable(handler):  # SIG_IGN, SIG_DFL
+        runs while the servers still serve."""
+        chosen = self._stop_handler()
+        if chosen is not None:
+            chosen[1](chosen[0], frame)
+        elif self.signal_handlers.get(signal.SIGINT, signal.default_int_handler) is signal.default_int_handler:
+            raise KeyboardInterrupt
+        else:
             self._leave()
-        handler(signum, frame)
 
     def tell_stop_elsewhere(self) -> bool:
         """A script whose main part has no server loop (``ServerThread``, or threads of
         its own) has its handler for the stop run on a thread of its own: it may end what
         the script runs. Returns whether the script's code was told to end at all (its
         loop will be, a handler ran, or it waits in ``ServerThread.join()``)."""
-        signum = self.stop_signal
-        handler = self.signal_handlers.get(signum)
-        if self.main_loops or not callable(handler):
+        chosen = None if self.main_loops else self._stop_handler()
+        if chosen is None:
             return self.main_loops or self.joining
 
         def run() -> None:
             try:
-                handler(signum, None)
+                chosen[1](chosen[0], None)
             except (SystemExit, KeyboardInterrupt):
                 pass
             except Exception:
-                log.exception("plugin %s: its handler for signal %s raised", self.name, signum)
+                log.exception("plugin %s: its handler for signal %s raised", self.name, chosen[0])
         threading.Thread(target=run, name=f"signal-{self.name}", daemon=True).start()
         return True
 
@@ -421,6 +436,9 @@ def _run_plugin_code(capture: _Capture, source: str, code: Callable[[], None]) -
                 log.error("plugin %s: its own loop stopped: %s: %s", capture.name,
                           type(e).__name__, e, exc_info=e)
                 capture.loop_died(e)
+            elif capture.stopped.is_set() and not isinstance(e, (SystemExit, KeyboardInterrupt)):
+                log.warning("plugin %s: its clean-up raised %s: %s", capture.name,
+                            type(e).__name__, e, exc_info=e)  # (as Python alone prints it)
         finally:
             capture.loop_over()
             done.set()

@@ -418,3 +418,25 @@ def test_a_script_is_told_the_signal_that_stops_pvconsole(tmp_path, monkeypatch,
         proc.kill()
     assert mark.read_text() == how
     assert "Traceback" not in proc.stderr.read()
+
+
+def test_a_script_handler_that_chains_to_the_one_it_replaced_stops_cleanly(tmp_path):
+    """``old = signal.signal(SIGTERM, h)`` and ``h`` ending in ``old(signum, frame)``: old
+    was pvconsole's own handler, so the script's clean-up counted as a second SIGTERM
+    and the stop was cut short (exit 1)."""
+    mark = tmp_path / "mark"
+    script = _plugin(tmp_path, "chains", (
+        "import signal\nfrom pcaspy import Driver, SimpleServer\nrunning = True\n"
+        "def on_term(signum, frame):\n    global running\n    running = False\n"
+        "    if callable(old):\n        old(signum, frame)\n"
+        "old = signal.signal(signal.SIGTERM, on_term)\n"
+        "server = SimpleServer()\nserver.createPV('CHAIN:', {'X': {}})\ndriver = Driver()\n"
+        "while running:\n    server.process(0.05)\n"
+        f"open({str(mark)!r}, 'w').write('clean')\n"))
+    proc, _ = start(tmp_path, "--plugin", script)
+    try:
+        wait_serving(proc)
+        stops_within(proc, 2.0)
+    finally:
+        proc.kill()
+    assert mark.read_text() == "clean"

@@ -1056,3 +1056,64 @@ def test_a_script_s_handler_set_after_it_handed_over_is_kept_too(engine_factory,
     wait_for(lambda: driver.getParam("N") > 10)  # its loop lives on past the handler
     engine.stop()
     assert (tmp_path / "mark").read_text() == "clean"
+
+
+STOP_SCRIPT = """
+import signal, time
+from pcaspy import Driver, SimpleServer
+{setup}
+server = SimpleServer()
+server.createPV('{prefix}', {{'X': {{}}}})
+driver = Driver()
+try:
+    while running:
+        server.process(0.05)
+except KeyboardInterrupt:
+    {on_interrupt}
+{cleanup}
+"""
+
+
+def _stop_script(tmp_path, name: str, setup: str = "running = True", cleanup: str = "",
+                 on_interrupt: str = "pass") -> str:
+    path = tmp_path / f"{name}.py"
+    path.write_text(STOP_SCRIPT.format(prefix=f"{name.upper()}:", setup=setup, cleanup=cleanup,
+                                       on_interrupt=on_interrupt))
+    return str(path)
+
+
+def test_a_daemon_style_script_that_ignores_sigint_gets_its_sigterm_clean_up(
+        engine_factory, tmp_path):
+    """Stopped as an operator's quit (SIGINT): its SIGINT is ignored, so its SIGTERM
+    handler is what ends it; it was left to die without its clean-up."""
+    mark = tmp_path / "mark"
+    engine = engine_factory(_stop_script(
+        tmp_path, "daemonish",
+        "running = True\ndef on_term(s, f):\n    global running\n    running = False\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\nsignal.signal(signal.SIGTERM, on_term)",
+        cleanup=f"open({str(mark)!r}, 'w').write('clean')"))
+    engine.stop()
+    assert mark.read_text() == "clean"
+
+
+def test_a_script_s_clean_up_that_raises_is_logged(engine_factory, tmp_path, caplog):
+    engine = engine_factory(_stop_script(tmp_path, "badclean",
+                                         on_interrupt="raise RuntimeError('device gone')"))
+    engine.stop()
+    assert "badclean: its clean-up raised RuntimeError: device gone" in caplog.text
+
+
+def test_the_stop_hooks_and_scripts_clean_up_share_the_wait(engine_factory, tmp_path, monkeypatch):
+    """A hung stop() hook and a script whose clean-up blocks waited one after the
+    other (3 s of a 2 s stop); now side by side."""
+    monkeypatch.setattr("pvconsole.engine.STOP_HOOK_TIMEOUT", 0.6)
+    monkeypatch.setattr("pvconsole.engine.SCRIPT_STOP_TIMEOUT", 0.6)
+    (tmp_path / "hung.py").write_text(
+        "import threading\nfrom pcaspy import Driver\nprefix = 'HUNG:'\npvdb = {'X': {}}\n"
+        "class Hung(Driver):\n    def stop(self):\n        threading.Event().wait()\n")
+    engine = engine_factory(str(tmp_path / "hung.py"),
+                            _stop_script(tmp_path, "slowclean", on_interrupt="time.sleep(30)"))
+    t0 = time.monotonic()
+    engine.stop()
+    took = time.monotonic() - t0
+    assert 0.6 <= took < 1.0  # the hook's 0.6 s and the script's 0.6 s side by side, not 1.2 s
