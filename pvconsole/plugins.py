@@ -214,13 +214,17 @@ class _Capture:
 
     def _stop_handler(self) -> tuple[int, Any] | None:
         """``(signum, handler)`` the script runs when pvconsole stops: its callable
-        handler for the signal that stopped pvconsole, else for the other stop signal
-        (either way pvconsole stops cleanly: a daemon-style script that ignores SIGINT
-        and cleans up on SIGTERM still does), else None."""
+        handler for the signal that stopped pvconsole; when it set none for that one, or
+        ignored it, its handler for the other stop signal (either way pvconsole stops
+        cleanly: a daemon-style script that ignores SIGINT and cleans up on SIGTERM
+        still does), unless that means skipping Python's default for SIGINT (a
+        ``KeyboardInterrupt``, which the script may catch); else None."""
         for signum in (self.stop_signal, *(s for s in STOP_SIGNALS if s != self.stop_signal)):
             handler = self.signal_handlers.get(signum)
             if callable(handler):
                 return signum, handler
+            if signum == signal.SIGINT and handler is None:
+                return None  # Python's default: _tell_stop raises KeyboardInterrupt
         return None
 
     def _tell_stop(self, frame: Any) -> None:

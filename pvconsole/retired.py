@@ -45,4 +45,5 @@ def retire(driver: Any, table: dict[str, Any]) -> None:
     port = f"{getattr(driver, 'port', 'pvconsole')}#stopped-{next(_ids)}"
     manager.pvs[port] = {reason: RetiredPV(pv.info) for reason, pv in table.items()}
     driver.port = port
-    weakref.finalize(driver, manager.pvs.pop, port, None)
+    forget = weakref.finalize(driver, manager.pvs.pop, port, None)
+    forget.atexit = False  # at exit a daemon thread may still call the driver: no KeyError
