@@ -186,6 +186,8 @@ def _relative_plugin(base: Path, spec: Any) -> Any:
     """A plugin spec with its file made relative to ``base`` (its arguments kept)."""
     if not isinstance(spec, str):
         return spec
+    if _is_relative_file(spec) and (base / spec).is_file():  # a path with spaces, no arguments
+        return str(base / spec)
     target, args = split_args(spec)
     return with_args(str(base / target), args) if _is_relative_file(target) else spec
 

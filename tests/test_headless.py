@@ -297,6 +297,17 @@ def test_paths_in_a_config_file_are_relative_to_it(tmp_path):
     assert cfg.ca_port == 5070
 
 
+def test_a_plugin_path_with_spaces_in_a_config_file_is_one_file(tmp_path):
+    from pvconsole.config import build
+    conf = tmp_path / "etc" / "pvconsole.toml"
+    (tmp_path / "etc" / "my iocs").mkdir(parents=True)
+    (tmp_path / "etc" / "my iocs" / "psu.py").write_text("")
+    conf.write_text("plugins = ['my iocs/psu.py', \"'my iocs/psu.py' -P X:\"]\n")
+    cfg = build({}, conf, environ={})
+    psu = tmp_path / "etc" / "my iocs" / "psu.py"
+    assert cfg.plugins == [str(psu), f"'{psu}' -P X:"]
+
+
 def test_a_line_the_c_library_repeats_is_logged_once_a_while():
     from pvconsole.fdcapture import RepeatFilter
     f = RepeatFilter(window=60)
