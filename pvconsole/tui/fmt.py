@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from functools import lru_cache
 from datetime import datetime, timezone, tzinfo
 from typing import Any
 
@@ -30,9 +31,11 @@ EXPOSURE_STYLES_LIGHT = {"on": "green4", "off": "grey50", "ro": "dark_cyan"}
 _EMOJI_CODE = re.compile(r":(\S*?)(?:(?:\-)(?:emoji|text))?:")
 
 
+@lru_cache(maxsize=32768)
 def has_markup(text: str) -> bool:
     """Whether Rich or Textual would change ``text`` when they parse a ``str`` as markup:
-    a tag (``[red]``) or an emoji code (``SR:X:POS`` holds ``:x:``)."""
+    a tag (``[red]``) or an emoji code (``SR:X:POS`` holds ``:x:``). Cached: a row's
+    names are asked about when the row is made and again when its cells are drawn."""
     return "[" in text or (":" in text and any(m.group(1).lower() in EMOJI
                                                for m in _EMOJI_CODE.finditer(text)))
 

@@ -21,7 +21,7 @@ from textual.widgets.data_table import CellDoesNotExist
 from ...mirror import PVState
 from .. import fmt
 from ..settings import SORT_INTERVAL, VALUE_WIDTH
-from .steadytable import SteadyDataTable
+from .steadytable import SteadyDataTable, tie_by_name
 
 #: (key, label, sort key). The order puts what an operator needs first, so 80 columns
 #: show name, value, alarm, exposure, clients and time; the types scroll in on the right.
@@ -294,9 +294,7 @@ class PVTable(SteadyDataTable):
 
     def _ordered(self, states: list[PVState]) -> list[PVState]:
         """``states`` in the table's order; PVs that tie by name, whichever the direction."""
-        ordered = sorted(states, key=lambda s: s.name)
-        ordered.sort(key=SORT_KEYS[self.sort_key], reverse=self.sort_reverse)
-        return ordered
+        return tie_by_name(states, lambda s: s.name, SORT_KEYS[self.sort_key], self.sort_reverse)
 
     def _maybe_sort(self, force: bool = False) -> bool:
         """Sort when due (or ``force``); True when it did."""

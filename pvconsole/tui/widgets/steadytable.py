@@ -11,7 +11,7 @@ row's screen line.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, TypeVar
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -25,8 +25,19 @@ from textual.widgets.data_table import ColumnKey, RowKey
 
 from ..fmt import has_markup
 
+T = TypeVar("T")
+
 _SIMPLE_OVERFLOW = (None, "fold", "crop")
 _SIMPLE_JUSTIFY = (None, "default", "left")
+
+
+def tie_by_name(items: Iterable[T], name: Callable[[T], Any], key: Callable[[T], Any],
+                reverse: bool = False) -> list[T]:
+    """``items`` ordered by ``key``; those that tie by ``name``, ascending whichever the
+    direction (two sorts: the second is stable)."""
+    ordered = sorted(items, key=name)
+    ordered.sort(key=key, reverse=reverse)
+    return ordered
 
 
 def plain_cell(datum: Any) -> tuple[str, Any] | None:
@@ -144,8 +155,7 @@ class SteadyDataTable(DataTable):
         """Order the rows by ``key(row key)``, rows of equal keys by row key, ascending
         either way. ``DataTable.sort`` hands its key function the cells, which may be
         shortened (a PV name cut to fit) or not comparable (``Text``)."""
-        ordered = sorted(self.rows, key=lambda k: k.value)
-        ordered.sort(key=lambda k: key(k.value), reverse=reverse)  # stable: ties stay by name
+        ordered = tie_by_name(self.rows, lambda k: k.value, lambda k: key(k.value), reverse)
         if self._steady:
             self._row_locations = type(self._row_locations)({k: i for i, k in enumerate(ordered)})
             self._update_count += 1
