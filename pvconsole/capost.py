@@ -17,6 +17,8 @@ from typing import Any
 from pcaspy import _cas, cas
 from pcaspy.driver import Driver, SimplePV, _dbr_d
 
+from .typemap import bytes_string
+
 _new_gdd = _cas.new_gdd
 _create_dd = _cas.gdd_createDD
 _child = _cas.gdd___getitem__
@@ -44,6 +46,9 @@ def _value_gdd(info: Any, db: Any) -> Any:
     elif info.count == 1 and type(value) is str:
         g = _new_gdd(_APP_VALUE, info.type)
         _put_string(g, value)
+    elif info.count == 1 and info.type == _STRING and isinstance(value, (bytes, bytearray)):
+        g = _new_gdd(_APP_VALUE, _STRING)
+        _put_string(g, bytes_string(value))
     else:  # arrays, numpy scalars, ...: pcaspy's dispatcher, as pcaspy does
         g = cas.gdd(_APP_VALUE, info.type)
         if info.count > 1:
@@ -94,6 +99,27 @@ def _put_value(child: Any, value: Any) -> None:
         child.put(value)  # dimensions gdd.put copies
     else:
         _put_dd(child, value)
+
+
+class TextGdd:
+    """A CA get's gdd of a scalar ``string`` PV that takes ``bytes`` as their text
+    (:func:`bytes_string`); pcaspy's ``gdd.put`` made the server's scalar an array."""
+
+    __slots__ = ("_gdd",)
+
+    def __init__(self, gdd: Any) -> None:
+        self._gdd = gdd
+
+    def put(self, value: Any) -> None:
+        self._gdd.put(bytes_string(value) if isinstance(value, (bytes, bytearray)) else value)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._gdd, name)
+
+
+def get_target(info: Any, gdd: Any) -> Any:
+    """What a CA get of a PV with ``info`` puts the driver's value into."""
+    return TextGdd(gdd) if info.type == _STRING and info.count == 1 else gdd
 
 
 def post(pv: Any, db: Any) -> None:

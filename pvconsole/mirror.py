@@ -216,6 +216,7 @@ class MirroredPV(SimplePV):
         served, its error logged once, as the PVA side does: pcaspy lets the exception
         cross the CA server library's C++, and the process dies with every plugin's PVs."""
         db = self.mirror.param(self.entry)  # (its timestamp made one CA can serve)
+        value = capost.get_target(self.info, value)
         try:
             return super().getValue(value)
         except Exception:

@@ -361,8 +361,8 @@ def to_pva_value(spec: PVSpec, value: Any) -> Any:
     if kind == "string":
         if ca_type == "char":
             return _chars_to_str(value, spec.count)
-        if isinstance(value, (bytes, bytearray)):  # a subprocess's output: text, as CA reads it
-            return _chars_to_str(value, MAX_STRING_SIZE - 1)
+        if isinstance(value, (bytes, bytearray)):
+            return bytes_string(value)
         return ca_string(value)
     if kind == "array":
         if ca_type == "char" and isinstance(value, str):
@@ -453,6 +453,13 @@ def ca_string(value: Any) -> str:
     else:
         text = str(value)
     return _cut(text, MAX_STRING_SIZE - 1)
+
+
+def bytes_string(value: bytes | bytearray) -> str:
+    """``bytes`` in a ``string`` PV (a subprocess's output) -> the text both protocols
+    serve: up to the first NUL, at most CA's 39 bytes. pcaspy's CA side took them for a
+    list of strings, and resizing the CA server's scalar to one killed the process."""
+    return _chars_to_str(value, MAX_STRING_SIZE - 1)
 
 
 def _cut(text: str, size: int) -> str:

@@ -1117,3 +1117,36 @@ def test_the_stop_hooks_and_scripts_clean_up_share_the_wait(engine_factory, tmp_
     engine.stop()
     took = time.monotonic() - t0
     assert 0.6 <= took < 1.0  # the hook's 0.6 s and the script's 0.6 s side by side, not 1.2 s
+
+
+def test_bytes_in_a_string_pv_are_its_text_on_both_protocols(engine_factory, pva, ca, tmp_path):
+    """pcaspy's own pysh example puts a subprocess's output (``bytes``) into a string PV
+    from a thread: pcaspy took them for a list and the process died (SIGSEGV) within a few
+    CA gets and monitor posts."""
+    plugin = tmp_path / "shout.py"
+    plugin.write_text(
+        "import threading\n"
+        "from pcaspy import Driver\n"
+        "prefix = 'SH:'\n"
+        "pvdb = {'CMD': {'type': 'int', 'asyn': True}, 'ERR': {'type': 'string'}}\n"
+        "OUT = [b'', b'ls: cannot access', b'x' * 60]\n"
+        "class D(Driver):\n"
+        "    def write(self, reason, value):\n"
+        "        self.setParam(reason, value)\n"
+        "        threading.Thread(target=self.work, args=(value,)).start()\n"
+        "        return True\n"
+        "    def work(self, value):\n"
+        "        self.setParam('ERR', OUT[value % 3])\n"
+        "        self.callbackPV('CMD')\n"
+        "        self.updatePVs()\n")
+    engine = engine_factory(str(plugin))
+    client = ca(engine)
+    client.monitor("SH:ERR")
+    ctx = pva(engine)
+    expected = ["", "ls: cannot access", "x" * 39]
+    for i in range(9):
+        assert client.put("SH:CMD", i, wait=True).get("ok")
+        want = expected[i % 3]
+        assert client.get("SH:ERR")["value"] == want
+        assert ctx.get("SH:ERR").value == want
+    wait_for(lambda: [e["value"] for e in client.events() if e.get("pv") == "SH:ERR"][-1:] == ["x" * 39])
