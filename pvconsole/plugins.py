@@ -184,7 +184,7 @@ class _Capture:
             self.handed_over.set()
         elif self.in_body:
             self.in_body = False
-            turns.end_body()
+            turns.end_body(self)
         if self.stopped.is_set() and self._told:  # a script that goes on must not spin
             time.sleep(wait)
             self._leave()
@@ -194,7 +194,7 @@ class _Capture:
             self._told = True
             self._tell_stop(sys._getframe(2))
             return  # the handler ended the loop, or the next call leaves it
-        turns.begin_body(self.stopped)
+        turns.begin_body(self.stopped, self)
         self.in_body = True
 
     def keep_signal(self, signum: int, handler: Any) -> Any:
@@ -275,7 +275,7 @@ class _Capture:
         """The plugin's code returned or raised: its loop takes no more turns."""
         if self.looping:
             self.looping = False
-            turns.loop_ended(self.in_body)
+            turns.loop_ended(self.in_body, self)
             self.in_body = False
 
     def create_pv(self, prefix: str, pvdb: dict) -> None:

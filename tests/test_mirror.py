@@ -1150,3 +1150,21 @@ def test_bytes_in_a_string_pv_are_its_text_on_both_protocols(engine_factory, pva
         assert client.get("SH:ERR")["value"] == want
         assert ctx.get("SH:ERR").value == want
     wait_for(lambda: [e["value"] for e in client.events() if e.get("pv") == "SH:ERR"][-1:] == ["x" * 39])
+
+
+def test_a_script_loop_body_of_seconds_holds_the_other_plugins_once(engine_factory, pva,
+                                                                     monkeypatch):
+    """The driver thread waits for a script's loop body at most max_wait, once per body: it
+    waited on every pass, so every CA get and PVA put of every plugin took up to max_wait
+    while a slow script's body ran (0.1-0.2 s each at the default 0.1 s)."""
+    from pvconsole.turns import turns
+    monkeypatch.setattr(turns, "max_wait", 1.0)
+    engine = engine_factory(plugin_path("script_slow_body"), ALLTYPES)
+    ctx = pva(engine)
+    wait_for(lambda: ctx.get("SLOWBODY:N").value >= 1)  # its first body has begun
+    time.sleep(1.2)  # ... and has run longer than max_wait
+    started = time.monotonic()
+    for i in range(5):  # each waited up to max_wait
+        ctx.put("T:FLOAT", float(i), wait=True)
+    assert time.monotonic() - started < 1.0
+    assert ctx.get("T:FLOAT").value == 4.0

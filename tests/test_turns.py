@@ -77,3 +77,24 @@ def test_the_shortest_script_wait_bounds_the_driver_threads_pass():
     turns.loop_ended(in_body=False)
     turns.loop_ended(in_body=False)
     assert turns.shortest == float("inf")  # no loop left: the CA wait is the pace's again
+
+
+def test_a_long_body_holds_the_servers_once_not_on_every_pass() -> None:
+    """A script's loop sleeping 5 s in its body held every pass of the driver thread for
+    max_wait: every CA get of every plugin took 0.1-0.2 s while it slept."""
+    turns = LoopTurns(max_wait=0.05)
+    turns.loop_started()
+    turns.begin_body(threading.Event())
+    assert turns.begin_pass()
+    turns.end_pass()
+    t0 = time.monotonic()
+    for _ in range(5):
+        assert turns.begin_pass()
+        turns.end_pass()
+    assert time.monotonic() - t0 < 0.02
+    turns.end_body()
+    turns.begin_body(threading.Event())  # the next body is waited for again
+    t0 = time.monotonic()
+    assert turns.begin_pass()
+    assert time.monotonic() - t0 >= 0.04
+    turns.end_pass()
