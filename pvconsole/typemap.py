@@ -236,7 +236,7 @@ def _text_by_default(ca_type: str, count: int, value: Any) -> bool:
 def meta_from_info(info: Any) -> Meta:
     """Read metadata from a pvdb dict or from pcaspy's ``PVInfo`` (attribute access)."""
     get = info.get if isinstance(info, Mapping) else (lambda k, d: getattr(info, k, d))
-    enums = tuple(str(e)[: MAX_ENUM_STRING_SIZE - 1] for e in (get("enums", ()) or ())[:MAX_ENUM_STATES])
+    enums = tuple(_cut(str(e), MAX_ENUM_STRING_SIZE - 1) for e in (get("enums", ()) or ())[:MAX_ENUM_STATES])
     states = tuple(int(s) for s in (get("states", ()) or ()))
     return Meta(
         prec=_int(get("prec", 0)),
@@ -329,7 +329,7 @@ def alarm_fields(condition: int, severity: int) -> tuple[int, int, str]:
     the condition's name goes into ``message`` since PVA has no code for it."""
     condition = int(condition or 0)
     severity = int(severity or 0)
-    if condition == 0 and severity == 0:
+    if severity == 0:  # a record without an alarm has no condition (its STAT follows SEVR)
         return 0, 0, ""
     status = _PVA_STATUS_BY_CONDITION.get(condition, 6)  # unknown: UNDEFINED, as QSRV
     message = ALARM_CONDITIONS[condition] if 0 <= condition < len(ALARM_CONDITIONS) else str(condition)
@@ -559,16 +559,23 @@ def _metadata(spec: PVSpec, meta: Meta, opening: bool) -> dict[str, Any]:
         display["form"] = {"index": 0, "choices": FORM_CHOICES}
     out: dict[str, Any] = {"display": display,
                            "control": {"limitLow": cast(meta.lolim), "limitHigh": cast(meta.hilim)}}
+    valid_minor = meta.low < meta.high
+    valid_major = meta.lolo < meta.hihi
     if spec.kind == "scalar":
         unset = math.nan if double else 0
-        valid_minor = meta.low < meta.high
-        valid_major = meta.lolo < meta.hihi
         out["valueAlarm"] = {
             "lowAlarmLimit": cast(meta.lolo) if valid_major else unset,
             "lowWarningLimit": cast(meta.low) if valid_minor else unset,
             "highWarningLimit": cast(meta.high) if valid_minor else unset,
             "highAlarmLimit": cast(meta.hihi) if valid_major else unset,
         }
+    elif valid_minor or valid_major:  # pcaspy alarms an array on any element: its limits
+        alarm = {}  # explain the alarm (a waveform has none; QSRV leaves them at 0)
+        if valid_major:
+            alarm.update(lowAlarmLimit=cast(meta.lolo), highAlarmLimit=cast(meta.hihi))
+        if valid_minor:
+            alarm.update(lowWarningLimit=cast(meta.low), highWarningLimit=cast(meta.high))
+        out["valueAlarm"] = alarm
     return out
 
 

@@ -1168,3 +1168,26 @@ def test_a_script_loop_body_of_seconds_holds_the_other_plugins_once(engine_facto
         ctx.put("T:FLOAT", float(i), wait=True)
     assert time.monotonic() - started < 1.0
     assert ctx.get("T:FLOAT").value == 4.0
+
+
+def test_an_array_alarm_comes_with_its_limits_and_no_severity_no_condition(engine_factory, pva,
+                                                                           tmp_path):
+    plugin = tmp_path / "arralarm.py"
+    plugin.write_text(
+        "from pcaspy import Driver\n"
+        "from pcaspy.alarm import Alarm, Severity\n"
+        "prefix = 'AA:'\n"
+        "pvdb = {'W': {'count': 4, 'lolo': 1, 'hihi': 9}, 'C': {'value': 1.0}}\n"
+        "class D(Driver):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.setParam('W', [2, 3, 9.5, 4])\n"
+        "        self.setParamStatus('C', Alarm.COMM_ALARM, Severity.NO_ALARM)\n"
+        "        self.updatePVs()\n")
+    ctx = pva(engine_factory(str(plugin)))
+    w = ctx.get("AA:W")
+    assert (w.alarm.severity, w.alarm.message) == (2, "HIHI")
+    assert (w.valueAlarm.lowAlarmLimit, w.valueAlarm.highAlarmLimit) == (1.0, 9.0)
+    assert w.valueAlarm.lowWarningLimit == 0.0  # a pair pcaspy ignores: QSRV's waveform zero
+    c = ctx.get("AA:C")
+    assert (c.alarm.severity, c.alarm.status, c.alarm.message) == (0, 0, "")

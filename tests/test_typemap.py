@@ -62,7 +62,8 @@ def test_string_has_only_description_and_units():
     (17, 3, (3, 2, "UDF")),
     (15, 2, (2, 3, "SOFT")),
     (19, 1, (1, 4, "SIMM")),
-    (3, 0, (0, 1, "HIHI")),
+    (3, 0, (0, 0, "")),  # a record never has STAT without SEVR: softioc's set(alarm=COMM,
+    (9, 0, (0, 0, "")),  # severity=0) serves no alarm
 ])
 def test_alarm_mapping_matches_qsrv(condition, severity, expected):
     assert typemap.alarm_fields(condition, severity) == expected
@@ -305,3 +306,18 @@ def test_nan_into_an_integer_array_warns_nothing(recwarn):
     V = typemap.initial_value(spec, spec.meta, [0, 0, 0], 0, 0, 0, 0)
     typemap.apply_update(V, spec, np.array([float("nan"), 1e12, 2.0]), 0, 0, 0, 0)
     assert list(V.value) == [-2**31, -2**31, 2] and not [w for w in recwarn if "cast" in str(w.message)]
+
+
+def test_enum_choices_are_cut_to_cas_25_bytes_on_a_character():
+    """CA's enum strings hold 25 bytes: 20 'ü' (40 bytes) were served whole on PVA."""
+    meta = typemap.meta_from_info({"type": "enum", "enums": ["Größe", "ü" * 20]})
+    assert meta.enums == ("Größe", "ü" * 12)
+
+
+def test_an_array_with_alarm_limits_serves_them():
+    """pcaspy raises an array's alarm on any element: its valueAlarm limits say why."""
+    s = spec(type="float", count=4, lolo=1, low=2, high=8, hihi=9)
+    fields = typemap.meta_fields(s, typemap.meta_from_info({"lolo": 1, "low": 2, "high": 8, "hihi": 9}))
+    assert fields["valueAlarm"] == {"lowAlarmLimit": 1.0, "highAlarmLimit": 9.0,
+                                    "lowWarningLimit": 2.0, "highWarningLimit": 8.0}
+    assert "valueAlarm" not in typemap.meta_fields(s, typemap.meta_from_info({}))
