@@ -74,7 +74,8 @@ def ctrl_gdd(info: Any, db: Any) -> Any:
     if kind == _ENUM:
         ctrl = _create_dd(_APP_CTRL_ENUM)
         _put_value(_child(ctrl, 1), value)
-        _child(ctrl, 2).put(info.enums)
+        if info.enums:  # none: no strings (pcaspy's put of [] raised, and no post went out)
+            _child(ctrl, 2).put(info.enums)
         return ctrl
     ctrl = _create_dd(_dbr_d[kind])
     _put_string(_child(ctrl, 1), info.unit)

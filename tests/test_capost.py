@@ -120,3 +120,10 @@ def test_post_falls_back_to_pcaspy_for_odd_metadata() -> None:
     capost.post(stand_in, _data(stand_in.info, 1.0))  # pcaspy's own path posts it
     [(_, gdd)] = stand_in.posted
     assert gdd[7].get() == 7.0
+
+
+def test_an_enum_without_states_is_posted_without_strings() -> None:
+    """pcaspy's gdd.put([]) raised IndexError: every CA post of the PV failed."""
+    info = PVInfo({"type": "enum", "enums": []})
+    g = _proxy(capost.ctrl_gdd(info, _data(info, 3)))
+    assert g[1].get() == 3

@@ -189,6 +189,54 @@ def test_names_and_values_are_shown_as_they_are_not_as_markup() -> None:
     run_over(odd_source(), check, size=(120, 30))
 
 
+def test_control_characters_are_shown_not_acted_on() -> None:
+    """A CA put of 'x\\x1b[2Jy' cleared the operator's screen (the table, the details, the
+    put log and the server log wrote values and plugins' output to the terminal as they
+    were); a newline hid the rest of a cell."""
+    assert fmt.visible("a\x1b[2J\nb\t\x07\x9b\u202e") == "a\u241b[2J\u240ab\u2409\u2407\ufffd\ufffd"
+    assert fmt.visible("Größe ☃ 全角") == "Größe ☃ 全角"
+    assert fmt.cut("line1\nline2", 8) == "line1\u240al…"
+    source = odd_source()
+    msg = source.states["SR:A:MSG"]
+    source.states["SR:A:MSG"] = msg._replace(value="x\x1b[2Jy\nz", text="x\x1b[2Jy\nz")
+
+    async def check(app, pilot) -> None:
+        app.pv_view.set_filter("SR:A:*")
+        await pilot.pause()
+        await pilot.pause()
+        assert "x\u241b[2Jy\u240az" in shown_text(app.pv_view.table)
+        screen = await open_details(app, pilot, "SR:A:MSG")
+        shown = shown_text(screen.query_one("#pv-state"))
+        assert "x\u241b[2Jy\u240az" in shown and "\x1b" not in shown
+    run_over(source, check, size=(120, 30))
+
+
+def test_escape_and_a_digit_read_together_are_alt_and_the_digit() -> None:
+    """Textual reads Esc+3 as macOS's Option+3 ('£'): the view key was lost, or '£' typed
+    into the filter."""
+    from textual._xterm_parser import XTermParser
+    from pvconsole.tui.app import esc_key_as_alt
+    esc_key_as_alt()
+    def keys(data: str) -> list:
+        parser = XTermParser()
+        return [(k.key, k.character) for k in [*parser.feed(data), *parser.feed("")]]
+    assert keys("\x1b3") == [("alt+3", "3")]
+    assert keys("£") == [("pound_sign", "£")]  # typed: itself
+
+
+def test_the_screenshot_notice_names_the_file_without_markup(tmp_path) -> None:
+    """Textual's notice is markup ('[$text-success]'), shown as it was."""
+    async def check(app, pilot) -> None:
+        app.deliver_screenshot(path=str(tmp_path), filename="shot.svg")
+        for _ in range(50):
+            await pilot.pause()
+            if app._notifications:
+                break
+        texts = [n.message for n in app._notifications]
+        assert texts == [f"Saved screenshot to {tmp_path / 'shot.svg'}"]
+    run(check)
+
+
 def test_a_filter_or_a_jump_that_finds_nothing_says_so() -> None:
     async def check(app, pilot) -> None:
         app.pv_view.set_filter("NOPE:*")

@@ -29,6 +29,7 @@ from .. import logsetup
 from ..config import Config
 from ..gcpolicy import QUIET, IdleCollector, loading, settle
 from ..mirror import Exposure, PVState
+from . import fmt
 from .commands import ConsoleCommands
 from .focus import focus_now
 from .logbuffer import LogBuffer
@@ -99,6 +100,7 @@ class PvConsoleApp(App[int]):
             restarted: Why this console was started again over a running engine (said
                 once it is up).
         """
+        esc_key_as_alt()
         super().__init__()
         self.source = source
         self.restarted = restarted
@@ -137,7 +139,10 @@ class PvConsoleApp(App[int]):
         return self._changes
 
     def notify(self, message: str, *, markup: bool = False, **kwargs: Any) -> None:
-        """Notifications quote PV names, values and errors: not markup unless asked."""
+        """Notifications quote PV names, values and errors: not markup unless asked, and
+        nothing in them a terminal would act on (their line breaks kept)."""
+        if not markup:
+            message = "\n".join(fmt.visible(line) for line in message.split("\n"))
         super().notify(message, markup=markup, **kwargs)
 
     def _handle_exception(self, error: Exception) -> None:
@@ -515,6 +520,13 @@ class PvConsoleApp(App[int]):
             path = os.getcwd()
         return super().deliver_screenshot(filename, path, time_format)
 
+    def on_delivery_complete(self, event: events.DeliveryComplete) -> None:
+        """Textual's notice of a saved screenshot is markup; notifications here are not."""
+        if event.name == "screenshot":
+            event.prevent_default()
+            self.notify(f"Saved screenshot to {event.path}" if event.path else "Saved screenshot",
+                        title="Screenshot")
+
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
 
@@ -623,6 +635,20 @@ class PvConsoleApp(App[int]):
 
 
 # ---------------------------------------------------------------------- entry point
+
+def esc_key_as_alt() -> None:
+    """Make Esc read together with a digit (``\x1b3``, typed fast over ssh) ``alt+3``, as
+    with a letter, so :meth:`PvConsoleApp.on_event` takes it for the two keys: Textual
+    reads it as WezTerm-on-macOS's Option key (``£``), which lost the view key or typed
+    ``£`` into the filter. Its table is private: if it changes, nothing is done."""
+    try:
+        from textual._ansi_sequences import ANSI_SEQUENCES_KEYS as table
+        for seq in [k for k, v in table.items()
+                    if len(k) == 2 and k[0] == "\x1b" and isinstance(v, str) and len(v) == 1]:
+            table.pop(seq)  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - a Textual upgrade: keys as Textual reads them
+        pass
+
 
 def unalt(key: str) -> str:
     """``alt+2`` -> ``2``, ``alt+shift+j`` -> ``J``, ``alt+slash`` -> ``slash``."""

@@ -27,6 +27,20 @@ EXPOSURE_STYLES_DARK = {"on": "green", "off": "bright_black", "ro": "cyan"}
 EXPOSURE_STYLES_LIGHT = {"on": "green4", "off": "grey50", "ro": "dark_cyan"}
 
 
+#: Characters a terminal acts on instead of showing: C0 controls as their Control
+#: Pictures (``\x1b`` -> ␛, ``\n`` -> ␊), DEL as ␡, C1 controls (``\x9b`` is CSI to some
+#: terminals) and the bidirectional overrides (they reorder the line) as U+FFFD.
+_VISIBLE = {**{c: 0x2400 + c for c in range(0x20)}, 0x7F: 0x2421,
+            **{c: 0xFFFD for c in (*range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A))}}
+
+
+def visible(text: str) -> str:
+    """``text`` with nothing a terminal would act on: values, names, units, log lines and
+    put texts come from plugins and clients, and an escape sequence in one (``\x1b[2J``)
+    cleared the operator's screen; a newline hid the rest of a cell."""
+    return text if text.isprintable() else text.translate(_VISIBLE)
+
+
 #: Rich's emoji-code pattern (``:x:``, ``:on:``): PV names are full of colons
 _EMOJI_CODE = re.compile(r":(\S*?)(?:(?:\-)(?:emoji|text))?:")
 
@@ -43,6 +57,7 @@ def has_markup(text: str) -> bool:
 def literal(text: str) -> str | Text:
     """``text`` to be shown as it is: PV names, values, client names and error texts come
     from plugins and clients, and a ``str`` in a table cell or a Rich table is markup."""
+    text = visible(text)
     return Text(text) if has_markup(text) else text
 
 
@@ -113,6 +128,7 @@ def iso_clock(iso: str, tz: tzinfo | None = None, now: float | None = None) -> s
 def middle_cut(text: str, width: int) -> str:
     """``text`` in ``width`` characters, shortened in its middle: a PV name's prefix and
     its last fields are what tell it from the others."""
+    text = visible(text)
     if len(text) <= width:
         return text
     head = (width - 1) // 3
@@ -122,6 +138,7 @@ def middle_cut(text: str, width: int) -> str:
 def cut(text: str, width: int) -> str:
     """``text`` in ``width`` characters, an ellipsis marking a cut; an array's summary
     (``[1, 2, 3, …] (8)``) keeps its closing bracket and its count."""
+    text = visible(text)
     if len(text) <= width:
         return text
     head, sep, count = text.rpartition("] (")

@@ -145,7 +145,7 @@ class DetailsScreen(Screen):
             text.append("connected" if s.pva_clients else "no channel")
         for c in mine:
             text.append(f"\n  {str(c.get('protocol', '')).upper():<4} {c.get('peer', '')}"
-                        f"  {c.get('user', '')}  first seen {fmt.clock_time(float(c.get('since') or 0), self.tz)}")
+                        f"  {fmt.visible(str(c.get('user', '')))}  first seen {fmt.clock_time(float(c.get('since') or 0), self.tz)}")
         self.query_one("#pv-conns", Static).update(text)
 
     def _show_puts(self) -> None:

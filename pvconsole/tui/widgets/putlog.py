@@ -62,9 +62,9 @@ def put_matches(r: Any, text: str) -> bool:
 
 def put_text(r: Any, tz: tzinfo | None) -> str:
     """A put record in full, one field per line."""
-    lines = [f"{fmt.iso_clock(r.time, tz)}  {r.protocol.upper()}  {r.client}",
+    lines = [f"{fmt.iso_clock(r.time, tz)}  {r.protocol.upper()}  {fmt.visible(r.client)}",
              change_text(r, 60),
-             f"{r.result}{f': {r.reason}' if r.reason else ''}"]
+             f"{r.result}{f': {fmt.visible(r.reason)}' if r.reason else ''}"]
     if r.duration_ms:
         lines.append(f"driver {r.duration_ms:g} ms")
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import RichLog
 
+from .. import fmt
 from ..logbuffer import LogLine
 from ..settings import LOG_LINES
 
@@ -23,7 +24,7 @@ def log_text(line: LogLine, tz: tzinfo | None) -> Text:
     level = logging.getLevelName(line.level)
     text.append(f"{level:<7} ", style=LEVEL_STYLES.get(line.level, ""))
     text.append(f"{line.name}: ", style="bold cyan" if line.name == "epics" else "bold")
-    text.append(line.message, style=LEVEL_STYLES.get(line.level, ""))
+    text.append(fmt.visible(line.message), style=LEVEL_STYLES.get(line.level, ""))
     return text
 
 
