@@ -266,6 +266,8 @@ def test_a_cut_array_summary_keeps_its_bracket_and_count() -> None:
     assert fmt.cut("[30, 29, 28, 27, …] (8)", 20) == "[30, 29, 28…] (8)"  # whole items
     assert fmt.cut("[1, 2] (2)", 20) == "[1, 2] (2)"
     assert fmt.cut("a long plain text", 10) == "a long pl…"
+    assert fmt.cut("全角文字全角文字", 10) == "全角文字…"  # 9 cells: the ellipsis shows
+    assert fmt.cut("全角文字全", 10) == "全角文字全"  # 10 cells fit
 
 
 def test_escape_and_a_key_read_together_are_two_keys() -> None:

@@ -9,6 +9,7 @@ from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 from rich._emoji_codes import EMOJI
+from rich.cells import cell_len, get_character_cell_size
 from rich.text import Text
 
 from ..typemap import ALARM_CONDITIONS, SEVERITY_NAMES
@@ -135,12 +136,25 @@ def middle_cut(text: str, width: int) -> str:
     return f"{text[:head]}…{text[len(text) - (width - 1 - head):]}"
 
 
+def _head_cells(text: str, cells: int) -> str:
+    """The longest start of ``text`` that takes at most ``cells`` terminal cells."""
+    used = 0
+    for i, ch in enumerate(text):
+        used += get_character_cell_size(ch)
+        if used > cells:
+            return text[:i]
+    return text
+
+
 def cut(text: str, width: int) -> str:
-    """``text`` in ``width`` characters, an ellipsis marking a cut; an array's summary
-    (``[1, 2, 3, …] (8)``) keeps its closing bracket and its count."""
+    """``text`` in ``width`` terminal cells, an ellipsis marking a cut (a CJK character or
+    an emoji takes two: cut by characters, the cell cut the ellipsis off); an array's
+    summary (``[1, 2, 3, …] (8)``) keeps its closing bracket and its count."""
     text = visible(text)
-    if len(text) <= width:
+    if len(text) <= width and (text.isascii() or cell_len(text) <= width):
         return text
+    if not text.isascii() and cell_len(text) != len(text):
+        return _head_cells(text, width - 1) + "…"
     head, sep, count = text.rpartition("] (")
     tail = "…] (" + count
     if sep and text.startswith("[") and text.endswith(")") and len(tail) <= width // 2:
