@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -276,7 +277,7 @@ def test_clients_pv_is_made_only_for_someone_who_looks_and_is_fresh_when_read(en
     engine = engine_factory(ALLTYPES, control_prefix="CTL:")
     reports = []
     real = engine._clients_report
-    engine._clients_report = lambda: reports.append(1) or real()  # counts the costly reports
+    engine._clients_report = lambda *a: reports.append(1) or real(*a)  # counts the costly reports
     client = ca(engine)
     client.monitor("T:INT")
     ctx = pva(engine)
@@ -307,9 +308,10 @@ def test_a_costly_client_report_is_shared_longer(engine_factory, monkeypatch):
     engine = engine_factory(ALLTYPES)
     made = []
 
-    def slow_report():
+    def slow_report(cost):
         made.append(time.monotonic())
         time.sleep(0.05)
+        cost.append(0.05)  # what making it cost (here: all of it)
         return []
 
     monkeypatch.setattr(engine, "_clients_report", slow_report)
@@ -349,3 +351,19 @@ def test_explaining_an_asg_the_file_lacks_names_default(tmp_path):
     assert pva.write and "NOSUCH (not in the file: DEFAULT's rules apply)" in pva.why
     assert not rules.explain("NOSUCH", "bob", "127.0.0.1")[1].write
     assert "not in the file" not in rules.explain("DEFAULT", "alice", "127.0.0.1")[1].why
+
+
+def test_a_busy_driver_thread_does_not_make_the_client_report_look_dear(engine_factory, ca):
+    """The report's cost sets how long it is shared; it counted the wait for the driver
+    thread: a 3 s write() there kept a client that had gone on screen for 150 s."""
+    from pvconsole.engine import CLIENTS_MAX_AGE
+    engine = engine_factory(ALLTYPES)
+    ca(engine).monitor("T:INT")
+    busy = threading.Thread(target=engine.run_on_driver_thread, args=(lambda: time.sleep(1.0),))
+    busy.start()
+    time.sleep(0.2)  # the driver thread sleeps: the CA report waits for it
+    try:
+        assert any("T:INT" in c.channels for c in engine.clients())
+    finally:
+        busy.join()
+    assert engine.clients_max_age == CLIENTS_MAX_AGE
