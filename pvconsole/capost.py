@@ -46,15 +46,12 @@ def _value_gdd(info: Any, db: Any) -> Any:
     elif info.count == 1 and type(value) is str:
         g = _new_gdd(_APP_VALUE, info.type)
         _put_string(g, value)
-    elif info.count == 1 and info.type == _STRING and isinstance(value, (bytes, bytearray)):
-        g = _new_gdd(_APP_VALUE, _STRING)
-        _put_string(g, bytes_string(value))
-    else:  # arrays, numpy scalars, ...: pcaspy's dispatcher, as pcaspy does
+    else:  # arrays, numpy scalars, bytes, ...: pcaspy's dispatcher, as a CA get has it
         g = cas.gdd(_APP_VALUE, info.type)
         if info.count > 1:
             g.setDimension(1)
             g.setBound(0, 0, info.count)
-        g.put(value)
+        get_target(info, g).put(value)
     _set_stamp(g, db.time)
     _set_stat_sevr(g, db.alarm, db.severity)
     return g
@@ -103,7 +100,7 @@ def _put_value(child: Any, value: Any) -> None:
 
 
 class TextGdd:
-    """A CA get's gdd of a scalar ``string`` PV that takes ``bytes`` as their text
+    """The gdd of a scalar ``string`` PV's CA get or post, taking ``bytes`` as their text
     (:func:`bytes_string`); pcaspy's ``gdd.put`` made the server's scalar an array."""
 
     __slots__ = ("_gdd",)
@@ -119,7 +116,7 @@ class TextGdd:
 
 
 def get_target(info: Any, gdd: Any) -> Any:
-    """What a CA get of a PV with ``info`` puts the driver's value into."""
+    """What a CA get or post of a PV with ``info`` puts the driver's value into."""
     return TextGdd(gdd) if info.type == _STRING and info.count == 1 else gdd
 
 

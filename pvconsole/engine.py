@@ -586,16 +586,14 @@ class Engine:
             self._clients_cache = (time.monotonic(), known)
             return known
 
-    def _clients_report(self, cost: list[float] | None = None) -> list[ClientInfo]:
+    def _clients_report(self, cost: list[float]) -> list[ClientInfo]:
         """Both protocols' reports; appends to ``cost`` the seconds each took to make, not
         counting the wait for the driver thread (a 3 s ``write()`` there made the report
         look 3 s dear, and a gone client was shown for 150 s)."""
-        cost = [] if cost is None else cost
-
-        def timed(make: Callable[[], Any]) -> Any:
+        def timed(make: Callable[..., Any], *args: Any) -> Any:
             started = time.monotonic()
             try:
-                return make()
+                return make(*args)
             finally:
                 cost.append(time.monotonic() - started)
 
@@ -603,10 +601,10 @@ class Engine:
         if self.ca_server is not None:
             server = self.ca_server
             try:
-                ca_text = self.run_on_driver_thread(lambda: timed(lambda: capture_fd1(lambda: server.show(3))))
+                ca_text = self.run_on_driver_thread(lambda: timed(capture_fd1, lambda: server.show(3)))
             except TimeoutError:
                 log.warning("CA client report timed out")
-        rows = timed(lambda: pva_report(self.pva_server, self._tracker.pva_interval())) if self.pva_server else []
+        rows = timed(pva_report, self.pva_server, self._tracker.pva_interval()) if self.pva_server else []
         return self._tracker.build(ca_text, rows, self.config.ca_port)
 
     def client_counts(self, clients: list[ClientInfo] | None = None) -> dict[str, tuple[int, int]]:

@@ -277,7 +277,7 @@ def test_clients_pv_is_made_only_for_someone_who_looks_and_is_fresh_when_read(en
     engine = engine_factory(ALLTYPES, control_prefix="CTL:")
     reports = []
     real = engine._clients_report
-    engine._clients_report = lambda *a: reports.append(1) or real(*a)  # counts the costly reports
+    engine._clients_report = lambda cost: reports.append(1) or real(cost)  # counts the costly reports
     client = ca(engine)
     client.monitor("T:INT")
     ctx = pva(engine)

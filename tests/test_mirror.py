@@ -1159,9 +1159,10 @@ def test_a_script_loop_body_of_seconds_holds_the_other_plugins_once(engine_facto
     while a slow script's body ran (0.1-0.2 s each at the default 0.1 s)."""
     from pvconsole.turns import turns
     monkeypatch.setattr(turns, "max_wait", 1.0)
-    engine = engine_factory(plugin_path("script_slow_body"), ALLTYPES)
+    monkeypatch.setenv("WORK_BODY_SECONDS", "5")
+    engine = engine_factory(plugin_path("script_work"), ALLTYPES)
     ctx = pva(engine)
-    wait_for(lambda: ctx.get("SLOWBODY:N").value >= 1)  # its first body has begun
+    wait_for(lambda: ctx.get("WORK:N").value >= 1)  # its first body has begun
     time.sleep(1.2)  # ... and has run longer than max_wait
     started = time.monotonic()
     for i in range(5):  # each waited up to max_wait

@@ -151,9 +151,10 @@ def cut(text: str, width: int) -> str:
     an emoji takes two: cut by characters, the cell cut the ellipsis off); an array's
     summary (``[1, 2, 3, …] (8)``) keeps its closing bracket and its count."""
     text = visible(text)
-    if len(text) <= width and (text.isascii() or cell_len(text) <= width):
+    cells = len(text) if text.isascii() else cell_len(text)
+    if cells <= width:
         return text
-    if not text.isascii() and cell_len(text) != len(text):
+    if cells != len(text):
         return _head_cells(text, width - 1) + "…"
     head, sep, count = text.rpartition("] (")
     tail = "…] (" + count

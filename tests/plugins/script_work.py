@@ -1,6 +1,7 @@
 """A pcaspy script that does its own work between server.process() calls (a common
 pattern) and checks that its driver's write never runs in the middle of that work, as it
 never did when the script served CA itself."""
+import os
 import time
 
 from pcaspy import Driver, SimpleServer
@@ -9,6 +10,8 @@ prefix = "WORK:"
 pvdb = {"N": {"type": "int"}, "SP": {"value": 0.0}, "OVERLAP": {"type": "int"}}
 
 busy = [False]
+#: how long the loop talks to the hardware (a slow instrument: seconds)
+BODY_SECONDS = float(os.environ.get("WORK_BODY_SECONDS", "0.003"))
 
 
 class WorkDriver(Driver):
@@ -29,6 +32,6 @@ if __name__ == "__main__":
         busy[0] = True
         n += 1
         driver.setParam("N", n)
-        time.sleep(0.003)  # talking to the hardware
+        time.sleep(BODY_SECONDS)  # talking to the hardware
         driver.updatePVs()
         busy[0] = False
