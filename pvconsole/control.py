@@ -133,7 +133,10 @@ class ControlDriver(Driver):
         self._t = time.monotonic()
         self._clients_at = float("-inf")  # when CLIENTS was last refreshed (monotonic)
         self._putlog_seq = -1
-        self.setParam("EXPOSE:RESULT", "")
+        # the writable texts start empty, not undefined (pcaspy's never-written INVALID
+        # would show the console's own PVs in alarm); CLIENTS is made when somebody looks
+        for reason in ("EXPOSE", "EXPOSE:RESULT", "ACF:TEST"):
+            self.setParam(reason, "")
         self.updatePVs()
         self._thread = threading.Thread(target=self._run, name="control", daemon=True)
         self._thread.start()

@@ -326,6 +326,9 @@ def test_a_refused_expose_says_so_over_ca_too(engine_factory, pva, ca, caplog):
     """A CA put reports success whatever the driver answers: EXPOSE:RESULT tells. A typo
     is a refusal: one line in the log and the put log, no traceback."""
     engine = engine_factory(ALLTYPES, control_prefix="CTL:")
+    for name in ("CTL:EXPOSE", "CTL:EXPOSE:RESULT", "CTL:ACF:TEST"):  # empty, not in alarm
+        got = pva(engine).get(name)
+        assert (got.value, got.alarm.severity) == ("", 0), name
     client = ca(engine)
     assert client.put("CTL:EXPOSE", "NOPE:* off", wait=True).get("ok")
     assert client.get("CTL:EXPOSE:RESULT", as_string=True)["value"] == "refused: no PV matches 'NOPE:*'"
