@@ -279,14 +279,14 @@ def _pva_type(kind: str, ca_type: str, code: str) -> Type:
     """One shared Type per shape: 10,000 PVs of one kind need one type description."""
     if kind == "enum":
         return Type([("value", ENUM_T), ("alarm", ALARM_T), ("timeStamp", TIME_T),
-                     ("display", ("S", "structure", [("description", "s")]))], id=NTENUM)
+                     ("display", ("S", None, [("description", "s")]))], id=NTENUM)
     if kind == "string":
         return Type([("value", "s"), ("alarm", ALARM_T), ("timeStamp", TIME_T),
-                     ("display", ("S", "structure", [("description", "s"), ("units", "s")]))],
+                     ("display", ("S", None, [("description", "s"), ("units", "s")]))],
                     id=NTSCALAR)
     if ca_type == "string":  # string array: no numeric metadata
         return Type([("value", "as"), ("alarm", ALARM_T), ("timeStamp", TIME_T),
-                     ("display", ("S", "structure", [("description", "s"), ("units", "s")]))],
+                     ("display", ("S", None, [("description", "s"), ("units", "s")]))],
                     id=NTSCALARARRAY)
     if ca_type == "enum":  # enum array: DBF_ENUM elements are uint16
         code = "H"
@@ -295,11 +295,11 @@ def _pva_type(kind: str, ca_type: str, code: str) -> Type:
         ("value", ("a" + code) if kind == "array" else code),
         ("alarm", ALARM_T),
         ("timeStamp", TIME_T),
-        ("display", ("S", "structure", [
+        ("display", ("S", None, [
             ("limitLow", m), ("limitHigh", m), ("description", "s"), ("units", "s"),
             ("precision", "i"), ("form", ENUM_T)])),
-        ("control", ("S", "structure", [("limitLow", m), ("limitHigh", m), ("minStep", m)])),
-        ("valueAlarm", ("S", "structure", [
+        ("control", ("S", None, [("limitLow", m), ("limitHigh", m), ("minStep", m)])),
+        ("valueAlarm", ("S", None, [
             ("active", "?"), ("lowAlarmLimit", m), ("lowWarningLimit", m),
             ("highWarningLimit", m), ("highAlarmLimit", m), ("lowAlarmSeverity", "i"),
             ("lowWarningSeverity", "i"), ("highWarningSeverity", "i"),
