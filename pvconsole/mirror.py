@@ -519,12 +519,15 @@ class PvaMirror:
                 self.fix_stamp(entry, data)
                 t = data.time
             snap = (data.value, data.alarm, data.severity, t.secPastEpoch, t.nsec)
-            entry.data = snap
+            before, entry.data = entry.data, snap
             entry.updates += 1
             self.updates += 1
             with entry.lock:  # checked under the lock: exposure and clients change concurrently
                 posted = entry.value is not None and entry.pva_clients and data.mask & MONITORED
-                if posted:
+                if posted and data.mask & MONITORED == cas.DBE_ALARM and not (
+                        typemap.alarm_shown_changed(before[1:3], snap[1:3])):
+                    posted = False  # an alarm change PVA does not show: nothing to post
+                elif posted:
                     mask = data.mask
                     self._post(entry, snap, mask & DBE_PROPERTY,
                                bool(mask & VALUE_OR_ALARM) or not mask & DBE_PROPERTY,

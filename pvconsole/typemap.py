@@ -336,6 +336,13 @@ def alarm_fields(condition: int, severity: int) -> tuple[int, int, str]:
     return severity, status, message
 
 
+def alarm_shown_changed(old: tuple[Any, Any], new: tuple[Any, Any]) -> bool:
+    """Whether a CA alarm change, ``(condition, severity)`` before and after, changes what
+    PVA serves: a condition set without a severity (``setParamStatus(r, COMM, NO_ALARM)``)
+    is no alarm there, and an IOC's record posts nothing for it."""
+    return alarm_fields(*old) != alarm_fields(*new)
+
+
 def posix_time(sec_past_epics_epoch: int, nsec: int) -> tuple[int, int]:
     """EPICS-epoch seconds -> POSIX seconds. pcaspy's zero timestamp (never written) maps
     to 631152000 (1990-01-01), exactly what QSRV serves for a never-processed record."""
@@ -687,7 +694,7 @@ def updater(spec: PVSpec) -> Updater:
     sub-structures, alarm fields written only when they change (monitors then carry only
     the changed fields, as QSRV's do)."""
     assign = assign_value
-    alarm_cache: list[Any] = [None]
+    alarm_cache: list[Any] = [None, None]  # the (condition, severity) and the fields written
     enum = spec.kind == "enum"
     double = spec.kind == "scalar" and spec.ca_type == "float"
     integer = spec.kind == "scalar" and spec.ca_type in ("int", "short")
@@ -708,19 +715,19 @@ def updater(spec: PVSpec) -> Updater:
             assign(V, spec, value)
         key = (condition, severity)
         if alarm_cache[0] != key:
-            sevr, status, message = alarm_fields(condition, severity)
-            a = V.alarm
-            a.severity = sevr
-            a.status = status
-            a.message = message
             alarm_cache[0] = key
+            fields = alarm_fields(condition, severity)
+            if fields != alarm_cache[1]:  # (COMM without a severity is no alarm, as before)
+                a = V.alarm
+                a.severity, a.status, a.message = fields
+                alarm_cache[1] = fields
         ts = subs[1]
         ts.secondsPastEpoch = sec + POSIX_TIME_AT_EPICS_EPOCH
         ts.nanoseconds = nsec
         ts.userTag = 0  # QSRV marks it in every update
 
     def reset() -> None:
-        alarm_cache[0] = None
+        alarm_cache[:] = [None, None]
         subs[:] = [None, None, None]
 
     update.reset = reset  # type: ignore[attr-defined]

@@ -142,6 +142,29 @@ def test_status_and_metadata_changes_reach_pva(engine, pva):
     assert list(ctx.get("T:ENUM").value.choices) == ["A", "B", "C", "D"]
 
 
+def test_a_condition_without_severity_posts_nothing_to_pva(engine, pva):
+    """``setParamStatus(r, COMM, NO_ALARM)`` is no alarm over PVA (an IOC's STAT follows
+    SEVR): a monitor gets no update that changes nothing, as from an IOC's record; the next
+    real change comes with only the fields that changed."""
+    ctx = pva(engine)
+    drv = driver_of(engine)
+    q: queue.Queue = queue.Queue()
+    sub = ctx.monitor("T:INT", q.put)
+    try:
+        first = q.get(timeout=5)
+        drv.setParamStatus("INT", 9, 0)  # COMM / NO_ALARM
+        drv.updatePVs()
+        drv.setParamStatus("INT", 0, 0)  # and back: still nothing PVA shows
+        drv.updatePVs()
+        drv.setParam("INT", first.value + 1)
+        drv.updatePVs()
+        nxt = q.get(timeout=5)
+        assert nxt.value == first.value + 1  # the change, not an update in between
+        assert not {"alarm.severity", "alarm.status", "alarm.message"} & nxt.changedSet()
+    finally:
+        sub.close()
+
+
 def test_a_pva_client_connecting_later_sees_the_newest_data(engine, pva):
     """While no PVA channel is open the mirror only notes changes; the first channel must
     still see the newest value, alarm, timestamp and metadata (and a monitor's first
