@@ -46,6 +46,7 @@ DEFER_RATE = float(os.environ.get("PVCONSOLE_PVA_BATCH_RATE", "3000"))
 RATE_WINDOW = 0.05
 #: CA event mask bit of a metadata change (setParamInfo, setParamEnums).
 DBE_PROPERTY = cas.DBE_PROPERTY
+DBE_ALARM = cas.DBE_ALARM
 #: The changes a PVA monitor is sent, as QSRV's default monitors and CA's (a change
 #: within ``mdel`` but beyond ``adel`` is DBE_LOG only: for archivers, not for monitors).
 MONITORED = cas.DBE_VALUE | cas.DBE_ALARM | cas.DBE_PROPERTY
@@ -524,7 +525,7 @@ class PvaMirror:
             self.updates += 1
             with entry.lock:  # checked under the lock: exposure and clients change concurrently
                 posted = entry.value is not None and entry.pva_clients and data.mask & MONITORED
-                if posted and data.mask & MONITORED == cas.DBE_ALARM and not (
+                if posted and data.mask & MONITORED == DBE_ALARM and not (
                         typemap.alarm_shown_changed(before[1:3], snap[1:3])):
                     posted = False  # an alarm change PVA does not show: nothing to post
                 elif posted:
