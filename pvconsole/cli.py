@@ -1,4 +1,4 @@
-"""``pvconsole`` entry point: the console (default), ``--headless``, ``ctl``."""
+"""``pvconsole`` entry point: the console (default), ``--headless``, ``gateway``, ``ctl``."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pvconsole",
         description="Host pcaspy IOC plugins and serve every PV over Channel Access and PVAccess.",
-        epilog="Subcommands: 'pvconsole ctl --help' talks to a running console. Server settings "
+        epilog="Subcommands: 'pvconsole gateway --help' serves PVs of CA IOCs over PVA; "
+               "'pvconsole ctl --help' talks to a running console. Server settings "
                "default to the EPICS_CAS_* / EPICS_PVAS_* environment variables.")
     p.add_argument("--version", action="version", version=f"pvconsole {__version__}")
     p.add_argument("--plugin", dest="plugins", action="append", metavar="PATH_OR_MODULE",
@@ -67,15 +68,53 @@ def make_config(args: argparse.Namespace):
     return cfg
 
 
+def build_gateway_parser() -> argparse.ArgumentParser:
+    from .cagateway import add_arguments
+    p = build_parser()
+    p.prog = "pvconsole gateway"
+    p.description = ("Serve PVs of CA IOCs over PVA (a CA -> PVA gateway), beside any plugins "
+                     "named. pvconsole's own CA server then listens on loopback only, on a free "
+                     "port, unless --ca-intf/--ca-port say otherwise: CA clients keep finding "
+                     "the IOCs themselves.")
+    p.epilog = None
+    add_arguments(p)
+    return p
+
+
+def gateway_config(cfg, args: argparse.Namespace) -> None:
+    """The gateway plugin first, and the CA server out of the CA clients' way."""
+    from . import cagateway
+    from .config import ConfigError
+    from .pluginspec import with_args
+    if not args.pvs and not args.pv_list:
+        raise ConfigError("gateway: name the PVs to serve (PV ..., or --pv-list FILE)")
+    for path in args.pv_list:
+        if not path.is_file():
+            raise ConfigError(f"gateway: --pv-list {path}: no such file")
+    cfg.plugins = [with_args(cagateway.__file__, cagateway.script_args(args)), *cfg.plugins]
+    if args.ca_intf is None:
+        cfg.ca_intf = "127.0.0.1"
+    if args.ca_port is None:
+        cfg.ca_port = 0
+    if args.ca_beacon_addr is None:  # beacons to a port that takes them without a word
+        from .loopback import beacon_sink
+        cfg.ca_beacon_addr, cfg.ca_auto_beacon = "127.0.0.1", "NO"
+        if args.ca_beacon_port is None:
+            cfg.ca_beacon_port = beacon_sink()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "ctl":
         from .ctl import main as ctl_main
         return ctl_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    gateway = bool(argv) and argv[0] == "gateway"
+    args = (build_gateway_parser() if gateway else build_parser()).parse_args(argv[gateway:])
     from .config import ConfigError
     try:
         cfg = make_config(args)
+        if gateway:
+            gateway_config(cfg, args)
     except ConfigError as e:
         print(f"pvconsole: error: {e}", file=sys.stderr)
         return 2

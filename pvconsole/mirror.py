@@ -343,7 +343,15 @@ class MirroredPV(SimplePV):
         if self._ends_own_write:
             self._ends_own_write = False
             return super().endAsyncWrite(status)
-        ended = self.mirror.complete_async(self.entry)
+        return self._end_oldest(status)
+
+    def fail_async(self, why: str) -> Any:
+        """:func:`pvconsole.putlog.fail_put`: the oldest put in progress failed (a PVA
+        client is told ``why``, a CA client gets ECA_PUTFAIL)."""
+        return self._end_oldest(PUT_FAILED, why)
+
+    def _end_oldest(self, status: int, error: str = "") -> Any:
+        ended = self.mirror.complete_async(self.entry, error)
         if ended == asyncput.CA or (ended is None and self.hasAsyncWrite()):
             return super().endAsyncWrite(status)
         return None
@@ -940,12 +948,16 @@ class PvaMirror:
         if not self.stopped and self.asyn.next_ready(entry):
             self.submit(lambda: self.asyn.start_next(entry))
 
-    def complete_async(self, entry: Entry) -> Any:
-        """A ``callbackPV`` (any thread): end the oldest put in progress. Returns what it
-        ended (:data:`asyncput.CA`, a PVA put, or None)."""
+    def complete_async(self, entry: Entry, error: str = "") -> Any:
+        """A ``callbackPV`` (any thread): end the oldest put in progress, as failed with
+        ``error`` when given. Returns what it ended (:data:`asyncput.CA`, a PVA put, or
+        None)."""
         item = self.asyn.complete(entry)
         if isinstance(item, asyncput.PvaPut):
-            self._answer(entry, item, PutResult.ACCEPTED)
+            if error:
+                self._answer(entry, item, PutResult.DRIVER_ERROR, f"{entry.name}: {error}")
+            else:
+                self._answer(entry, item, PutResult.ACCEPTED)
         elif isinstance(item, asyncput.TimedOut):
             log.warning("%s: callbackPV came for a PVA put that had timed out (%r)",
                         entry.name, item.put.value)

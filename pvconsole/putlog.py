@@ -48,6 +48,18 @@ class WriteRefused(ValueError):
     anything else gets: that is a bug to chase). The console's control PVs use it."""
 
 
+def fail_put(driver: Any, reason: str, why: str) -> None:
+    """``callbackPV`` for an asynchronous write that failed (the device refused it): the
+    put in progress fails, a PVA client told ``why`` and a CA client ECA_PUTFAIL. Under
+    plain pcaspy (no pvconsole), a ``callbackPV``: pcaspy's CA side has no failure."""
+    from pcaspy.driver import manager  # (the console's process never calls this)
+    fail = getattr(manager.pvs[driver.port][reason], "fail_async", None)
+    if fail is None:
+        driver.callbackPV(reason)
+    else:
+        fail(why)
+
+
 def write_failed(name: str, error: Exception) -> tuple[str, str]:
     """Log a ``write()`` that raised; (its :class:`PutResult`, the reason). Call it in
     the ``except`` block, so that a traceback can be logged."""

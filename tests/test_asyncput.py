@@ -174,3 +174,34 @@ def test_puts_from_both_protocols_end_in_the_order_they_came(engine_factory, ca)
     assert [v for e, v, _ in driver.log if e == "start"] == [7.0, 8.0, 9.0]
     assert driver.overlaps == 0 and len(results) == 3
     assert engine.drivers["asyn_moves"].getParam("MOVE") == 9.0
+
+
+def test_a_failed_asynchronous_write_fails_the_put_on_both_protocols(engine_factory, pva, ca,
+                                                                      tmp_path):
+    """``pvconsole.putlog.fail_put``: the device refused what ``write`` started (the
+    gateway's CA put failed): the PVA client is told why, the CA client gets ECA_PUTFAIL,
+    the put log says so; a good one still ends as done."""
+    plugin = tmp_path / "failing.py"
+    plugin.write_text(
+        "import threading\n"
+        "from pcaspy import Driver\n"
+        "from pvconsole.putlog import fail_put\n"
+        "prefix = 'FP:'\n"
+        "pvdb = {'X': {'asyn': True}}\n"
+        "class D(Driver):\n"
+        "    def write(self, reason, value):\n"
+        "        if value < 0:\n"
+        "            end = lambda: fail_put(self, reason, 'the device said no')\n"
+        "        else:\n"
+        "            self.setParam(reason, value)\n"
+        "            end = lambda: (self.updatePVs(), self.callbackPV(reason))\n"
+        "        threading.Timer(0.05, end).start()\n"
+        "        return True\n")
+    engine = engine_factory(str(plugin), asyn_timeout=5.0)
+    with pytest.raises(RemoteError, match="FP:X: the device said no"):
+        pva(engine).put("FP:X", -1.0, wait=True, timeout=5)
+    assert engine.putlog.tail(1)[0].result == "driver error"
+    reply = ca(engine).call(op="put_status", pv="FP:X", value=-2.0)
+    assert reply.get("message") == "Channel write request failed", reply  # ECA_PUTFAIL
+    pva(engine).put("FP:X", 3.0, wait=True, timeout=5)
+    assert pva(engine).get("FP:X").value == 3.0

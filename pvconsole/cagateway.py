@@ -1,0 +1,280 @@
+"""A CA -> PVA gateway, written as a pcaspy IOC: PVs of CA IOCs pvconsole cannot host.
+
+``pvconsole gateway PV ...`` runs this script as a plugin. Its CA client (in a process of
+its own, :mod:`pvconsole.gwclient`) connects to each named PV wherever the CA network
+has it, and its driver serves what the IOC serves: the native type and element count,
+metadata (DBR_CTRL), value, alarm and the IOC's own timestamps, with metadata changes
+followed. pvconsole's mirror serves the PVs over PVA as it serves any plugin's; a PVA
+put becomes a CA put with completion to the IOC (``asyn``: the PVA put ends when the IOC
+has processed it). While the IOC is disconnected a PV is INVALID with a LINK alarm, as a
+record's disconnected CA link is, and puts are refused.
+
+pvconsole's own CA server serves these names only on loopback, on a free port (``pvconsole
+gateway`` sees to it): CA clients keep finding the IOC itself, not a second server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from pcaspy import Driver, SimpleServer, cas
+from pcaspy.alarm import Alarm, Severity
+
+# absolute: pvconsole runs this file as the script it is
+from pvconsole.putlog import WriteRefused, fail_put
+from pvconsole.typemap import POSIX_TIME_AT_EPICS_EPOCH
+
+log = logging.getLogger("pvconsole.gateway")
+
+#: CA native field type -> pcaspy type (float32 is served as double: pcaspy has no float32)
+PCASPY_TYPES = {"double": "float", "float32": "float", "long": "int", "short": "short",
+                "char": "char", "enum": "enum", "string": "string"}
+#: Longest char array served as text (the plugin key ``longstring``'s limit).
+LONGSTRING_MAX = 65536
+
+
+def pvdb_entry(info: dict[str, Any]) -> dict[str, Any]:
+    """A connected channel (:func:`pvconsole.gwclient.channel_info`) -> its pcaspy pvdb
+    entry: what the IOC's DBR_CTRL says, in pcaspy's words (pure)."""
+    ca_type = PCASPY_TYPES[info["dbf"]]
+    count = max(1, int(info.get("count") or 1))
+    ctrl = info.get("ctrl") or {}
+    entry: dict[str, Any] = {"type": ca_type, "count": count, "asyn": True}
+    pva: dict[str, Any] = {}
+    if ca_type == "enum":
+        entry["enums"] = list(ctrl.get("enum_strs") or [])
+    elif ca_type != "string":
+        entry.update(numeric_meta(ctrl))
+    value = info.get("value")
+    if ca_type == "char" and count > 1:
+        text = as_text(value)
+        if text is not None and count <= LONGSTRING_MAX:
+            value = text
+        else:
+            pva["longstring"] = False
+    if value is not None:
+        entry["value"] = value
+    if pva:
+        entry["pva"] = pva
+    return entry
+
+
+def numeric_meta(ctrl: dict[str, Any]) -> dict[str, Any]:
+    """DBR_CTRL metadata -> pcaspy's ``prec``, ``unit`` and limits (pure). pcaspy has one
+    pair of display/control limits: the display ones. A limit the IOC leaves unset (NaN)
+    is left out."""
+    out: dict[str, Any] = {}
+    if ctrl.get("precision") is not None:
+        out["prec"] = int(ctrl["precision"])
+    if ctrl.get("units") is not None:
+        out["unit"] = str(ctrl["units"])
+    for key, field in (("lolim", "lower_disp_limit"), ("hilim", "upper_disp_limit"),
+                       ("lolo", "lower_alarm_limit"), ("hihi", "upper_alarm_limit"),
+                       ("low", "lower_warning_limit"), ("high", "upper_warning_limit")):
+        x = ctrl.get(field)
+        if x is not None and x == x:
+            out[key] = x
+    return out
+
+
+def as_text(value: Any) -> str | None:
+    """A char array's bytes as text up to its NUL, or None when they are not text."""
+    if isinstance(value, str):
+        return value
+    try:
+        data = bytes(int(b) & 0xFF for b in (value if isinstance(value, (list, tuple)) else [value]))
+    except (TypeError, ValueError):
+        return None
+    data = data.split(b"\0", 1)[0]
+    if any(b < 32 and b not in (9, 10, 13) for b in data):
+        return None
+    return data.decode("latin-1")
+
+
+def ca_time(posix_seconds: int, nanoseconds: int) -> Any:
+    """A POSIX time -> pcaspy's EPICS-epoch timestamp."""
+    t = cas.epicsTimeStamp()
+    t.secPastEpoch = max(0, int(posix_seconds) - POSIX_TIME_AT_EPICS_EPOCH)
+    t.nsec = int(nanoseconds)
+    return t
+
+
+class CAClient:
+    """The CA client process and its pipe."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        self.proc = subprocess.Popen([sys.executable, "-m", "pvconsole.gwclient", str(theirs.fileno())],
+                                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+        theirs.close()
+        self.conn = Connection(os.dup(ours.fileno()))
+        ours.close()
+        self._send_lock = threading.Lock()
+
+    def send(self, message: tuple) -> None:
+        with self._send_lock:
+            self.conn.send(message)
+
+    def connect(self, names: list[str], timeout: float) -> dict[str, dict]:
+        self.send(("connect", names, timeout))
+        while True:
+            message = self.conn.recv()
+            if message[0] == "connected":
+                return message[1]
+
+    def close(self) -> None:
+        try:
+            self.send(("stop",))
+        except OSError:
+            pass
+        self.conn.close()
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class GatewayDriver(Driver):
+    """Serves what the CA client reports; PVA puts go to the IOC."""
+
+    def __init__(self, client: CAClient, infos: dict[str, dict]) -> None:
+        super().__init__()
+        self.client = client
+        self.writable = {name: bool(info.get("write", True)) for name, info in infos.items()}
+        self.connected = dict.fromkeys(infos, True)
+        self.text = {name: info["dbf"] == "char" and isinstance(pvdb_entry(info).get("value"), str)
+                     for name, info in infos.items()}
+        for name, info in infos.items():
+            self._update(name, info["value"], info["severity"], info["status"],
+                         info["posixseconds"], info["nanoseconds"])
+        self.updatePVs()
+        self._reader = threading.Thread(target=self._read, name="gateway-ca", daemon=True)
+        self._reader.start()
+
+    def _update(self, name: str, value: Any, severity: int, status: int, sec: int, nsec: int) -> None:
+        if self.text.get(name):
+            value = as_text(value) or ""
+        self.setParam(name, value, timestamp=ca_time(sec, nsec))
+        self.setParamStatus(name, status, severity)  # the IOC's alarm, not pcaspy's rules
+
+    def _read(self) -> None:
+        conn = self.client.conn
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                return
+            try:
+                self._handle(message)
+            except Exception:
+                log.exception("gateway: %s of %s failed", message[0], message[1])
+
+    def _handle(self, message: tuple) -> None:
+        kind, name = message[0], message[1]
+        if kind == "update":
+            self.connected[name] = True
+            self._update(name, *message[2:])
+        elif kind == "meta":
+            ctrl = message[2]
+            if "enum_strs" in ctrl:
+                self.setParamEnums(name, list(ctrl["enum_strs"]))
+            meta = numeric_meta(ctrl)
+            if meta:
+                self.setParamInfo(name, meta)
+        elif kind == "conn":
+            self.connected[name] = message[2]
+            if not message[2]:
+                log.warning("gateway: %s disconnected from its IOC", name)
+                self.setParamStatus(name, Alarm.LINK_ALARM, Severity.INVALID_ALARM)
+            else:
+                log.info("gateway: %s connected again", name)
+        elif kind == "access":
+            self.writable[name] = message[2]
+        elif kind == "put_done":
+            ok, why = message[2], message[3]
+            if ok:
+                self.callbackPV(name)
+            else:
+                log.warning("gateway: put to %s failed: %s", name, why)
+                fail_put(self, name, why)
+        self.updatePV(name)
+
+    def write(self, reason: str, value: Any) -> bool:
+        if not self.connected.get(reason, False):
+            raise WriteRefused("disconnected from its IOC")
+        if not self.writable.get(reason, False):
+            raise WriteRefused("the IOC grants no write access")
+        self.client.send(("put", reason, value))
+        return True
+
+
+def pv_names(names: list[str], lists: list[Path]) -> list[str]:
+    """PV names from the command line and from files (one per line; blank lines and ``#``
+    comments skipped), each once, in order."""
+    out = list(names)
+    for path in lists:
+        for line in path.read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                out.extend(line.split())
+    return list(dict.fromkeys(out))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The gateway's own arguments (``pvconsole gateway`` adds pvconsole's)."""
+    p.add_argument("pvs", nargs="*", metavar="PV", help="PV names on the CA network")
+    p.add_argument("--pv-list", type=Path, action="append", default=[], metavar="FILE",
+                   help="file of PV names, one per line (repeatable)")
+    p.add_argument("--connect-timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="how long to wait for the PVs to connect at start (default 5)")
+
+
+def script_args(args: argparse.Namespace) -> list[str]:
+    """The command line of this script for what ``pvconsole gateway`` was given."""
+    out = [*args.pvs, "--connect-timeout", str(args.connect_timeout)]
+    for path in args.pv_list:
+        out += ["--pv-list", str(path.resolve())]
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="cagateway.py", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    names = pv_names(args.pvs, args.pv_list)
+    if not names:
+        raise SystemExit("gateway: no PV named (PV names, or --pv-list FILE)")
+    client = CAClient()
+    try:
+        infos = client.connect(names, args.connect_timeout)
+        missing = [n for n in names if n not in infos]
+        if missing:
+            log.warning("gateway: %d PV(s) did not connect within %g s and are not served: %s%s",
+                        len(missing), args.connect_timeout, ", ".join(missing[:10]),
+                        " …" if len(missing) > 10 else "")
+        if not infos:
+            raise SystemExit("gateway: none of the PVs connected (EPICS_CA_ADDR_LIST?)")
+        server = SimpleServer()
+        server.createPV("", {name: pvdb_entry(info) for name, info in infos.items()})
+        GatewayDriver(client, infos)
+        log.info("gateway: serving %d PV(s) of CA IOCs", len(infos))
+        while True:
+            server.process(0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        client.close()
+
+
+if __name__ == "__main__":
+    main()

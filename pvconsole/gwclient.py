@@ -1,0 +1,165 @@
+"""The CA client side of the gateway (:mod:`pvconsole.cagateway`), in a process of its own.
+
+pyepics (libca) in the process that runs pcaspy's CA server has hung for users, so the
+gateway's CA client runs here and talks to the gateway over one pipe
+(``multiprocessing.connection`` pickles):
+
+- gateway -> here: ``("connect", names, timeout)`` once, then ``("put", name, value)``.
+- here -> gateway: ``("connected", {name: info})`` (:func:`channel_info`; names that did
+  not connect within ``timeout`` are left out), then ``("update", name, value, severity,
+  status, posix_seconds, nanoseconds)``, ``("meta", name, ctrl)`` for a property change,
+  ``("conn", name, connected)``, ``("access", name, writable)`` and ``("put_done", name,
+  ok, message)``.
+
+The channels are found as any CA client finds them (``EPICS_CA_ADDR_LIST``,
+``EPICS_CA_AUTO_ADDR_LIST``, ...). Run as ``python -m pvconsole.gwclient FD``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from functools import partial
+from multiprocessing.connection import Connection
+from typing import Any
+
+#: DBR_CTRL fields a gateway PV's metadata is made of.
+CTRL_FIELDS = ("precision", "units", "enum_strs", "upper_disp_limit", "lower_disp_limit",
+               "upper_alarm_limit", "lower_alarm_limit", "upper_warning_limit",
+               "lower_warning_limit", "upper_ctrl_limit", "lower_ctrl_limit")
+
+
+def plain(value: Any) -> Any:
+    """A pyepics value as plain Python (lists, not numpy arrays): pickled small, and what
+    pcaspy's ``setParam`` compares without numpy's element-wise ``!=``."""
+    tolist = getattr(value, "tolist", None)
+    return tolist() if tolist is not None else value
+
+
+def ctrl_of(kw: dict[str, Any]) -> dict[str, Any]:
+    """The metadata part of a pyepics callback's or ``get_ctrlvars()``'s keywords."""
+    out = {}
+    for key in CTRL_FIELDS:
+        if kw.get(key) is not None:
+            value = plain(kw[key])
+            out[key] = list(value) if key == "enum_strs" else value
+    return out
+
+
+class Client:
+    """The channels of one gateway, and the pipe they report to."""
+
+    def __init__(self, conn: Connection) -> None:
+        import epics  # only here: this process's CA context
+        self.epics = epics
+        self.conn = conn
+        self.lock = threading.Lock()
+        self.pvs: dict[str, Any] = {}
+        self.meta_pvs: dict[str, Any] = {}
+        self._last_meta: dict[str, dict] = {}
+
+    def send(self, message: tuple) -> None:
+        with self.lock:
+            try:
+                self.conn.send(message)
+            except (OSError, EOFError):
+                pass  # the gateway is gone: this process ends with its pipe
+
+    def connect(self, names: list[str], timeout: float) -> None:
+        dbr = self.epics.dbr
+        for name in names:
+            self.pvs[name] = self.epics.PV(name, form="time", auto_monitor=dbr.DBE_VALUE | dbr.DBE_ALARM,
+                                           connection_timeout=timeout)
+        deadline = time.monotonic() + timeout
+        infos = {}
+        for name, pv in self.pvs.items():
+            if pv.wait_for_connection(timeout=max(0.0, deadline - time.monotonic())):
+                info = channel_info(self.epics, pv)
+                if info is not None:
+                    infos[name] = info
+        for name in infos:  # monitors only once the gateway has its database
+            pv = self.pvs[name]
+            pv.add_callback(self._update)
+            pv.connection_callbacks.append(self._connection)
+            pv.access_callbacks.append(partial(self._access, name))
+            meta = self.epics.PV(name, form="ctrl", auto_monitor=dbr.DBE_PROPERTY,
+                                 callback=self._meta)
+            self.meta_pvs[name] = meta
+            self._last_meta[name] = infos[name]["ctrl"]
+        self.send(("connected", infos))
+        for name in infos:
+            pv = self.pvs[name]
+            if pv.connected:  # what changed while the gateway built its database
+                self._update(pvname=name, value=pv.value, severity=pv.severity,
+                             status=pv.status, posixseconds=pv.posixseconds,
+                             nanoseconds=pv.nanoseconds)
+
+    def _update(self, pvname: str, value: Any = None, severity: Any = 0, status: Any = 0,
+                posixseconds: Any = 0, nanoseconds: Any = 0, **_: Any) -> None:
+        if value is None:
+            return
+        self.send(("update", pvname, plain(value), int(severity or 0), int(status or 0),
+                   int(posixseconds or 0), int(nanoseconds or 0)))
+
+    def _meta(self, pvname: str, **kw: Any) -> None:
+        ctrl = ctrl_of(kw)
+        if ctrl and ctrl != self._last_meta.get(pvname):
+            self._last_meta[pvname] = ctrl
+            self.send(("meta", pvname, ctrl))
+
+    def _access(self, name: str, read: bool, write: bool, **_: Any) -> None:
+        self.send(("access", name, bool(write)))
+
+    def _connection(self, pvname: str, conn: bool, **_: Any) -> None:
+        self.send(("conn", pvname, bool(conn)))
+
+    def put(self, name: str, value: Any) -> None:
+        pv = self.pvs.get(name)
+        if pv is None or not pv.connected:
+            self.send(("put_done", name, False, "not connected to the IOC"))
+            return
+
+        def done(**_: Any) -> None:
+            self.send(("put_done", name, True, ""))
+        try:
+            pv.put(value, wait=False, use_complete=True, callback=done)
+        except Exception as e:
+            self.send(("put_done", name, False, f"{type(e).__name__}: {e}"))
+
+
+def channel_info(epics: Any, pv: Any) -> dict[str, Any] | None:
+    """What the gateway needs of a connected channel to serve it like the IOC does: its
+    native field type (``DBF_*`` name), element count, write access, metadata and value."""
+    ca = epics.ca
+    ftype = ca.field_type(pv.chid)
+    dbf = {0: "string", 1: "short", 2: "float32", 3: "enum", 4: "char", 5: "long",
+           6: "double"}.get(ftype)
+    if dbf is None:
+        return None
+    ctrl = ctrl_of(pv.get_ctrlvars() or {})
+    value = pv.get(use_monitor=False, timeout=2.0)
+    return {"dbf": dbf, "count": int(ca.element_count(pv.chid)), "write": bool(pv.write_access),
+            "ctrl": ctrl, "value": plain(value), "severity": int(pv.severity or 0),
+            "status": int(pv.status or 0), "posixseconds": int(pv.posixseconds or 0),
+            "nanoseconds": int(pv.nanoseconds or 0)}
+
+
+def main(argv: list[str]) -> int:
+    conn = Connection(int(argv[0]))
+    client = Client(conn)
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return 0
+        if message[0] == "connect":
+            client.connect(message[1], message[2])
+        elif message[0] == "put":
+            client.put(message[1], message[2])
+        elif message[0] == "stop":
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,202 @@
+"""The CA -> PVA gateway: a plain pcaspy IOC in its own process, served over PVA."""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import HERE, wait_for
+from pvconsole import cagateway
+from pvconsole.loopback import beacon_sink, free_port
+
+NAMES = ["R:F", "R:I", "R:S", "R:E", "R:STR", "R:W", "R:TXT", "R:SP", "R:STAMP", "R:RO"]
+ACF = """ASG(DEFAULT) {
+    RULE(1, READ)
+    RULE(1, WRITE)
+}
+ASG(RO) {
+    RULE(1, READ)
+}
+"""
+
+
+# ------------------------------------------------------------------ pure parts
+
+
+def test_a_channel_becomes_the_pvdb_entry_pcaspy_would_have():
+    ctrl = {"precision": 3, "units": "V", "lower_disp_limit": 0.0, "upper_disp_limit": 100.0,
+            "lower_alarm_limit": 1.0, "upper_alarm_limit": 90.0, "lower_warning_limit": math.nan,
+            "upper_warning_limit": math.nan}
+    entry = cagateway.pvdb_entry({"dbf": "double", "count": 1, "ctrl": ctrl, "value": 5.0})
+    assert entry == {"type": "float", "count": 1, "asyn": True, "prec": 3, "unit": "V",
+                     "lolim": 0.0, "hilim": 100.0, "lolo": 1.0, "hihi": 90.0, "value": 5.0}
+    enum = cagateway.pvdb_entry({"dbf": "enum", "count": 1, "write": False, "value": 1,
+                                 "ctrl": {"enum_strs": ["Off", "On"]}})
+    assert enum == {"type": "enum", "count": 1, "asyn": True, "enums": ["Off", "On"], "value": 1}
+    assert cagateway.pvdb_entry({"dbf": "string", "count": 1, "value": "x"})["type"] == "string"
+    assert cagateway.pvdb_entry({"dbf": "float32", "count": 3, "value": [1.0]})["count"] == 3
+
+
+def test_char_arrays_are_text_unless_their_bytes_are_not():
+    text = cagateway.pvdb_entry({"dbf": "char", "count": 8, "value": [104, 105, 0, 0]})
+    assert text["value"] == "hi" and "pva" not in text
+    data = cagateway.pvdb_entry({"dbf": "char", "count": 4, "value": [1, 2, 200, 0]})
+    assert data["pva"] == {"longstring": False} and data["value"] == [1, 2, 200, 0]
+    assert cagateway.as_text([104, 0, 1]) == "h"  # what follows the NUL is not the text
+
+
+def test_pv_names_come_from_arguments_and_files(tmp_path):
+    f = tmp_path / "pvs.txt"
+    f.write_text("# the ring\nSR:A SR:B\n\nSR:C  # third\nSR:A\n")
+    assert cagateway.pv_names(["X:1", "SR:B"], [f]) == ["X:1", "SR:B", "SR:A", "SR:C"]
+
+
+# ------------------------------------------------------------------ end to end
+
+
+class RemoteIOC:
+    """tests/remote_ioc.py on a free loopback port."""
+
+    def __init__(self, acf: Path, port: int | None = None) -> None:
+        self.port = port or free_port(udp=True)
+        env = dict(os.environ, REMOTE_ACF=str(acf), EPICS_CAS_INTF_ADDR_LIST="127.0.0.1",
+                   EPICS_CAS_SERVER_PORT=str(self.port), EPICS_CAS_BEACON_ADDR_LIST="127.0.0.1",
+                   EPICS_CAS_BEACON_PORT=str(beacon_sink()), EPICS_CAS_AUTO_BEACON_ADDR_LIST="NO")
+        self.proc = subprocess.Popen([sys.executable, str(HERE / "remote_ioc.py")], env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def command(self, line: str) -> None:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+@pytest.fixture
+def remote(monkeypatch, tmp_path):
+    iocs: list[RemoteIOC] = []
+    acf = tmp_path / "remote.acf"
+    acf.write_text(ACF)
+
+    def start(port: int | None = None) -> RemoteIOC:
+        ioc = RemoteIOC(acf, port)
+        iocs.append(ioc)
+        # what the gateway's CA client process finds IOCs with
+        monkeypatch.setenv("EPICS_CA_ADDR_LIST", f"127.0.0.1:{ioc.port}")
+        monkeypatch.setenv("EPICS_CA_AUTO_ADDR_LIST", "NO")
+        return ioc
+    yield start
+    for ioc in iocs:
+        ioc.stop()
+
+
+def gateway_spec(*names: str) -> str:
+    return " ".join([cagateway.__file__, *names, "--connect-timeout", "3"])
+
+
+def test_pva_serves_what_the_ca_ioc_serves(engine_factory, pva, remote):
+    remote()
+    engine = engine_factory(gateway_spec(*NAMES, "R:NOPE"))
+    ctx = pva(engine)
+    f = ctx.get("R:F")
+    assert f.getID() == "epics:nt/NTScalar:1.0" and f.value == 95.0
+    assert (f.alarm.severity, f.alarm.message) == (2, "HIHI")  # the IOC's alarm
+    assert (f.display.units, f.display.precision, f.display.limitHigh) == ("V", 3, 100.0)
+    assert (f.valueAlarm.highAlarmLimit, f.valueAlarm.lowWarningLimit) == (90.0, 2.0)
+    assert ctx.get("R:I").value == 7 and ctx.get("R:I").display.units == "cts"
+    assert str(ctx.get("R:S").type()["value"]) == "h" and ctx.get("R:S").value == -3
+    e = ctx.get("R:E")
+    assert (e.getID(), e.value.index, list(e.value.choices)) == ("epics:nt/NTEnum:1.0", 1,
+                                                                 ["Off", "On", "Fault"])
+    assert ctx.get("R:STR").value == "hello"
+    assert ctx.get("R:W").value.tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert ctx.get("R:TXT").value == "some text"
+    stamp = ctx.get("R:STAMP").timeStamp  # the IOC's own timestamp, not the gateway's
+    assert (stamp.secondsPastEpoch, stamp.nanoseconds) == (1704164645, 678)
+    assert "R:NOPE" not in engine.entries  # did not connect: not served, and said so
+
+
+def test_changes_on_the_ioc_reach_pva_monitors_and_pva_puts_reach_the_ioc(engine_factory, pva,
+                                                                          remote):
+    ioc = remote()
+    engine = engine_factory(gateway_spec(*NAMES))
+    ctx = pva(engine)
+    q: queue.Queue = queue.Queue()
+    sub = ctx.monitor("R:F", q.put)
+    try:
+        assert q.get(timeout=5).value == 95.0
+        ioc.command("set F 50")
+        v = q.get(timeout=5)
+        assert v.value == 50.0 and v.alarm.severity == 0
+        ioc.command("meta")  # a property change on the IOC
+        wait_for(lambda: ctx.get("R:F").display.units == "mV")
+        assert ctx.get("R:F").display.precision == 1
+    finally:
+        sub.close()
+    ioc.command("alarm")  # an alarm the IOC raises itself
+    wait_for(lambda: ctx.get("R:I").alarm.message == "COMM")
+    assert ctx.get("R:I").alarm.severity == 2
+    ctx.put("R:SP", 7.25)  # completes when the IOC has processed it
+    assert ctx.get("R:SP").value == 7.25
+    ctx.put("R:TXT", "new text")
+    assert ctx.get("R:TXT").value == "new text"
+    ctx.put("R:E", "Fault")
+    assert ctx.get("R:E").value.index == 2
+    assert [r.pv for r in engine.putlog.tail(3)] == ["R:SP", "R:TXT", "R:E"]
+    with pytest.raises(Exception, match="the IOC grants no write access"):
+        ctx.put("R:RO", 1.0)
+    assert ctx.get("R:RO").value == 3.0
+
+
+def test_a_gone_ioc_is_a_link_alarm_and_refuses_puts_until_it_is_back(engine_factory, pva,
+                                                                      remote):
+    ioc = remote()
+    engine = engine_factory(gateway_spec(*NAMES))
+    ctx = pva(engine)
+    assert ctx.get("R:SP").value == 1.5
+    ioc.stop()
+    wait_for(lambda: ctx.get("R:SP").alarm.message == "LINK", timeout=40)
+    assert ctx.get("R:SP").alarm.severity == 3
+    with pytest.raises(Exception, match="disconnected from its IOC"):
+        ctx.put("R:SP", 2.0)
+    remote(ioc.port)  # the IOC restarts
+    wait_for(lambda: ctx.get("R:SP").alarm.severity == 0, timeout=40)
+    ctx.put("R:SP", 2.0)
+    assert ctx.get("R:SP").value == 2.0
+
+
+def test_pvconsole_gateway_keeps_its_ca_server_out_of_the_way(remote, tmp_path):
+    """``pvconsole gateway`` headless: its own CA server on loopback on a free port (CA
+    clients keep finding the IOC), stops on SIGTERM with exit 0; no PV named is an error."""
+    remote()
+    pva_port, bcast = free_port(), free_port(udp=True)
+    env = dict(os.environ, EPICS_PVAS_INTF_ADDR_LIST="127.0.0.1", EPICS_PVAS_SERVER_PORT=str(pva_port),
+               EPICS_PVAS_BROADCAST_PORT=str(bcast))
+    cmd = [sys.executable, "-m", "pvconsole", "gateway", "--headless", "--state-dir",
+           str(tmp_path / "state"), "--control-prefix", ""]
+    bad = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "name the PVs" in bad.stderr
+    proc = subprocess.Popen([*cmd, "R:F", "--connect-timeout", "3"], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:
+            if line.startswith("pvconsole: serving"):
+                break
+        assert "1 PVs from 1 plugin(s) (CA 127.0.0.1:" in line and "127.0.0.1:5064" not in line
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=10) == 0, rest
+    assert "beacon" not in rest, rest
