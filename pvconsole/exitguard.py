@@ -1,4 +1,5 @@
-"""A hosted plugin's ``os._exit`` ends the plugin's thread, not every IOC of the process.
+"""A hosted plugin's ``os._exit`` ends the plugin's thread, not every IOC of the process;
+its ``os.exec*`` (a restart of itself) is refused.
 
 An unmodified pcaspy script may leave with ``os._exit`` (a watchdog, a fatal device
 error). Alone, that ended its own IOC; hosted, it ended pvconsole and every other plugin,
@@ -27,9 +28,37 @@ log = logging.getLogger("pvconsole.plugins")
 real_exit = os._exit
 
 
+#: The real ``os.execv``/``os.execve`` (every ``os.exec*`` ends in one of them).
+real_exec = {"execv": os.execv, "execve": os.execve}
+
+
 def install() -> None:
-    """Guard ``os._exit`` (idempotent)."""
+    """Guard ``os._exit`` and the ``os.exec*`` family (idempotent)."""
     os._exit = _guarded_exit
+    os.execv = _guarded_exec("execv")
+    os.execve = _guarded_exec("execve")
+
+
+def _guarded_exec(name: str):
+    """``os.<name>`` that refuses, off the main thread, to replace the process: a script
+    that restarts itself (an IOC's REBOOT PV: ``os.execv(sys.executable, [...])``) would
+    replace pvconsole and every other IOC with itself alone, with its output going
+    nowhere. The caller gets ``PermissionError`` (a put that asked for it fails)."""
+    real = real_exec[name]
+
+    def guarded(path, args, *env):
+        if threading.current_thread() is threading.main_thread():
+            return real(path, args, *env)
+        caller = sys._getframe(1)
+        while caller.f_back is not None and caller.f_globals is vars(os):
+            caller = caller.f_back  # os.execl/execvp/...: the plugin's own call
+        log.error("os.%s(%r, ...) called on thread %r (%s:%d): refused, a hosted IOC does "
+                  "not replace the process that serves every IOC (restart pvconsole to "
+                  "restart it)", name, path, threading.current_thread().name,
+                  caller.f_code.co_filename, caller.f_lineno)
+        raise PermissionError(f"os.{name} refused: pvconsole hosts this IOC beside others; "
+                              "restart pvconsole to restart it")
+    return guarded
 
 
 def _guarded_exit(code: int) -> NoReturn:

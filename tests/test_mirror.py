@@ -676,6 +676,34 @@ def test_a_script_that_calls_os_exit_ends_its_own_loop_only(engine_factory, pva,
     assert ctx.get("T:FLOAT").value == 51.0
 
 
+def test_a_script_that_restarts_itself_with_exec_is_refused(engine_factory, pva, caplog,
+                                                             tmp_path):
+    """An IOC's REBOOT PV (``os.execv(sys.executable, [...])``): alone, the IOC restarted;
+    hosted, it replaced pvconsole and every other IOC with itself. Now the put fails, the
+    log says where, and everything serves on."""
+    plugin = tmp_path / "reboot.py"
+    plugin.write_text(
+        "import os, sys\n"
+        "from pcaspy import Driver, SimpleServer\n"
+        "class D(Driver):\n"
+        "    def write(self, reason, value):\n"
+        "        os.execl(sys.executable, sys.executable, '-c', 'pass')\n"
+        "if __name__ == '__main__':\n"
+        "    server = SimpleServer()\n"
+        "    server.createPV('RB:', {'REBOOT': {'type': 'int'}})\n"
+        "    D()\n"
+        "    while True:\n"
+        "        server.process(0.1)\n")
+    engine = engine_factory(str(plugin), ALLTYPES)
+    ctx = pva(engine)
+    with pytest.raises(Exception, match="os.execv refused"):
+        ctx.put("RB:REBOOT", 1, wait=True)
+    assert any("os.execv(" in r.getMessage() and "reboot.py:5" in r.getMessage()
+               for r in caplog.records), caplog.text
+    ctx.put("T:FLOAT", 52.0, wait=True)
+    assert ctx.get("T:FLOAT").value == 52.0
+
+
 def test_unmodified_pcaspy_scripts_run(engine_factory, pva):
     engine = engine_factory(plugin_path("script_loop"), plugin_path("script_main"))
     assert not [p.error for p in engine.plugins if p.error]
