@@ -143,6 +143,8 @@ class _Capture:
         self.drivers: list[Any] = []          # pcaspy Drivers its code made
         self.asyncio = False                  # its code names asyncio (see _captured_pcaspy)
         self.closed = False                   # loading is over: late createPV calls are refused
+        self.argv: list[str] = []             # sys.argv while its code runs
+        self.script = False                   # it ran as a script (its __main__ part)
         self.create_called = False            # the script reached createPV (even if it failed)
         self.looping = False                  # the script's own server loop runs
         self.in_body = False                  # ... and is between two process() calls
@@ -363,7 +365,7 @@ def _captured_pcaspy(capture: _Capture, argv0: str, uses_asyncio: bool = False) 
     pcaspy.SimpleServer = pcaspy.driver.SimpleServer = capture.server_class()  # type: ignore[misc]
     pcaspy.tools.ServerThread = capture.server_thread_class()  # type: ignore[misc]
     pcaspy.Driver.port = capture.port
-    sys.argv = [argv0, *capture.args]
+    sys.argv = capture.argv = [argv0, *capture.args]
 
     keep_signal = capture.keep_signal
 
@@ -393,7 +395,25 @@ def _captured_pcaspy(capture: _Capture, argv0: str, uses_asyncio: bool = False) 
         pcaspy.Driver.__init__ = driver_init  # type: ignore[method-assign]
         (pcaspy.SimpleServer, pcaspy.driver.SimpleServer, pcaspy.tools.ServerThread,
          pcaspy.Driver.port, sys.argv, signal.signal) = saved
+        _keep_script_argv(capture)
         capture.closed = True
+
+
+def _keep_script_argv(capture: _Capture) -> None:
+    """After a plugin's code ran: ``sys.argv`` is the first script's command line, for
+    good. A script's threads and its driver read it after start-up too (PV names from
+    ``sys.argv[1]`` in a polling thread), as in its own process; pvconsole parsed its own
+    long before. One process has one ``sys.argv``: a second script with other arguments
+    is told so."""
+    first = next((c for c in _captures if c.script), None)
+    if first is None:
+        return
+    sys.argv = list(first.argv)
+    if capture.script and capture is not first and capture.argv[1:] != first.argv[1:]:
+        log.warning("plugin %s: after start-up, sys.argv is plugin %s's command line (one "
+                    "process has one sys.argv): code of %s that reads sys.argv later (its "
+                    "threads, its driver) sees %s", capture.name, first.name, capture.name,
+                    first.argv[1:])
 
 
 @contextlib.contextmanager
@@ -651,6 +671,7 @@ def _run_as_script(capture: _Capture, path: Path) -> dict:
     defaults, prefixes and start-up); when that part stops before any ``createPV`` and the
     module defines ``prefix`` and ``pvdb``, those are served instead."""
     namespace = _main_namespace(path)
+    capture.script = True
     try:
         _run_plugin_code(capture, str(path), lambda: _exec_as_main(path, namespace))
     except (Exception, SystemExit) as e:

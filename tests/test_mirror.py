@@ -1056,6 +1056,41 @@ def test_a_script_gets_the_command_line_given_after_its_name(engine_factory, pva
     assert [p.name for p in engine.plugins if not p.error and p.source != "builtin"][0] == "script_args"
 
 
+def test_a_script_reads_its_own_command_line_after_start_up(engine_factory, pva, caplog,
+                                                            tmp_path):
+    """A script's threads and driver read ``sys.argv`` later too (PV names built from
+    ``sys.argv[1]`` in a polling thread): they see the script's command line, not
+    pvconsole's; a second script with other arguments is told that one process has one."""
+    plugin = tmp_path / "argv.py"
+    plugin.write_text(
+        "import sys, threading, time\n"
+        "from pcaspy import Driver, SimpleServer\n"
+        "class D(Driver):\n"
+        "    def write(self, reason, value):\n"
+        "        self.setParam('IN_WRITE', ' '.join(sys.argv[1:]))\n"
+        "        self.updatePVs()\n"
+        "        return True\n"
+        "if __name__ == '__main__':\n"
+        "    P = sys.argv[2]\n"
+        "    server = SimpleServer()\n"
+        "    server.createPV(P, {'POKE': {'type': 'int'}, 'IN_THREAD': {'type': 'string'},\n"
+        "                        'IN_WRITE': {'type': 'string'}})\n"
+        "    d = D()\n"
+        "    def later():\n"
+        "        time.sleep(0.2)\n"
+        "        d.setParam('IN_THREAD', ' '.join(sys.argv[1:]))\n"
+        "        d.updatePVs()\n"
+        "    threading.Thread(target=later, daemon=True).start()\n"
+        "    while True:\n"
+        "        server.process(0.1)\n")
+    engine = engine_factory(f"{plugin} -P A1:", f"{plugin} -P A2:")
+    ctx = pva(engine)
+    wait_for(lambda: ctx.get("A1:IN_THREAD").value == "-P A1:")
+    ctx.put("A1:POKE", 1, wait=True)
+    assert ctx.get("A1:IN_WRITE").value == "-P A1:"
+    assert any("sys.argv is plugin argv's command line" in r.getMessage() for r in caplog.records)
+
+
 def test_a_script_thread_nothing_tells_to_end_does_not_hold_up_the_stop(engine_factory, tmp_path):
     (tmp_path / "forever.py").write_text(
         "import time\nfrom pcaspy import Driver, SimpleServer\nfrom pcaspy.tools import ServerThread\n"
