@@ -33,7 +33,16 @@ def exceeds(last: Any, new: Any, deadband: float) -> bool:
 
 class PVInfo(_PVInfo):
     """pcaspy's PV description whose deadband test for scalar numbers is an EPICS
-    record's (:func:`exceeds`); arrays and strings are pcaspy's own test."""
+    record's (:func:`exceeds`); arrays and strings are pcaspy's own test.
+
+    A ``char`` scalar without a pvdb ``value`` starts at 0, not pcaspy's ``''`` (which it
+    gives char arrays): both servers serve 0 for it, and with ``''`` every later number
+    (a driver's ``setParam``, a PVA put) failed the deadband test (``'' - 66``)."""
+
+    def __init__(self, info: dict) -> None:
+        super().__init__(info)
+        if self.type == cas.aitEnumUint8 and self.count <= 1 and self.value == "":
+            self.value = self.mlst = self.alst = 0
 
     def checkValue(self, newValue: Any) -> int:  # noqa: N802 - pcaspy's name
         if self.count > 1 or self.type in _TEXT:

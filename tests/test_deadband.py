@@ -26,7 +26,7 @@ def masks(cls, info, values):
     ({"type": "int"}, ["7"]),
     ({"type": "float"}, [10 ** 400]),
     ({"type": "int", "value": 2 ** 60}, [2 ** 60 + 1]),  # beyond a float's precision
-    ({"type": "char"}, [65]),
+    ({"type": "char", "value": 0}, [65, 65]),
     ({"type": "float", "mdel": 0.5}, [0.2, 0.7, 1.3, INF, -INF, 1.0]),
     ({"type": "enum", "enums": ["a", "b"]}, [1, 1, 0]),
     ({"type": "string"}, ["x", "x", "y"]),
@@ -34,6 +34,13 @@ def masks(cls, info, values):
 ])
 def test_what_has_no_nan_nor_repeated_infinity_is_pcaspy_s(info, values):
     assert masks(PVInfo, info, values) == masks(PcaspyInfo, info, values)
+
+
+def test_a_char_scalar_without_a_value_starts_at_zero_not_pcaspy_s_empty_text():
+    """pcaspy's '' made every number fail (TypeError): both servers serve 0 for it."""
+    assert masks(PcaspyInfo, {"type": "char"}, [65]) == ["TypeError"]
+    assert masks(PVInfo, {"type": "char"}, [65, 65]) == [3, 0]
+    assert PVInfo({"type": "char", "count": 8}).value == ""  # arrays: text, as pcaspy
 
 
 @pytest.mark.parametrize("last, new, deadband, posted", [

@@ -722,6 +722,26 @@ def test_pvs_without_a_pvdb_value_show_what_the_servers_serve(engine, pva, ca):
     assert list(states["T:SARR"].value) == list(pva(engine).get("T:SARR").value) == [0, 0, 0, 0]
 
 
+def test_a_char_scalar_without_a_value_takes_numbers(engine_factory, pva, ca, tmp_path):
+    """pcaspy starts it at '' (as its char arrays): every number after that failed its
+    deadband test ('' - 66), a PVA put and the driver's own setParam alike."""
+    plugin = tmp_path / "charscalar.py"
+    plugin.write_text("from pcaspy import Driver\nprefix = 'CS:'\n"
+                      "pvdb = {'ST': {'type': 'char'}, 'N': {}}\n"
+                      "class D(Driver):\n"
+                      "    def write(self, reason, value):\n"
+                      "        self.setParam(reason, value)\n"
+                      "        self.setParam('N', self.getParam('N') + 1)\n"
+                      "        self.updatePVs()\n"
+                      "        return True\n")
+    engine = engine_factory(str(plugin))
+    ctx = pva(engine)
+    assert ctx.get("CS:ST").value == 0 and ca(engine).get("CS:ST")["value"] == 0
+    ctx.put("CS:ST", 66, wait=True)
+    assert ctx.get("CS:ST").value == 66 and ctx.get("CS:N").value == 1
+    assert ca(engine).get("CS:ST")["value"] == 66
+
+
 def test_script_with_server_thread_keeps_its_own_loop(engine_factory, pva):
     engine = engine_factory(plugin_path("script_thread"))
     assert not [p.error for p in engine.plugins if p.error]
