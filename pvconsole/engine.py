@@ -403,9 +403,10 @@ class Engine:
             try:
                 driver = plugin_loader.instantiate(plugin)
             except Exception as e:
-                log.debug("driver init", exc_info=True)
-                raise plugin_loader.PluginError(f"{spec}: driver {plugin.driver_cls.__name__}() "
-                                                f"raised {type(e).__name__}: {e}") from None
+                log.info("driver init", exc_info=True)
+                raise plugin_loader.PluginError(
+                    f"{spec}: driver {plugin.driver_cls.__name__}() raised {type(e).__name__}: "
+                    f"{e}{plugin_loader.where(e.__traceback__)}") from None
         except (plugin_loader.PluginError, typemap.MappingError) as e:
             self._unregister_port(plugin_loader.driver_port(name))
             if not named and isinstance(e, plugin_loader.NotAPlugin):

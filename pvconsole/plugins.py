@@ -474,11 +474,33 @@ def _run_plugin_code(capture: _Capture, source: str, code: Callable[[], None]) -
         if capture.handed_over.is_set():
             return
         if time.monotonic() > deadline:
+            stuck = sys._current_frames().get(thread.ident)
             raise PluginError(f"{source}: still running after {HANDOVER_TIMEOUT:g} s without handing its "
-                              "server over (pvconsole takes over SimpleServer.process() loops and "
-                              "pcaspy.tools.ServerThread)")
+                              f"server over{where(stuck) if stuck is not None else ''} (pvconsole "
+                              "takes over SimpleServer.process() loops and pcaspy.tools.ServerThread)")
     if failure:
         raise failure[0]
+
+
+_OWN_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def where(tb_or_frame: Any) -> str:
+    """' (at ioc.py:12, in poll)': the innermost line of plugin code (not pvconsole's, not
+    Python's) in a traceback or a running thread's frame; '' when there is none. A
+    one-line error that says where saves the operator a second run with ``-v``."""
+    if isinstance(tb_or_frame, types.TracebackType):
+        frames = list(traceback.walk_tb(tb_or_frame))  # outermost first
+    else:
+        frames = list(traceback.walk_stack(tb_or_frame))[::-1]
+    for frame, lineno in reversed(frames):
+        path = frame.f_code.co_filename
+        if path.startswith("<") or os.path.dirname(os.path.abspath(path)) == _OWN_DIR:
+            continue
+        if "/lib/python" in path and "site-packages" not in path:
+            continue  # the standard library: its caller is what the operator wants
+        return f" (at {os.path.basename(path)}:{lineno}, in {frame.f_code.co_name})"
+    return ""
 
 
 def driver_port(name: str) -> str:
@@ -563,8 +585,8 @@ def load(spec: str, register: Register, name: str | None = None) -> PluginDef:
                                     "after its name (--plugin 'ioc.py -P PREFIX:')")
             raise PluginError(f"{spec}: exited during import (SystemExit {e.code}){hint}") from None
         except Exception as e:
-            log.debug("plugin %s failed:\n%s", spec, traceback.format_exc())
-            raise PluginError(f"{spec}: {type(e).__name__}: {e}") from None
+            log.info("plugin %s failed:\n%s", spec, traceback.format_exc())
+            raise PluginError(f"{spec}: {type(e).__name__}: {e}{where(e.__traceback__)}") from None
 
 
 def _load(spec: str, register: Register, name: str, args: list[str]) -> PluginDef:

@@ -635,7 +635,9 @@ def test_broken_plugins_are_reported_and_others_run(engine_factory, pva):
     assert "PV SP:POS asks for pcaspy port 'motor'" in errors["script_ports"]
     assert "SP:POS" not in engine.entries
     assert "No module named 'this_module_does_not_exist'" in errors["broken_import"]
+    assert errors["broken_import"].endswith("(at broken_import.py:2, in <module>)")  # where
     assert "hardware not found" in errors["broken_init"]
+    assert errors["broken_init"].endswith("(at broken_init.py:11, in __init__)")
     assert "PV name clash: T:FLOAT" in errors["clash"] and "alltypes" in errors["clash"]
     assert "BI:A" not in engine.entries and "T:OTHER" not in engine.entries
     assert pva(engine).get("T:FLOAT").value == 12.5
@@ -782,6 +784,7 @@ def test_script_that_never_hands_over_is_skipped(engine_factory, pva, monkeypatc
     assert time.monotonic() - started < 5
     errors = {p.name: p.error for p in engine.plugins if p.error}
     assert "script_stuck" in errors and "without handing its server over" in errors["script_stuck"]
+    assert "(at script_stuck.py:6, in <module>)" in errors["script_stuck"]  # where it is stuck
     assert "script_fallback" not in errors  # its main part exited: module-level pvdb served
     ctx = pva(engine)
     assert ctx.get("FB:X").value == 2.0
