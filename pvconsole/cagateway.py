@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ PCASPY_TYPES = {"double": "float", "float32": "float", "long": "int", "short": "
                 "char": "char", "enum": "enum", "string": "string"}
 #: Longest char array served as text (the plugin key ``longstring``'s limit).
 LONGSTRING_MAX = 65536
+#: Record types whose char arrays hold text (gwclient asks ``NAME.RTYP``).
+TEXT_RECORDS = {"lsi", "lso", "printf", "stringin", "stringout"}
 
 
 def pvdb_entry(info: dict[str, Any]) -> dict[str, Any]:
@@ -56,9 +59,8 @@ def pvdb_entry(info: dict[str, Any]) -> dict[str, Any]:
         entry.update(numeric_meta(ctrl))
     value = info.get("value")
     if ca_type == "char" and count > 1:
-        text = as_text(value)
-        if text is not None and count <= LONGSTRING_MAX:
-            value = text
+        if is_text(info):
+            value = text_of(value)
         else:
             pva["longstring"] = False
     if value is not None:
@@ -86,18 +88,51 @@ def numeric_meta(ctrl: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def as_text(value: Any) -> str | None:
-    """A char array's bytes as text up to its NUL, or None when they are not text."""
+def is_text(info: dict[str, Any]) -> bool:
+    """Whether a char array is served as a string: by its record type where the IOC has
+    one (an lso's text, a waveform's bytes: alike over CA), else by what it holds when the
+    gateway starts (a pcaspy IOC has no record types)."""
+    if info.get("count", 1) > LONGSTRING_MAX:
+        return False
+    rtyp = info.get("rtyp")
+    if rtyp:
+        return rtyp in TEXT_RECORDS
+    data = _bytes(info.get("value"))
+    head = data.split(b"\0", 1)[0]
+    return bool(head) and not any(b < 32 and b not in (9, 10, 13) for b in head)
+
+
+def _bytes(value: Any) -> bytes:
     if isinstance(value, str):
-        return value
+        return value.encode("latin-1", "replace")
+    values = value if isinstance(value, (list, tuple)) else [value]
     try:
-        data = bytes(int(b) & 0xFF for b in (value if isinstance(value, (list, tuple)) else [value]))
+        return bytes(int(b) & 0xFF for b in values)
     except (TypeError, ValueError):
-        return None
-    data = data.split(b"\0", 1)[0]
-    if any(b < 32 and b not in (9, 10, 13) for b in data):
-        return None
-    return data.decode("latin-1")
+        return b""
+
+
+def text_of(value: Any) -> str:
+    """A char array's bytes as text up to its NUL: one character per byte, as pcaspy
+    holds CA text (UTF-8 bytes stay the bytes they are)."""
+    return _bytes(value).split(b"\0", 1)[0].decode("latin-1")
+
+
+def ca_put_value(value: Any, text: bool, count: int) -> Any:
+    """What goes to the IOC for a value ``Driver.write`` got: a char array's bytes as
+    numbers (pyepics would encode a str as UTF-8 again, with replacement characters), a
+    text's with its NUL.
+
+    Raises:
+        WriteRefused: an empty array (pyepics puts a count of 0 as the native count:
+            the IOC would be filled with zeros).
+    """
+    if count > 1 and isinstance(value, str):
+        data = list(value.encode("latin-1", "replace"))
+        value = data + [0] if text and len(data) < count else data
+    if count > 1 and isinstance(value, (list, tuple)) and not len(value):
+        raise WriteRefused("an empty array cannot be put to the IOC through this gateway")
+    return value
 
 
 def ca_time(posix_seconds: int, nanoseconds: int) -> Any:
@@ -119,6 +154,7 @@ class CAClient:
         self.conn = Connection(os.dup(ours.fileno()))
         ours.close()
         self._send_lock = threading.Lock()
+        self.closing = False
 
     def send(self, message: tuple) -> None:
         with self._send_lock:
@@ -132,6 +168,7 @@ class CAClient:
                 return message[1]
 
     def close(self) -> None:
+        self.closing = True
         try:
             self.send(("stop",))
         except OSError:
@@ -152,8 +189,10 @@ class GatewayDriver(Driver):
         self.client = client
         self.writable = {name: bool(info.get("write", True)) for name, info in infos.items()}
         self.connected = dict.fromkeys(infos, True)
-        self.text = {name: info["dbf"] == "char" and isinstance(pvdb_entry(info).get("value"), str)
+        self.counts = {name: max(1, int(info.get("count") or 1)) for name, info in infos.items()}
+        self.text = {name: info["dbf"] == "char" and self.counts[name] > 1 and is_text(info)
                      for name, info in infos.items()}
+        self._links = _LinkLog()
         for name, info in infos.items():
             self._update(name, info["value"], info["severity"], info["status"],
                          info["posixseconds"], info["nanoseconds"])
@@ -163,7 +202,9 @@ class GatewayDriver(Driver):
 
     def _update(self, name: str, value: Any, severity: int, status: int, sec: int, nsec: int) -> None:
         if self.text.get(name):
-            value = as_text(value) or ""
+            value = text_of(value)
+        elif self.counts.get(name, 1) > 1 and not isinstance(value, (list, tuple)):
+            value = [value]  # one element of an array: pyepics gives it as a scalar
         self.setParam(name, value, timestamp=ca_time(sec, nsec))
         self.setParamStatus(name, status, severity)  # the IOC's alarm, not pcaspy's rules
 
@@ -171,13 +212,28 @@ class GatewayDriver(Driver):
         conn = self.client.conn
         while True:
             try:
-                message = conn.recv()
+                message = conn.recv() if conn.poll(1.0) else None
             except (EOFError, OSError):
+                self._client_gone()
                 return
-            try:
-                self._handle(message)
-            except Exception:
-                log.exception("gateway: %s of %s failed", message[0], message[1])
+            if message is not None:
+                try:
+                    self._handle(message)
+                except Exception:
+                    log.exception("gateway: %s of %s failed", message[0], message[1])
+            self._links.flush()
+
+    def _client_gone(self) -> None:
+        """The CA client process ended (killed, crashed; not at a stop): nothing follows
+        the IOCs any more, and the PVs say so."""
+        if self.client.closing:
+            return
+        log.error("gateway: its CA client process ended: %d PV(s) no longer follow their "
+                  "IOCs (INVALID, LINK) until pvconsole restarts", len(self.connected))
+        for name in self.connected:
+            self.connected[name] = False
+            self.setParamStatus(name, Alarm.LINK_ALARM, Severity.INVALID_ALARM)
+        self.updatePVs()
 
     def _handle(self, message: tuple) -> None:
         kind, name = message[0], message[1]
@@ -193,11 +249,12 @@ class GatewayDriver(Driver):
                 self.setParamInfo(name, meta)
         elif kind == "conn":
             self.connected[name] = message[2]
+            self._links.note(name, message[2])
             if not message[2]:
-                log.warning("gateway: %s disconnected from its IOC", name)
                 self.setParamStatus(name, Alarm.LINK_ALARM, Severity.INVALID_ALARM)
-            else:
-                log.info("gateway: %s connected again", name)
+        elif kind == "reshaped":
+            log.warning("gateway: %s came back as %s[%d], not %s[%d]: it is served as before; "
+                        "restart pvconsole to follow", name, *message[3], *message[2])
         elif kind == "access":
             self.writable[name] = message[2]
         elif kind == "put_done":
@@ -214,8 +271,39 @@ class GatewayDriver(Driver):
             raise WriteRefused("disconnected from its IOC")
         if not self.writable.get(reason, False):
             raise WriteRefused("the IOC grants no write access")
-        self.client.send(("put", reason, value))
+        value = ca_put_value(value, self.text.get(reason, False), self.counts.get(reason, 1))
+        try:
+            self.client.send(("put", reason, value))
+        except OSError:
+            raise WriteRefused("the gateway's CA client process is gone") from None
         return True
+
+
+class _LinkLog:
+    """Connection changes logged a line per second, not per PV (an IOC of 2,000 PVs that
+    restarts made 4,000 lines)."""
+
+    def __init__(self) -> None:
+        self._pending: dict[bool, list[str]] = {True: [], False: []}
+        self._last = 0.0
+
+    def note(self, name: str, connected: bool) -> None:
+        self._pending[connected].append(name)
+        self.flush()
+
+    def flush(self) -> None:
+        now = time.monotonic()
+        if now - self._last < 1.0:
+            return
+        self._last = now
+        for connected, names in self._pending.items():
+            if names:
+                shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+                if connected:
+                    log.info("gateway: %d PV(s) connected again: %s", len(names), shown)
+                else:
+                    log.warning("gateway: %d PV(s) disconnected from their IOC: %s", len(names), shown)
+                names.clear()
 
 
 def pv_names(names: list[str], lists: list[Path]) -> list[str]:

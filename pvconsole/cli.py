@@ -92,6 +92,12 @@ def gateway_config(cfg, args: argparse.Namespace) -> None:
         if not path.is_file():
             raise ConfigError(f"gateway: --pv-list {path}: no such file")
     cfg.plugins = [with_args(cagateway.__file__, cagateway.script_args(args)), *cfg.plugins]
+    cfg.gateway = True
+    # connecting comes before the gateway's hand-over: its wait is not a hung script's
+    names = cagateway.pv_names(args.pvs, args.pv_list)
+    budget = args.connect_timeout + 10.0 + 0.005 * len(names)
+    current = float(os.environ.get("PVCONSOLE_HANDOVER_TIMEOUT", "10") or 10)
+    os.environ["PVCONSOLE_HANDOVER_TIMEOUT"] = str(max(current, budget))
     if args.ca_intf is None:
         cfg.ca_intf = "127.0.0.1"
     if args.ca_port is None:
@@ -185,6 +191,13 @@ def run_headless(cfg, verbose: int = 0) -> int:
         return 0
     finally:
         starting[0] = False
+    gateway_error = next((p.error for p in engine.plugins if p.error and cfg.gateway
+                          and p.source.startswith(_gateway_file())), None)
+    if gateway_error:  # what it was started for cannot be served
+        engine.stop()
+        fds.restore()
+        print(f"pvconsole: error: {gateway_error}", file=sys.stderr)
+        return 2
     if not any(not p.error and p.source != "builtin" for p in engine.plugins):
         log.warning("no IOC plugin is served: name one with --plugin, or --plugins-dir")
     print(f"pvconsole: {serving_summary(engine)}", file=fds.stderr, flush=True)
@@ -203,6 +216,11 @@ def run_headless(cfg, verbose: int = 0) -> int:
     if engine.left_running or held:  # finalizing would wait for them
         exitguard.leave(0, handlers=not engine.left_running)
     return 0
+
+
+def _gateway_file() -> str:
+    from . import cagateway
+    return cagateway.__file__
 
 
 def serving_summary(engine) -> str:

@@ -76,6 +76,8 @@ class Config:
     control_prefix: str = ""
     asyn_timeout: float = 10.0
     read_poll: float = field(default_factory=lambda: _env_float("PVCONSOLE_READ_POLL", 1.0))
+    #: ``pvconsole gateway``: its gateway plugin must load (headless: exit 2 if not)
+    gateway: bool = False
 
     def ca_env(self) -> dict[str, str]:
         """The environment the CA server library (pcaspy's CAS) reads when it starts."""

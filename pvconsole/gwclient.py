@@ -9,7 +9,8 @@ gateway's CA client runs here and talks to the gateway over one pipe
   not connect within ``timeout`` are left out), then ``("update", name, value, severity,
   status, posix_seconds, nanoseconds)``, ``("meta", name, ctrl)`` for a property change,
   ``("conn", name, connected)``, ``("access", name, writable)`` and ``("put_done", name,
-  ok, message)``.
+  ok, message)``, ``("reshaped", name, (dbf, count), (dbf, count))`` when an IOC came
+  back with another type or length.
 
 The channels are found as any CA client finds them (``EPICS_CA_ADDR_LIST``,
 ``EPICS_CA_AUTO_ADDR_LIST``, ...). Run as ``python -m pvconsole.gwclient FD``.
@@ -30,11 +31,21 @@ CTRL_FIELDS = ("precision", "units", "enum_strs", "upper_disp_limit", "lower_dis
                "lower_warning_limit", "upper_ctrl_limit", "lower_ctrl_limit")
 
 
+#: Seconds, at most, spent asking char arrays' ``.RTYP`` (a pcaspy IOC has none).
+RTYP_WAIT = 1.0
+
+
 def plain(value: Any) -> Any:
-    """A pyepics value as plain Python (lists, not numpy arrays): pickled small, and what
-    pcaspy's ``setParam`` compares without numpy's element-wise ``!=``."""
+    """A pyepics value as plain Python (lists, not numpy or ctypes arrays): pickles, and
+    is what pcaspy's ``setParam`` compares without numpy's element-wise ``!=``."""
     tolist = getattr(value, "tolist", None)
-    return tolist() if tolist is not None else value
+    if tolist is not None:
+        return tolist()
+    if isinstance(value, (bytes, bytearray)):
+        return list(value)
+    if hasattr(value, "_length_") and hasattr(value, "_type_"):  # a ctypes array
+        return list(value)
+    return value
 
 
 def ctrl_of(kw: dict[str, Any]) -> dict[str, Any]:
@@ -58,6 +69,7 @@ class Client:
         self.pvs: dict[str, Any] = {}
         self.meta_pvs: dict[str, Any] = {}
         self._last_meta: dict[str, dict] = {}
+        self.shapes: dict[str, tuple] = {}  # (dbf, count) of each PV when the gateway started
 
     def send(self, message: tuple) -> None:
         with self.lock:
@@ -65,6 +77,9 @@ class Client:
                 self.conn.send(message)
             except (OSError, EOFError):
                 pass  # the gateway is gone: this process ends with its pipe
+            except Exception as e:  # a value that does not pickle: said, not lost silently
+                print(f"gateway CA client: {message[0]} of {message[1]} not sent: "
+                      f"{type(e).__name__}: {e}", file=sys.stderr, flush=True)
 
     def connect(self, names: list[str], timeout: float) -> None:
         dbr = self.epics.dbr
@@ -78,6 +93,10 @@ class Client:
                 info = channel_info(self.epics, pv)
                 if info is not None:
                     infos[name] = info
+        for name, rtyp in self._record_types([n for n, i in infos.items()
+                                              if i["dbf"] == "char" and i["count"] > 1]).items():
+            infos[name]["rtyp"] = rtyp
+        self.shapes = {name: (i["dbf"], i["count"]) for name, i in infos.items()}
         for name in infos:  # monitors only once the gateway has its database
             pv = self.pvs[name]
             pv.add_callback(self._update)
@@ -95,6 +114,20 @@ class Client:
                              status=pv.status, posixseconds=pv.posixseconds,
                              nanoseconds=pv.nanoseconds)
 
+    def _record_types(self, names: list[str]) -> dict[str, str]:
+        """The record type of each char array that has one (an IOC's ``NAME.RTYP``): an
+        lso's text and a waveform's bytes look alike over CA."""
+        asked = {n: self.epics.PV(n + ".RTYP", auto_monitor=False) for n in names if "." not in n}
+        deadline = time.monotonic() + RTYP_WAIT
+        out = {}
+        for name, pv in asked.items():
+            if pv.wait_for_connection(timeout=max(0.0, deadline - time.monotonic())):
+                rtyp = pv.get(as_string=True, timeout=1.0)
+                if rtyp:
+                    out[name] = str(rtyp)
+            pv.disconnect()
+        return out
+
     def _update(self, pvname: str, value: Any = None, severity: Any = 0, status: Any = 0,
                 posixseconds: Any = 0, nanoseconds: Any = 0, **_: Any) -> None:
         if value is None:
@@ -111,8 +144,13 @@ class Client:
     def _access(self, name: str, read: bool, write: bool, **_: Any) -> None:
         self.send(("access", name, bool(write)))
 
-    def _connection(self, pvname: str, conn: bool, **_: Any) -> None:
+    def _connection(self, pvname: str, conn: bool, pv: Any = None, **_: Any) -> None:
         self.send(("conn", pvname, bool(conn)))
+        if conn and pv is not None:  # an IOC restarted with another record there
+            ca = self.epics.ca
+            shape = (DBF_NAMES.get(ca.field_type(pv.chid)), int(ca.element_count(pv.chid)))
+            if shape != self.shapes.get(pvname):
+                self.send(("reshaped", pvname, self.shapes.get(pvname), shape))
 
     def put(self, name: str, value: Any) -> None:
         pv = self.pvs.get(name)
@@ -120,21 +158,27 @@ class Client:
             self.send(("put_done", name, False, "not connected to the IOC"))
             return
 
-        def done(**_: Any) -> None:
-            self.send(("put_done", name, True, ""))
+        def done(**_: Any) -> None:  # (pyepics ends a put cut off by a disconnect here too)
+            if pv.connected:
+                self.send(("put_done", name, True, ""))
+            else:
+                self.send(("put_done", name, False, "the IOC disconnected before it "
+                           "completed the put"))
         try:
             pv.put(value, wait=False, use_complete=True, callback=done)
         except Exception as e:
             self.send(("put_done", name, False, f"{type(e).__name__}: {e}"))
 
 
+#: CA native field types by number (DBF_*).
+DBF_NAMES = {0: "string", 1: "short", 2: "float32", 3: "enum", 4: "char", 5: "long", 6: "double"}
+
+
 def channel_info(epics: Any, pv: Any) -> dict[str, Any] | None:
     """What the gateway needs of a connected channel to serve it like the IOC does: its
     native field type (``DBF_*`` name), element count, write access, metadata and value."""
     ca = epics.ca
-    ftype = ca.field_type(pv.chid)
-    dbf = {0: "string", 1: "short", 2: "float32", 3: "enum", 4: "char", 5: "long",
-           6: "double"}.get(ftype)
+    dbf = DBF_NAMES.get(ca.field_type(pv.chid))
     if dbf is None:
         return None
     ctrl = ctrl_of(pv.get_ctrlvars() or {})
@@ -145,7 +189,19 @@ def channel_info(epics: Any, pv: Any) -> dict[str, Any] | None:
             "nanoseconds": int(pv.nanoseconds or 0)}
 
 
+def _die_with_parent() -> None:
+    """Linux: this process ends when the gateway's does (a stop during start-up left it
+    waiting out its connect timeout, re-parented)."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str]) -> int:
+    _die_with_parent()
     conn = Connection(int(argv[0]))
     client = Client(conn)
     while True:

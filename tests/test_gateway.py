@@ -44,12 +44,37 @@ def test_a_channel_becomes_the_pvdb_entry_pcaspy_would_have():
     assert cagateway.pvdb_entry({"dbf": "float32", "count": 3, "value": [1.0]})["count"] == 3
 
 
-def test_char_arrays_are_text_unless_their_bytes_are_not():
+def test_char_arrays_are_text_by_record_type_else_by_what_they_hold():
     text = cagateway.pvdb_entry({"dbf": "char", "count": 8, "value": [104, 105, 0, 0]})
     assert text["value"] == "hi" and "pva" not in text
     data = cagateway.pvdb_entry({"dbf": "char", "count": 4, "value": [1, 2, 200, 0]})
     assert data["pva"] == {"longstring": False} and data["value"] == [1, 2, 200, 0]
-    assert cagateway.as_text([104, 0, 1]) == "h"  # what follows the NUL is not the text
+    zeros = cagateway.pvdb_entry({"dbf": "char", "count": 8, "value": [0] * 8})
+    assert zeros["pva"] == {"longstring": False}  # nothing says text: bytes, as a waveform
+    lso = cagateway.pvdb_entry({"dbf": "char", "count": 8, "value": [0] * 8, "rtyp": "lso"})
+    assert lso["value"] == "" and "pva" not in lso
+    wf = cagateway.pvdb_entry({"dbf": "char", "count": 8, "value": [104, 0], "rtyp": "waveform"})
+    assert wf["pva"] == {"longstring": False}
+    assert cagateway.text_of([104, 0, 1]) == "h"  # what follows the NUL is not the text
+    assert cagateway.text_of([1, 104]) == "\x01h"  # a text PV's bytes are kept whatever they are
+
+
+def test_what_goes_to_the_ioc_for_a_put():
+    assert cagateway.ca_put_value("grüß".encode().decode("latin-1"), True, 16) == \
+        [*"grüß".encode(), 0]  # pcaspy's one character per byte -> the bytes, NUL-ended
+    assert cagateway.ca_put_value("\x01\xc8\x03", False, 4) == [1, 200, 3]
+    assert cagateway.ca_put_value(2.5, False, 1) == 2.5
+    with pytest.raises(cagateway.WriteRefused, match="empty array"):
+        cagateway.ca_put_value([], False, 16)
+
+
+def test_pyepics_values_become_plain_python():
+    import ctypes
+    import numpy as np
+    from pvconsole.gwclient import plain
+    assert plain((ctypes.c_ubyte * 1)(9)) == [9]  # a one-element char waveform's value
+    assert plain(np.array([1.0, 2.0])) == [1.0, 2.0] and plain(b"ab") == [97, 98]
+    assert plain(3) == 3 and plain("x") == "x"
 
 
 def test_pv_names_come_from_arguments_and_files(tmp_path):
@@ -150,8 +175,8 @@ def test_changes_on_the_ioc_reach_pva_monitors_and_pva_puts_reach_the_ioc(engine
     assert ctx.get("R:I").alarm.severity == 2
     ctx.put("R:SP", 7.25)  # completes when the IOC has processed it
     assert ctx.get("R:SP").value == 7.25
-    ctx.put("R:TXT", "new text")
-    assert ctx.get("R:TXT").value == "new text"
+    ctx.put("R:TXT", "grüße")  # the IOC gets its UTF-8 bytes, and serves them back
+    assert ctx.get("R:TXT").value == "grüße"
     ctx.put("R:E", "Fault")
     assert ctx.get("R:E").value.index == 2
     assert [r.pv for r in engine.putlog.tail(3)] == ["R:SP", "R:TXT", "R:E"]
@@ -177,6 +202,18 @@ def test_a_gone_ioc_is_a_link_alarm_and_refuses_puts_until_it_is_back(engine_fac
     assert ctx.get("R:SP").value == 2.0
 
 
+def test_a_gone_ca_client_process_is_said_and_shown(engine_factory, pva, remote, caplog):
+    remote()
+    engine = engine_factory(gateway_spec(*NAMES))
+    ctx = pva(engine)
+    assert ctx.get("R:SP").alarm.severity == 0
+    engine.drivers["cagateway"].client.proc.kill()
+    wait_for(lambda: ctx.get("R:SP").alarm.message == "LINK")
+    assert any("CA client process ended" in r.getMessage() for r in caplog.records)
+    with pytest.raises(Exception, match="disconnected from its IOC"):
+        ctx.put("R:SP", 2.0)
+
+
 def test_pvconsole_gateway_keeps_its_ca_server_out_of_the_way(remote, tmp_path):
     """``pvconsole gateway`` headless: its own CA server on loopback on a free port (CA
     clients keep finding the IOC), stops on SIGTERM with exit 0; no PV named is an error."""
@@ -188,6 +225,9 @@ def test_pvconsole_gateway_keeps_its_ca_server_out_of_the_way(remote, tmp_path):
            str(tmp_path / "state"), "--control-prefix", ""]
     bad = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "name the PVs" in bad.stderr
+    none = subprocess.run([*cmd, "R:NOPE", "--connect-timeout", "0.5"], env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert none.returncode == 2 and "none of the PVs connected" in none.stderr.splitlines()[-1]
     proc = subprocess.Popen([*cmd, "R:F", "--connect-timeout", "3"], env=env,
                             stderr=subprocess.PIPE, text=True)
     try:
