@@ -163,7 +163,11 @@ class CAClient:
     def connect(self, names: list[str], timeout: float) -> dict[str, dict]:
         self.send(("connect", names, timeout))
         while True:
-            message = self.conn.recv()
+            try:
+                message = self.conn.recv()
+            except EOFError:
+                raise RuntimeError(f"its CA client process ended while connecting (exit code "
+                                   f"{self.proc.wait()}; its output is in the log)") from None
             if message[0] == "connected":
                 return message[1]
 
