@@ -114,6 +114,23 @@ class Client:
                              status=pv.status, posixseconds=pv.posixseconds,
                              nanoseconds=pv.nanoseconds)
 
+    def _put_done(self, name: str, pv: Any) -> None:
+        """A put completed (on a thread of its own: no CA call inside a CA callback). The
+        IOC's value after it goes first, read afresh: its monitor update may come after
+        the completion, and a PVA client's get after its put must see the new value, as
+        from the IOC's own QSRV."""
+        if not pv.connected:
+            self.send(("put_done", name, False, "the IOC disconnected before it completed the put"))
+            return
+        try:
+            got = pv.get_with_metadata(use_monitor=False, form="time", timeout=2.0)
+        except Exception:  # noqa: BLE001 - the monitor brings the value anyway
+            got = None
+        if got:
+            self._update(pvname=name, **{k: got.get(k) for k in (
+                "value", "severity", "status", "posixseconds", "nanoseconds")})
+        self.send(("put_done", name, True, ""))
+
     def _record_types(self, names: list[str]) -> dict[str, str]:
         """The record type of each char array that has one (an IOC's ``NAME.RTYP``): an
         lso's text and a waveform's bytes look alike over CA."""
@@ -159,11 +176,7 @@ class Client:
             return
 
         def done(**_: Any) -> None:  # (pyepics ends a put cut off by a disconnect here too)
-            if pv.connected:
-                self.send(("put_done", name, True, ""))
-            else:
-                self.send(("put_done", name, False, "the IOC disconnected before it "
-                           "completed the put"))
+            threading.Thread(target=self._put_done, args=(name, pv), daemon=True).start()
         try:
             pv.put(value, wait=False, use_complete=True, callback=done)
         except Exception as e:
