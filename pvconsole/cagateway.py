@@ -90,16 +90,16 @@ def numeric_meta(ctrl: dict[str, Any]) -> dict[str, Any]:
 
 def is_text(info: dict[str, Any]) -> bool:
     """Whether a char array is served as a string: by its record type where the IOC has
-    one (an lso's text, a waveform's bytes: alike over CA), else by what it holds when the
-    gateway starts (a pcaspy IOC has no record types)."""
+    one (an lso's text, a waveform's bytes: alike over CA), else as pvconsole serves a
+    plugin's char array (a pcaspy IOC has no record types, and its char arrays are its
+    long strings): text, unless what it holds at start is not."""
     if info.get("count", 1) > LONGSTRING_MAX:
         return False
     rtyp = info.get("rtyp")
     if rtyp:
         return rtyp in TEXT_RECORDS
-    data = _bytes(info.get("value"))
-    head = data.split(b"\0", 1)[0]
-    return bool(head) and not any(b < 32 and b not in (9, 10, 13) for b in head)
+    head = _bytes(info.get("value")).split(b"\0", 1)[0]
+    return not any(b < 32 and b not in (9, 10, 13) for b in head)
 
 
 def _bytes(value: Any) -> bytes:

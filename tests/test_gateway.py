@@ -49,12 +49,13 @@ def test_char_arrays_are_text_by_record_type_else_by_what_they_hold():
     assert text["value"] == "hi" and "pva" not in text
     data = cagateway.pvdb_entry({"dbf": "char", "count": 4, "value": [1, 2, 200, 0]})
     assert data["pva"] == {"longstring": False} and data["value"] == [1, 2, 200, 0]
-    zeros = cagateway.pvdb_entry({"dbf": "char", "count": 8, "value": [0] * 8})
-    assert zeros["pva"] == {"longstring": False}  # nothing says text: bytes, as a waveform
+    empty = cagateway.pvdb_entry({"dbf": "char", "count": 8, "value": [0] * 8})
+    assert empty["value"] == "" and "pva" not in empty  # no record type: pcaspy's long string
     lso = cagateway.pvdb_entry({"dbf": "char", "count": 8, "value": [0] * 8, "rtyp": "lso"})
     assert lso["value"] == "" and "pva" not in lso
-    wf = cagateway.pvdb_entry({"dbf": "char", "count": 8, "value": [104, 0], "rtyp": "waveform"})
-    assert wf["pva"] == {"longstring": False}
+    for rtyp in ("waveform", "aai"):  # bytes whatever they hold
+        wf = cagateway.pvdb_entry({"dbf": "char", "count": 8, "value": [0] * 8, "rtyp": rtyp})
+        assert wf["pva"] == {"longstring": False}
     assert cagateway.text_of([104, 0, 1]) == "h"  # what follows the NUL is not the text
     assert cagateway.text_of([1, 104]) == "\x01h"  # a text PV's bytes are kept whatever they are
 
