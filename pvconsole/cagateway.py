@@ -65,6 +65,8 @@ def pvdb_entry(info: dict[str, Any]) -> dict[str, Any]:
             pva["longstring"] = False
     if value is not None:
         entry["value"] = value
+    if info.get("desc"):
+        pva["description"] = info["desc"]
     if pva:
         entry["pva"] = pva
     return entry

@@ -31,8 +31,8 @@ CTRL_FIELDS = ("precision", "units", "enum_strs", "upper_disp_limit", "lower_dis
                "lower_warning_limit", "upper_ctrl_limit", "lower_ctrl_limit")
 
 
-#: Seconds, at most, spent asking char arrays' ``.RTYP`` (a pcaspy IOC has none).
-RTYP_WAIT = 1.0
+#: Seconds, at most, spent asking the PVs' record fields (a pcaspy IOC has none).
+FIELDS_WAIT = 1.0
 
 
 def plain(value: Any) -> Any:
@@ -93,9 +93,10 @@ class Client:
                 info = channel_info(self.epics, pv)
                 if info is not None:
                     infos[name] = info
-        for name, rtyp in self._record_types([n for n, i in infos.items()
-                                              if i["dbf"] == "char" and i["count"] > 1]).items():
-            infos[name]["rtyp"] = rtyp
+        asked = [(n, "DESC") for n in infos]
+        asked += [(n, "RTYP") for n, i in infos.items() if i["dbf"] == "char" and i["count"] > 1]
+        for (name, field), text in self._record_fields(asked).items():
+            infos[name][field.lower()] = text
         self.shapes = {name: (i["dbf"], i["count"]) for name, i in infos.items()}
         for name in infos:  # monitors only once the gateway has its database
             pv = self.pvs[name]
@@ -131,17 +132,20 @@ class Client:
                 "value", "severity", "status", "posixseconds", "nanoseconds")})
         self.send(("put_done", name, True, ""))
 
-    def _record_types(self, names: list[str]) -> dict[str, str]:
-        """The record type of each char array that has one (an IOC's ``NAME.RTYP``): an
-        lso's text and a waveform's bytes look alike over CA."""
-        asked = {n: self.epics.PV(n + ".RTYP", auto_monitor=False) for n in names if "." not in n}
-        deadline = time.monotonic() + RTYP_WAIT
+    def _record_fields(self, asked: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Record fields an IOC has beside a PV's value: ``DESC`` (the description QSRV
+        serves) and, for char arrays, ``RTYP`` (an lso's text and a waveform's bytes look
+        alike over CA). All asked at once, waited for ``FIELDS_WAIT`` at most: a pcaspy
+        IOC has none."""
+        pvs = {(n, f): self.epics.PV(f"{n}.{f}", auto_monitor=False)
+               for n, f in asked if "." not in n}
+        deadline = time.monotonic() + FIELDS_WAIT
         out = {}
-        for name, pv in asked.items():
+        for key, pv in pvs.items():
             if pv.wait_for_connection(timeout=max(0.0, deadline - time.monotonic())):
-                rtyp = pv.get(as_string=True, timeout=1.0)
-                if rtyp:
-                    out[name] = str(rtyp)
+                text = pv.get(as_string=True, timeout=1.0)
+                if text:
+                    out[key] = str(text)
             pv.disconnect()
         return out
 

@@ -26,6 +26,7 @@ PVDB = {
     "SP": {"prec": 2, "value": 1.5},
     "STAMP": {"value": 2.0},
     "RO": {"value": 3.0, "asg": "RO"},  # read-only for CA clients (REMOTE_ACF)
+    "F.DESC": {"type": "string", "value": "Output voltage"},  # as an IOC's record field
 }
 #: R:STAMP's timestamp: 2024-01-02 03:04:05.000000678 UTC, in EPICS-epoch seconds
 STAMP = (1704164645 - 631152000, 678)

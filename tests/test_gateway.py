@@ -41,6 +41,8 @@ def test_a_channel_becomes_the_pvdb_entry_pcaspy_would_have():
                                  "ctrl": {"enum_strs": ["Off", "On"]}})
     assert enum == {"type": "enum", "count": 1, "asyn": True, "enums": ["Off", "On"], "value": 1}
     assert cagateway.pvdb_entry({"dbf": "string", "count": 1, "value": "x"})["type"] == "string"
+    assert cagateway.pvdb_entry({"dbf": "long", "count": 1, "value": 1, "desc": "Counts"})[
+        "pva"] == {"description": "Counts"}
     assert cagateway.pvdb_entry({"dbf": "float32", "count": 3, "value": [1.0]})["count"] == 3
 
 
@@ -140,6 +142,8 @@ def test_pva_serves_what_the_ca_ioc_serves(engine_factory, pva, remote):
     assert f.getID() == "epics:nt/NTScalar:1.0" and f.value == 95.0
     assert (f.alarm.severity, f.alarm.message) == (2, "HIHI")  # the IOC's alarm
     assert (f.display.units, f.display.precision, f.display.limitHigh) == ("V", 3, 100.0)
+    assert f.display.description == "Output voltage"  # the IOC's DESC
+    assert ctx.get("R:I").display.description == ""  # (none: not waited for beyond 1 s)
     assert (f.valueAlarm.highAlarmLimit, f.valueAlarm.lowWarningLimit) == (90.0, 2.0)
     assert ctx.get("R:I").value == 7 and ctx.get("R:I").display.units == "cts"
     assert str(ctx.get("R:S").type()["value"]) == "h" and ctx.get("R:S").value == -3
