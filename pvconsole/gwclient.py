@@ -64,6 +64,7 @@ class Client:
     def __init__(self, conn: Connection) -> None:
         import epics  # only here: this process's CA context
         self.epics = epics
+        _keep_put_status(epics)
         self.conn = conn
         self.lock = threading.Lock()
         self.pvs: dict[str, Any] = {}
@@ -115,13 +116,17 @@ class Client:
                              status=pv.status, posixseconds=pv.posixseconds,
                              nanoseconds=pv.nanoseconds)
 
-    def _put_done(self, name: str, pv: Any) -> None:
+    def _put_done(self, name: str, pv: Any, status: int | None) -> None:
         """A put completed (on a thread of its own: no CA call inside a CA callback). The
         IOC's value after it goes first, read afresh: its monitor update may come after
         the completion, and a PVA client's get after its put must see the new value, as
-        from the IOC's own QSRV."""
+        from the IOC's own QSRV. ``status``: the completion's CA status, when known."""
         if not pv.connected:
             self.send(("put_done", name, False, "the IOC disconnected before it completed the put"))
+            return
+        if status is not None and not status & 1:  # CA's success codes are odd
+            self.send(("put_done", name, False,
+                       f"the IOC failed the put: {self.epics.ca.message(status)}"))
             return
         try:
             got = pv.get_with_metadata(use_monitor=False, form="time", timeout=2.0)
@@ -180,7 +185,8 @@ class Client:
             return
 
         def done(**_: Any) -> None:  # (pyepics ends a put cut off by a disconnect here too)
-            threading.Thread(target=self._put_done, args=(name, pv), daemon=True).start()
+            status = getattr(_put_status, "value", None)
+            threading.Thread(target=self._put_done, args=(name, pv, status), daemon=True).start()
         try:
             pv.put(value, wait=False, use_complete=True, callback=done)
         except Exception as e:
@@ -204,6 +210,30 @@ def channel_info(epics: Any, pv: Any) -> dict[str, Any] | None:
             "ctrl": ctrl, "value": plain(value), "severity": int(pv.severity or 0),
             "status": int(pv.status or 0), "posixseconds": int(pv.posixseconds or 0),
             "nanoseconds": int(pv.nanoseconds or 0)}
+
+
+#: The CA status of the put completion being handled, on the thread that handles it.
+_put_status = threading.local()
+
+
+def _keep_put_status(epics: Any) -> None:
+    """pyepics calls a put's completion callback without the completion's status (an
+    IOC's ECA_PUTFAIL looked like success): its completion handler is replaced by one that
+    notes the status for the callback it then calls, on the same thread. Without the
+    pyepics internals this needs, statuses stay unknown (puts end as done)."""
+    ca, dbr = epics.ca, epics.dbr
+    if not (hasattr(ca, "_CB_PUTWAIT") and hasattr(dbr, "make_callback")
+            and hasattr(dbr, "event_handler_args")):
+        return
+
+    def on_put(args: Any) -> None:
+        _put_status.value = args.status
+        try:
+            if callable(args.usr):
+                args.usr()
+        finally:
+            _put_status.value = None
+    ca._CB_PUTWAIT = dbr.make_callback(on_put, dbr.event_handler_args)
 
 
 def _die_with_parent() -> None:

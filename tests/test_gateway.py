@@ -245,3 +245,39 @@ def test_pvconsole_gateway_keeps_its_ca_server_out_of_the_way(remote, tmp_path):
         rest = proc.stderr.read()
         assert proc.wait(timeout=10) == 0, rest
     assert "beacon" not in rest, rest
+
+
+def test_a_put_the_ioc_fails_fails_over_pva(engine_factory, pva, monkeypatch, tmp_path):
+    """The IOC answers the CA put's completion with ECA_PUTFAIL (here a pvconsole whose
+    driver raises): the PVA put fails with CA's message, not ends as done."""
+    plugin = tmp_path / "failing_ioc.py"
+    plugin.write_text("from pcaspy import Driver\nprefix = 'R2:'\npvdb = {'BAD': {}, 'GOOD': {}}\n"
+                      "class D(Driver):\n"
+                      "    def write(self, reason, value):\n"
+                      "        if reason == 'BAD':\n"
+                      "            raise RuntimeError('device fault')\n"
+                      "        self.setParam(reason, value)\n"
+                      "        return True\n")
+    port = free_port(udp=True)
+    ioc = subprocess.Popen(
+        [sys.executable, "-m", "pvconsole", "--headless", "--plugin", str(plugin), "--state-dir",
+         str(tmp_path / "ioc-state"), "--control-prefix", "", "--ca-intf", "127.0.0.1",
+         "--ca-port", str(port), "--ca-beacon-addr", "127.0.0.1", "--ca-beacon-port",
+         str(beacon_sink()), "--pva-intf", "127.0.0.1", "--pva-port", str(free_port()),
+         "--pva-broadcast-port", str(free_port(udp=True))],
+        stderr=subprocess.PIPE, text=True)
+    try:
+        for line in ioc.stderr:
+            if line.startswith("pvconsole: "):
+                break
+        assert line.startswith("pvconsole: serving"), line
+        monkeypatch.setenv("EPICS_CA_ADDR_LIST", f"127.0.0.1:{port}")
+        monkeypatch.setenv("EPICS_CA_AUTO_ADDR_LIST", "NO")
+        ctx = pva(engine_factory(gateway_spec("R2:BAD", "R2:GOOD")))
+        with pytest.raises(Exception, match="the IOC failed the put: Channel write request failed"):
+            ctx.put("R2:BAD", 1.0)
+        ctx.put("R2:GOOD", 2.0)
+        assert ctx.get("R2:GOOD").value == 2.0
+    finally:
+        ioc.send_signal(signal.SIGTERM)
+        ioc.wait(timeout=10)
