@@ -17,13 +17,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import socket
 import subprocess
-import sys
 import threading
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +27,7 @@ from pcaspy import Driver, SimpleServer, cas
 from pcaspy.alarm import Alarm, Severity
 
 # absolute: pvconsole runs this file as the script it is
+from pvconsole import childpipe
 from pvconsole.putlog import WriteRefused, fail_put
 from pvconsole.typemap import POSIX_TIME_AT_EPICS_EPOCH
 
@@ -149,12 +146,7 @@ class CAClient:
     """The CA client process and its pipe."""
 
     def __init__(self) -> None:
-        ours, theirs = socket.socketpair()
-        self.proc = subprocess.Popen([sys.executable, "-m", "pvconsole.gwclient", str(theirs.fileno())],
-                                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
-        theirs.close()
-        self.conn = Connection(os.dup(ours.fileno()))
-        ours.close()
+        self.proc, self.conn = childpipe.spawn("pvconsole.gwclient", [], stdin=subprocess.DEVNULL)
         self._send_lock = threading.Lock()
         self.closing = False
 
@@ -190,14 +182,15 @@ class CAClient:
 class GatewayDriver(Driver):
     """Serves what the CA client reports; PVA puts go to the IOC."""
 
-    def __init__(self, client: CAClient, infos: dict[str, dict]) -> None:
+    def __init__(self, client: CAClient, infos: dict[str, dict], pvdb: dict[str, dict]) -> None:
+        """``pvdb``: what :func:`pvdb_entry` made of ``infos`` (served as it says)."""
         super().__init__()
         self.client = client
         self.writable = {name: bool(info.get("write", True)) for name, info in infos.items()}
         self.connected = dict.fromkeys(infos, True)
-        self.counts = {name: max(1, int(info.get("count") or 1)) for name, info in infos.items()}
-        self.text = {name: info["dbf"] == "char" and self.counts[name] > 1 and is_text(info)
-                     for name, info in infos.items()}
+        self.counts = {name: entry["count"] for name, entry in pvdb.items()}
+        self.text = {name: entry["type"] == "char" and entry["count"] > 1
+                     and isinstance(entry.get("value"), str) for name, entry in pvdb.items()}
         self._links = _LinkLog()
         for name, info in infos.items():
             self._update(name, info["value"], info["severity"], info["status"],
@@ -358,9 +351,10 @@ def main(argv: list[str] | None = None) -> None:
                         " …" if len(missing) > 10 else "")
         if not infos:
             raise SystemExit("gateway: none of the PVs connected (EPICS_CA_ADDR_LIST?)")
+        pvdb = {name: pvdb_entry(info) for name, info in infos.items()}
         server = SimpleServer()
-        server.createPV("", {name: pvdb_entry(info) for name, info in infos.items()})
-        GatewayDriver(client, infos)
+        server.createPV("", pvdb)
+        GatewayDriver(client, infos, pvdb)
         log.info("gateway: serving %d PV(s) of CA IOCs", len(infos))
         while True:
             server.process(0.1)

@@ -96,7 +96,8 @@ def gateway_config(cfg, args: argparse.Namespace) -> None:
     # connecting comes before the gateway's hand-over: its wait is not a hung script's
     names = cagateway.pv_names(args.pvs, args.pv_list)
     budget = args.connect_timeout + 10.0 + 0.005 * len(names)
-    current = float(os.environ.get("PVCONSOLE_HANDOVER_TIMEOUT", "10") or 10)
+    # read when plugins load (plugins.handover_timeout), also in the console's engine child
+    current = float(os.environ.get("PVCONSOLE_HANDOVER_TIMEOUT") or 10)
     os.environ["PVCONSOLE_HANDOVER_TIMEOUT"] = str(max(current, budget))
     if args.ca_intf is None:
         cfg.ca_intf = "127.0.0.1"

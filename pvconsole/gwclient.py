@@ -109,9 +109,11 @@ class Client:
             self.meta_pvs[name] = meta
             self._last_meta[name] = infos[name]["ctrl"]
         self.send(("connected", infos))
-        for name in infos:
+        for name, info in infos.items():
             pv = self.pvs[name]
-            if pv.connected:  # what changed while the gateway built its database
+            stamp = (info["posixseconds"], info["nanoseconds"], info["severity"], info["status"])
+            if pv.connected and (pv.posixseconds, pv.nanoseconds, pv.severity, pv.status) != stamp:
+                # what changed while the gateway built its database (not all 10,000 again)
                 self._update(pvname=name, value=pv.value, severity=pv.severity,
                              status=pv.status, posixseconds=pv.posixseconds,
                              nanoseconds=pv.nanoseconds)

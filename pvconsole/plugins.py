@@ -55,6 +55,12 @@ ENTRY_POINT_GROUP = "pvconsole.plugins"
 #: (a script that initialises slow hardware before ``createPV`` may need more)
 HANDOVER_TIMEOUT = float(os.environ.get("PVCONSOLE_HANDOVER_TIMEOUT", "10"))
 
+
+def handover_timeout() -> float:
+    """:data:`HANDOVER_TIMEOUT`, or ``PVCONSOLE_HANDOVER_TIMEOUT`` as it is now: ``pvconsole
+    gateway`` raises it by its connect time, whenever this module was imported."""
+    return float(os.environ.get("PVCONSOLE_HANDOVER_TIMEOUT") or HANDOVER_TIMEOUT)
+
 #: shortest wait of a script's ``server.process(delay)`` (s): ``process(0)`` in a loop must
 #: not spin a core now that it serves nothing itself
 MIN_PROCESS_WAIT = 0.001
@@ -469,13 +475,14 @@ def _run_plugin_code(capture: _Capture, source: str, code: Callable[[], None]) -
 
     thread = threading.Thread(target=target, name=f"plugin-{capture.name}", daemon=True)
     thread.start()
-    deadline = time.monotonic() + HANDOVER_TIMEOUT
+    timeout = handover_timeout()
+    deadline = time.monotonic() + timeout
     while not done.wait(0.02):
         if capture.handed_over.is_set():
             return
         if time.monotonic() > deadline:
             stuck = sys._current_frames().get(thread.ident)
-            raise PluginError(f"{source}: still running after {HANDOVER_TIMEOUT:g} s without handing its "
+            raise PluginError(f"{source}: still running after {timeout:g} s without handing its "
                               f"server over{where(stuck) if stuck is not None else ''} (pvconsole "
                               "takes over SimpleServer.process() loops and pcaspy.tools.ServerThread)")
     if failure:

@@ -13,17 +13,15 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 from collections import deque
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any, Iterable, Iterator
 
+from .. import childpipe
 from ..config import Config
 from ..enginehost import states_from_rows
 from ..mirror import PVState
@@ -127,19 +125,15 @@ class RemoteSource:
         """
         from ..engine import StartupError
 
-        ours, theirs = socket.socketpair()
         with _interrupt_held() as interrupted:  # a ^C inside Popen would leave the child running
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "pvconsole.enginehost", str(theirs.fileno()), str(verbose)],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, start_new_session=True)  # the terminal's ^C is the console's
+            proc, conn = childpipe.spawn(
+                "pvconsole.enginehost", [str(verbose)], stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                start_new_session=True)  # the terminal's ^C is the console's
         source = None
         try:  # from here on, whatever happens (^C while the plugins load too), the engine goes
             if interrupted:
                 raise KeyboardInterrupt
-            theirs.close()
-            conn = Connection(os.dup(ours.fileno()))
-            ours.close()
             source = cls(proc, conn, logs)
             threading.Thread(target=source._pump_output, name="engine-output", daemon=True).start()
             conn.send(cfg)
