@@ -874,8 +874,13 @@ def format_value(spec: PVSpec, meta: Meta, value: Any, max_items: int = 4) -> st
 
 
 def _fmt_num(spec: PVSpec, meta: Meta, x: Any) -> str:
+    """A number with the PV's precision; in exponent form where the fixed form would show
+    nothing of it (a pressure of 2e-8 mbar at precision 2 is not "0.00") or be too long."""
     if spec.ca_type == "float":
-        return f"{float(x):.{max(0, min(meta.prec, 17))}f}"
+        x, prec = float(x), max(0, min(meta.prec, 17))
+        if x and (abs(x) < 0.5 * 10 ** -prec or abs(x) >= 1e15):
+            return f"{x:.{max(prec, 1)}e}"
+        return f"{x:.{prec}f}"
     if spec.ca_type == "string":
         return str(x)
     return str(int(x))

@@ -246,6 +246,10 @@ def test_enums_are_truncated_like_pcaspy():
 
 @pytest.mark.parametrize("info, value, text", [
     ({"type": "float", "prec": 2, "unit": "V"}, 1.23456, "1.23 V"),
+    ({"type": "float", "prec": 2, "unit": "mbar"}, 2.3456e-8, "2.35e-08 mbar"),
+    ({"type": "float", "prec": 0}, 0.004, "4.0e-03"),
+    ({"type": "float", "prec": 2}, 0.0, "0.00"),
+    ({"type": "float", "prec": 1}, 3e20, "3.0e+20"),
     ({"type": "enum", "enums": ["Off", "On"]}, 1, "On"),
     ({"type": "int", "count": 8}, list(range(8)), "[0, 1, 2, 3, …] (8)"),
     ({"type": "char", "count": 20}, "hello", "hello"),
