@@ -63,6 +63,7 @@ class PsuDriver(Driver):
         self.setParam("MSG", "ready")
         self.setParam("LOG", pvdb["LOG"]["value"])
         self.setParam("WAVE", [math.sin(i / 2.5) for i in range(16)])
+        self.setParam("SECRET", pvdb["SECRET"]["value"])
         self.updatePVs()
         self._stop = threading.Event()
         self._ramp = None

@@ -134,8 +134,9 @@ class ControlDriver(Driver):
         self._clients_at = float("-inf")  # when CLIENTS was last refreshed (monotonic)
         self._putlog_seq = -1
         # the writable texts start empty, not undefined (pcaspy's never-written INVALID
-        # would show the console's own PVs in alarm); CLIENTS is made when somebody looks
-        for reason in ("EXPOSE", "EXPOSE:RESULT", "ACF:TEST"):
+        # would show the console's own PVs in alarm); CLIENTS's report is made when
+        # somebody looks (a CA get, a monitor, the first PVA channel)
+        for reason in ("EXPOSE", "EXPOSE:RESULT", "ACF:TEST", "CLIENTS"):
             self.setParam(reason, "")
         self.updatePVs()
         self._thread = threading.Thread(target=self._run, name="control", daemon=True)

@@ -326,6 +326,9 @@ def test_a_refused_expose_says_so_over_ca_too(engine_factory, pva, ca, caplog):
     """A CA put reports success whatever the driver answers: EXPOSE:RESULT tells. A typo
     is a refusal: one line in the log and the put log, no traceback."""
     engine = engine_factory(ALLTYPES, control_prefix="CTL:")
+    shown = {s.name: s for s in engine.snapshot()}  # as the console's table shows them
+    for name in ("CTL:EXPOSE", "CTL:EXPOSE:RESULT", "CTL:ACF:TEST", "CTL:CLIENTS"):
+        assert (shown[name].value, shown[name].severity) == ("", 0), name
     for name in ("CTL:EXPOSE", "CTL:EXPOSE:RESULT", "CTL:ACF:TEST"):  # empty, not in alarm
         got = pva(engine).get(name)
         assert (got.value, got.alarm.severity) == ("", 0), name

@@ -1032,6 +1032,26 @@ def test_the_bundled_example_takes_a_ca_put_to_its_char_scalar(engine_factory, p
     assert engine.putlog.for_pv("PSU:STATUS", 5)[-1].result == "accepted"
 
 
+def test_the_bundled_script_example_serves_unmodified(engine_factory, pva, ca):
+    """ioc_plugins/vac.py is a plain pcaspy script (its own server loop polls the
+    simulated hardware): its asyn valve put completes on PVA when the move is over, CA
+    sees the readback, and a gauge switched off makes the pressure INVALID on both."""
+    vac = str(Path(__file__).resolve().parent.parent / "ioc_plugins" / "vac.py")
+    engine = engine_factory(f"{vac} --prefix TVAC:")
+    assert not [p.error for p in engine.plugins if p.error]
+    ctx = pva(engine)
+    assert ctx.get("TVAC:VALVE1:POS").value.index == 0 and ctx.get("TVAC:MSG").alarm.severity == 0
+    started = time.monotonic()
+    ctx.put("TVAC:VALVE1", "Open", wait=True, timeout=10)
+    assert time.monotonic() - started >= 1.0  # the valve's travel
+    client = ca(engine)
+    assert client.get("TVAC:VALVE1:POS", as_string=True)["value"] == "Open"
+    ctx.put("TVAC:GAUGE:CMD", "Off", wait=True)
+    wait_for(lambda: ctx.get("TVAC:P1").alarm.severity == 3)
+    wait_for(lambda: client.get("TVAC:P1")["severity"] == 3)
+    assert ctx.get("TVAC:GAUGE:STAT").value.index == 2
+
+
 @pytest.mark.parametrize("signum, how", [(signal.SIGTERM, "its SIGTERM handler"),
                                          (signal.SIGINT, "KeyboardInterrupt")])
 def test_a_script_cleans_up_as_it_would_alone_when_pvconsole_stops(
