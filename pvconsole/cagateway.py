@@ -7,7 +7,8 @@ metadata (DBR_CTRL), value, alarm and the IOC's own timestamps, with metadata ch
 followed. pvconsole's mirror serves the PVs over PVA as it serves any plugin's; a PVA
 put becomes a CA put with completion to the IOC (``asyn``: the PVA put ends when the IOC
 has processed it). While the IOC is disconnected a PV is INVALID with a LINK alarm, as a
-record's disconnected CA link is, and puts are refused.
+record's disconnected CA link is, and puts are refused. A PV that does not connect at
+start is served once it connects (its IOC came up later).
 
 pvconsole's own CA server serves these names only on loopback, on a free port (``pvconsole
 gateway`` sees to it): CA clients keep finding the IOC itself, not a second server.
@@ -182,22 +183,47 @@ class CAClient:
 class GatewayDriver(Driver):
     """Serves what the CA client reports; PVA puts go to the IOC."""
 
-    def __init__(self, client: CAClient, infos: dict[str, dict], pvdb: dict[str, dict]) -> None:
-        """``pvdb``: what :func:`pvdb_entry` made of ``infos`` (served as it says)."""
+    def __init__(self, client: CAClient, server: Any, infos: dict[str, dict],
+                 pvdb: dict[str, dict]) -> None:
+        """``pvdb``: what :func:`pvdb_entry` made of ``infos`` (served as it says);
+        ``server``: where PVs that connect later are created."""
         super().__init__()
         self.client = client
-        self.writable = {name: bool(info.get("write", True)) for name, info in infos.items()}
-        self.connected = dict.fromkeys(infos, True)
-        self.counts = {name: entry["count"] for name, entry in pvdb.items()}
-        self.text = {name: entry["type"] == "char" and entry["count"] > 1
-                     and isinstance(entry.get("value"), str) for name, entry in pvdb.items()}
+        self.server = server
+        self.writable: dict[str, bool] = {}
+        self.connected: dict[str, bool] = {}
+        self.counts: dict[str, int] = {}
+        self.text: dict[str, bool] = {}
         self._links = _LinkLog()
+        self._take(infos, pvdb)
+        self._reader = threading.Thread(target=self._read, name="gateway-ca", daemon=True)
+        self._reader.start()
+
+    def _take(self, infos: dict[str, dict], pvdb: dict[str, dict]) -> None:
+        """Serve these channels (created as ``pvdb`` says) with what the IOC has now."""
+        for name, entry in pvdb.items():
+            self.counts[name] = entry["count"]
+            self.text[name] = (entry["type"] == "char" and entry["count"] > 1
+                               and isinstance(entry.get("value"), str))
         for name, info in infos.items():
+            self.writable[name] = bool(info.get("write", True))
+            self.connected[name] = True
             self._update(name, info["value"], info["severity"], info["status"],
                          info["posixseconds"], info["nanoseconds"])
         self.updatePVs()
-        self._reader = threading.Thread(target=self._read, name="gateway-ca", daemon=True)
-        self._reader.start()
+
+    def _serve_late(self, infos: dict[str, dict]) -> None:
+        """PVs that did not connect at start connected (their IOC came up): served now."""
+        pvdb = {name: pvdb_entry(info) for name, info in infos.items()}
+        shown = ", ".join(list(pvdb)[:5]) + (f" and {len(pvdb) - 5} more" if len(pvdb) > 5 else "")
+        try:
+            self.server.createPV("", pvdb)
+        except Exception as e:  # noqa: BLE001 - said; the others are served on
+            log.error("gateway: %d PV(s) connected after start but cannot be served (%s): %s",
+                      len(pvdb), e, shown)
+            return
+        self._take(infos, pvdb)
+        log.info("gateway: %d PV(s) connected after start, now served: %s", len(pvdb), shown)
 
     def _update(self, name: str, value: Any, severity: int, status: int, sec: int, nsec: int) -> None:
         if self.text.get(name):
@@ -219,7 +245,7 @@ class GatewayDriver(Driver):
                 try:
                     self._handle(message)
                 except Exception:
-                    log.exception("gateway: %s of %s failed", message[0], message[1])
+                    log.exception("gateway: %s of %s failed", message[0], str(message[1])[:80])
             self._links.flush()
 
     def _client_gone(self) -> None:
@@ -236,6 +262,9 @@ class GatewayDriver(Driver):
 
     def _handle(self, message: tuple) -> None:
         kind, name = message[0], message[1]
+        if kind == "late":
+            self._serve_late(message[1])
+            return
         if kind == "update":
             self.connected[name] = True
             self._update(name, *message[2:])
@@ -346,15 +375,15 @@ def main(argv: list[str] | None = None) -> None:
         infos = client.connect(names, args.connect_timeout)
         missing = [n for n in names if n not in infos]
         if missing:
-            log.warning("gateway: %d PV(s) did not connect within %g s and are not served: %s%s",
-                        len(missing), args.connect_timeout, ", ".join(missing[:10]),
-                        " …" if len(missing) > 10 else "")
+            log.warning("gateway: %d PV(s) did not connect within %g s: each is served when "
+                        "it connects: %s%s", len(missing), args.connect_timeout,
+                        ", ".join(missing[:10]), " …" if len(missing) > 10 else "")
         if not infos:
             raise SystemExit("gateway: none of the PVs connected (EPICS_CA_ADDR_LIST?)")
         pvdb = {name: pvdb_entry(info) for name, info in infos.items()}
         server = SimpleServer()
         server.createPV("", pvdb)
-        GatewayDriver(client, infos, pvdb)
+        GatewayDriver(client, server, infos, pvdb)
         log.info("gateway: serving %d PV(s) of CA IOCs", len(infos))
         while True:
             server.process(0.1)

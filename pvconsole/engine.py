@@ -28,6 +28,7 @@ from typing import Any, Callable
 from p4p.server import Server
 from pcaspy import SimpleServer, cas
 from pcaspy.alarm import Alarm, Severity
+from pcaspy.driver import Data as PcaspyData
 from pcaspy.driver import manager
 
 from . import plugins as plugin_loader
@@ -243,6 +244,8 @@ class Engine:
         #: read() calls made for PVA; a new one each start (it knows the entries)
         self.reads: ReadThrough | None = None
         self.started = 0.0
+        self._serving = threading.Event()  # start() is done: late databases may come
+        self._stopping = False
         self._ports: set[str] = set()
         self._defaults: dict[str, str] = {}
         self.access = AccessRules(None)
@@ -268,6 +271,7 @@ class Engine:
         if Engine._active is not None:
             raise StartupError("an engine is already running in this process (pcaspy allows one CA server)")
         self.entries.clear()  # a stopped engine may be started again
+        self._stopping = False
         self.mirror.stopped = False  # (its scan threads and waiting asyn puts go on again)
         self.plugins.clear()
         self.drivers.clear()
@@ -327,6 +331,7 @@ class Engine:
             except BaseException:
                 self.stop()
                 raise
+        self._serving.set()
         iocs = sum(1 for p in self.plugins if not p.error and p.source != "builtin")
         log.info("serving %d PVs from %d plugin(s): CA %s, PVA %s", len(self.entries), iocs,
                  self.ca_address(), self.pva_address())
@@ -338,6 +343,8 @@ class Engine:
         ``signum``: what stopped pvconsole (an operator's quit counts as SIGINT), told to
         scripts' loops as they would get it alone; their clean-up runs (for at most
         ``SCRIPT_STOP_TIMEOUT``) while the servers still serve what it sets."""
+        self._serving.clear()
+        self._stopping = True  # late createPV calls are refused from now on
         if self.control is not None:
             self.control.stop()
             self.control = None
@@ -396,7 +403,7 @@ class Engine:
         plugins directory, where a module that defines no IOC is a helper, not an error)."""
         name = self._unique_name(spec)
         try:
-            plugin = plugin_loader.load(spec, self._register, name)
+            plugin = plugin_loader.load(spec, self._register_for_plugin, name)
             if not plugin.registered:
                 for prefix, pvdb in plugin.databases:
                     self._register(prefix, pvdb, plugin_loader.driver_port(plugin.name))
@@ -419,6 +426,52 @@ class Engine:
         self._attach(plugin.name, plugin.source, driver)
         if plugin.capture is not None:
             plugin.capture.when_loop_dies(lambda e, name=plugin.name: self._script_died(name, e))
+
+    def _register_for_plugin(self, prefix: str, pvdb: dict, port: str, late: bool = False) -> None:
+        """A plugin's ``createPV``: while it loads, or (``late``) once pvconsole serves."""
+        if late:
+            self.add_database(port.split(":", 1)[1], prefix, pvdb)
+        else:
+            self._register(prefix, pvdb, port)
+
+    def add_database(self, plugin: str, prefix: str, pvdb: dict) -> list[str]:
+        """Serve PVs a running plugin adds (a script's ``createPV`` after start-up: the
+        gateway's PVs whose IOC came up later), on CA and PVA as its others; the driver's
+        parameter database gets them too (alone, pcaspy leaves that to the script).
+        Waits until the engine serves; runs on the driver thread. Returns their names.
+
+        Raises:
+            PluginError: a name clash, a bad pvdb, the engine not serving in time.
+        """
+        if self._stopping or not self._serving.wait(LATE_CREATE_TIMEOUT) or self._stopping:
+            raise plugin_loader.PluginError(f"{plugin}: createPV({prefix!r}): pvconsole is not serving")
+        try:
+            return self.run_on_driver_thread(lambda: self._add_database(plugin, prefix, pvdb),
+                                             timeout=LATE_CREATE_TIMEOUT)
+        except TimeoutError:
+            raise plugin_loader.PluginError(
+                f"{plugin}: createPV({prefix!r}): the driver thread did not take it within "
+                f"{LATE_CREATE_TIMEOUT:g} s (it is served when it does)") from None
+        except typemap.MappingError as e:
+            raise plugin_loader.PluginError(f"{plugin}: createPV({prefix!r}): {e}") from None
+
+    def _add_database(self, plugin: str, prefix: str, pvdb: dict) -> list[str]:
+        driver = self.drivers.get(plugin)
+        if driver is None or self.exposure is None:
+            raise plugin_loader.PluginError(f"{plugin}: createPV({prefix!r}): not served any more")
+        added = self._register(prefix, pvdb, plugin_loader.driver_port(plugin))
+        _give_parameters(driver, added)
+        for status in self.plugins:
+            if status.name == plugin:
+                status.pvs += len(added)
+        if self.reads is not None and overrides_read(driver):
+            self.reads.add(added)
+        for entry in added:
+            mode = self.exposure.get(entry.name, self._defaults[entry.name])
+            self.mirror.expose(entry, mode) if mode != Exposure.OFF else self.mirror.touch(entry)
+        names = [e.name for e in added]
+        log.info("plugin %s: %d PV(s) added while serving: %s", plugin, len(names), _names(names))
+        return names
 
     def _script_died(self, name: str, error: BaseException) -> None:
         """A script's own loop died while its PVs are served. Run alone, the script's
@@ -464,8 +517,7 @@ class Engine:
         self.drivers[name] = driver
         capost.install_fast_update_pvs(driver)
         mine = self._entries_of(name)
-        for entry in mine:
-            entry.driver = driver
+        _give_parameters(driver, mine)  # (a script's createPV after its Driver() too)
         self.plugins.append(PluginStatus(name=name, source=source, pvs=len(mine),
                                          driver=type(driver).__name__))
         log.info("plugin %s: %d PVs, driver %s", name, len(mine), type(driver).__name__)
@@ -484,8 +536,8 @@ class Engine:
         self._attach(name, "builtin", driver)
         return driver
 
-    def _register(self, prefix: str, pvdb: dict, port: str) -> None:
-        """Serve one pcaspy database on CA (and prepare its PVA side)."""
+    def _register(self, prefix: str, pvdb: dict, port: str) -> list[Entry]:
+        """Serve one pcaspy database on CA (and prepare its PVA side); returns its entries."""
         plugin = port.split(":", 1)[1]
         if not isinstance(prefix, str) or not isinstance(pvdb, dict):
             raise plugin_loader.PluginError(f"{plugin}: prefix must be a str and pvdb a dict")
@@ -507,6 +559,8 @@ class Engine:
                 f"{' by plugin ' + ', '.join(sorted(owners)) if owners else ''}")
         self._ports.add(port)
         table = manager.pvs.setdefault(port, {})
+        added: dict[str, Entry] = {}
+        defaults: dict[str, str] = {}
         for spec in specs:
             info = dict(pvdb[spec.reason])
             info.pop("pva", None)
@@ -525,10 +579,15 @@ class Engine:
             if earlier is not None:  # one parameter, several names: all get its updates
                 pv.aliases = [*earlier.aliases, earlier]
             table[spec.reason] = pv
-            self.entries[spec.name] = entry
-            self._defaults[spec.name] = (Exposure.OFF if not spec.expose else
-                                         Exposure.READONLY if spec.readonly else Exposure.ON)
-            entry.exposure = self._defaults[spec.name]
+            added[spec.name] = entry
+            defaults[spec.name] = entry.exposure = (
+                Exposure.OFF if not spec.expose else
+                Exposure.READONLY if spec.readonly else Exposure.ON)
+        # new dicts, not changed ones: UI and control threads walk these while a late
+        # createPV adds to them
+        self.entries = {**self.entries, **added}
+        self._defaults = {**self._defaults, **defaults}
+        return list(added.values())
 
     def _unregister_port(self, port: str) -> None:
         """Forget the PVs of ``port`` (and their aliases)."""
@@ -729,12 +788,28 @@ DRIVER_STOP_TIMEOUT = float(os.environ.get("PVCONSOLE_DRIVER_STOP_TIMEOUT", "1")
 #: tearing one down waits for that call (the process exits without it).
 _left_running: list[Any] = []
 
+#: Seconds a plugin's ``createPV`` after start-up waits for the engine to take it.
+LATE_CREATE_TIMEOUT = float(os.environ.get("PVCONSOLE_LATE_CREATE_TIMEOUT", "10"))
 #: Seconds pvconsole waits for a plugin's ``Driver.stop()`` before it stops without it.
 STOP_HOOK_TIMEOUT = float(os.environ.get("PVCONSOLE_STOP_HOOK_TIMEOUT", "2"))
 
 
 #: Seconds pvconsole waits, in all, for scripts' own clean-up when it stops.
 SCRIPT_STOP_TIMEOUT = float(os.environ.get("PVCONSOLE_SCRIPT_STOP_TIMEOUT", "1"))
+
+
+def _give_parameters(driver: Any, entries: list[Entry]) -> None:
+    """Make ``driver`` the one of ``entries``, with a parameter for each PV its database
+    lacks: one created after the Driver (pcaspy's ``Driver()`` makes the parameters of
+    the PVs that exist then; alone, a later PV's ``setParam`` raises KeyError)."""
+    slots = {}
+    for entry in entries:
+        entry.driver = driver
+        if entry.spec.reason not in driver.pvDB:  # (one pvdb under a second prefix has it)
+            slots[entry.spec.reason] = data = PcaspyData()
+            data.value = entry.ca_pv.info.value
+    if slots:
+        driver.pvDB = {**driver.pvDB, **slots}  # a plugin thread may be walking the old one
 
 
 def _wait_for(threads: list[threading.Thread], deadline: float) -> None:

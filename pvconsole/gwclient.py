@@ -6,7 +6,8 @@ gateway's CA client runs here and talks to the gateway over one pipe
 
 - gateway -> here: ``("connect", names, timeout)`` once, then ``("put", name, value)``.
 - here -> gateway: ``("connected", {name: info})`` (:func:`channel_info`; names that did
-  not connect within ``timeout`` are left out), then ``("update", name, value, severity,
+  not connect within ``timeout`` are left out, and come in ``("late", {name: info})``
+  when they connect), then ``("update", name, value, severity,
   status, posix_seconds, nanoseconds)``, ``("meta", name, ctrl)`` for a property change,
   ``("conn", name, connected)``, ``("access", name, writable)`` and ``("put_done", name,
   ok, message)``, ``("reshaped", name, (dbf, count), (dbf, count))`` when an IOC came
@@ -33,6 +34,8 @@ CTRL_FIELDS = ("precision", "units", "enum_strs", "upper_disp_limit", "lower_dis
 
 #: Seconds, at most, spent asking the PVs' record fields (a pcaspy IOC has none).
 FIELDS_WAIT = 1.0
+#: Seconds the PVs that connect after start are gathered for, to be served together.
+LATE_BATCH = 0.5
 
 
 def plain(value: Any) -> Any:
@@ -70,7 +73,8 @@ class Client:
         self.pvs: dict[str, Any] = {}
         self.meta_pvs: dict[str, Any] = {}
         self._last_meta: dict[str, dict] = {}
-        self.shapes: dict[str, tuple] = {}  # (dbf, count) of each PV when the gateway started
+        self.shapes: dict[str, tuple] = {}  # (dbf, count) of each PV when it was first served
+        self._late: list[str] = []  # connected after start, not yet told to the gateway
 
     def send(self, message: tuple) -> None:
         with self.lock:
@@ -88,18 +92,38 @@ class Client:
             self.pvs[name] = self.epics.PV(name, form="time", auto_monitor=dbr.DBE_VALUE | dbr.DBE_ALARM,
                                            connection_timeout=timeout)
         deadline = time.monotonic() + timeout
+        connected = [name for name, pv in self.pvs.items()
+                     if pv.wait_for_connection(timeout=max(0.0, deadline - time.monotonic()))]
+        infos = self._describe(connected)
+        self._follow(infos, ("connected", infos))
+        for name in names:  # the others are served when they connect, whenever that is
+            if name not in infos:
+                pv = self.pvs[name]
+                pv.connection_callbacks.append(self._late_connection)
+                if pv.connected:  # (it connected while this was being set up)
+                    self._late_connection(name, True)
+
+    def _describe(self, names: list[str]) -> dict[str, dict]:
+        """What the gateway serves connected channels as (:func:`channel_info`, with the
+        records' DESC and char arrays' RTYP)."""
         infos = {}
-        for name, pv in self.pvs.items():
-            if pv.wait_for_connection(timeout=max(0.0, deadline - time.monotonic())):
-                info = channel_info(self.epics, pv)
-                if info is not None:
-                    infos[name] = info
+        for name in names:
+            info = channel_info(self.epics, self.pvs[name])
+            if info is not None:
+                infos[name] = info
         asked = [(n, "DESC") for n in infos]
         asked += [(n, "RTYP") for n, i in infos.items() if i["dbf"] == "char" and i["count"] > 1]
         for (name, field), text in self._record_fields(asked).items():
             infos[name][field.lower()] = text
-        self.shapes = {name: (i["dbf"], i["count"]) for name, i in infos.items()}
-        for name in infos:  # monitors only once the gateway has its database
+        return infos
+
+    def _follow(self, infos: dict[str, dict], announce: tuple) -> None:
+        """Tell the gateway of these channels (``announce``), then follow their changes
+        (an update before the gateway has the PV would be lost)."""
+        dbr = self.epics.dbr
+        self.shapes.update({name: (i["dbf"], i["count"]) for name, i in infos.items()})
+        self.send(announce)
+        for name in infos:
             pv = self.pvs[name]
             pv.add_callback(self._update)
             pv.connection_callbacks.append(self._connection)
@@ -108,7 +132,6 @@ class Client:
                                  callback=self._meta)
             self.meta_pvs[name] = meta
             self._last_meta[name] = infos[name]["ctrl"]
-        self.send(("connected", infos))
         for name, info in infos.items():
             pv = self.pvs[name]
             stamp = (info["posixseconds"], info["nanoseconds"], info["severity"], info["status"])
@@ -117,6 +140,27 @@ class Client:
                 self._update(pvname=name, value=pv.value, severity=pv.severity,
                              status=pv.status, posixseconds=pv.posixseconds,
                              nanoseconds=pv.nanoseconds)
+
+    def _late_connection(self, pvname: str, conn: bool, **_: Any) -> None:
+        """A channel that was not connected at start connects (a CA callback: the work
+        is done on a thread of its own, for all that connect within ``LATE_BATCH``)."""
+        if not conn:
+            return
+        with self.lock:
+            if pvname in self.shapes or pvname in self._late:
+                return
+            self._late.append(pvname)
+            if len(self._late) > 1:
+                return  # a thread is on its way
+        threading.Thread(target=self._serve_late, name="gateway-late", daemon=True).start()
+
+    def _serve_late(self) -> None:
+        time.sleep(LATE_BATCH)  # an IOC that comes up connects its PVs within this
+        with self.lock:
+            names, self._late = self._late, []
+        infos = self._describe([n for n in names if self.pvs[n].connected])
+        if infos:
+            self._follow(infos, ("late", infos))
 
     def _put_done(self, name: str, pv: Any, status: int | None) -> None:
         """A put completed (on a thread of its own: no CA call inside a CA callback). The

@@ -84,8 +84,9 @@ def _signal_on_any_thread(signum: int, handler: Any) -> Any:
 #: the signals that stop pvconsole; a script's handlers for them run when it stops
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-#: ``register(prefix, pvdb, port)``: the engine's way to serve a database; raises on clash.
-Register = Callable[[str, dict, str], None]
+#: ``register(prefix, pvdb, port, late)``: the engine's way to serve a database (``late``:
+#: a createPV once pvconsole serves); raises on clash.
+Register = Callable[[str, dict, str, bool], None]
 
 
 class PluginError(Exception):
@@ -148,7 +149,7 @@ class _Capture:
         self.thread: threading.Thread | None = None  # the one the script runs on
         self.drivers: list[Any] = []          # pcaspy Drivers its code made
         self.asyncio = False                  # its code names asyncio (see _captured_pcaspy)
-        self.closed = False                   # loading is over: late createPV calls are refused
+        self.closed = False                   # loading is over: a createPV is a late one
         self.argv: list[str] = []             # sys.argv while its code runs
         self.script = False                   # it ran as a script (its __main__ part)
         self.create_called = False            # the script reached createPV (even if it failed)
@@ -287,11 +288,13 @@ class _Capture:
             self.in_body = False
 
     def create_pv(self, prefix: str, pvdb: dict) -> None:
-        if self.closed:
-            raise PluginError(f"{self.name}: createPV({prefix!r}) after start-up is not supported")
+        if self.closed:  # after start-up (from a script's thread): served as it comes
+            self.register(prefix, pvdb, self.port, True)
+            self.databases.append((prefix, pvdb))
+            return
         self.create_called = True
         # registered at once: the script's Driver() reads pcaspy's PV table next
-        self.register(prefix, pvdb, self.port)
+        self.register(prefix, pvdb, self.port, False)
         self.databases.append((prefix, pvdb))
 
     def server_class(self) -> type:

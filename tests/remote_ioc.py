@@ -3,7 +3,8 @@
 Serves on the port in ``EPICS_CAS_SERVER_PORT`` (loopback: ``EPICS_CAS_INTF_ADDR_LIST``),
 prints ``ready``, then takes commands on stdin, one per line: ``meta`` (R:F's units and
 precision change), ``alarm`` (R:I gets a COMM alarm the IOC sets itself), ``set NAME
-VALUE`` (a float). ``REMOTE_ACF``: an access security file (ASG ``RO``: read only).
+VALUE`` (a float). ``REMOTE_ACF``: an access security file (ASG ``RO``: read only);
+``REMOTE_PREFIX``: another prefix than ``R:``.
 """
 
 import os
@@ -13,7 +14,7 @@ import threading
 from pcaspy import Driver, SimpleServer, cas
 from pcaspy.alarm import Alarm, Severity
 
-PREFIX = "R:"
+PREFIX = os.environ.get("REMOTE_PREFIX", "R:")
 PVDB = {
     "F": {"prec": 3, "unit": "V", "lolim": 0, "hilim": 100, "lolo": 1, "low": 2, "high": 80,
           "hihi": 90, "value": 95.0},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import queue
@@ -92,9 +93,9 @@ def test_pv_names_come_from_arguments_and_files(tmp_path):
 class RemoteIOC:
     """tests/remote_ioc.py on a free loopback port."""
 
-    def __init__(self, acf: Path, port: int | None = None) -> None:
+    def __init__(self, acf: Path, port: int | None = None, prefix: str = "R:") -> None:
         self.port = port or free_port(udp=True)
-        env = dict(os.environ, REMOTE_ACF=str(acf), EPICS_CAS_INTF_ADDR_LIST="127.0.0.1",
+        env = dict(os.environ, REMOTE_ACF=str(acf), REMOTE_PREFIX=prefix, EPICS_CAS_INTF_ADDR_LIST="127.0.0.1",
                    EPICS_CAS_SERVER_PORT=str(self.port), EPICS_CAS_BEACON_ADDR_LIST="127.0.0.1",
                    EPICS_CAS_BEACON_PORT=str(beacon_sink()), EPICS_CAS_AUTO_BEACON_ADDR_LIST="NO")
         self.proc = subprocess.Popen([sys.executable, str(HERE / "remote_ioc.py")], env=env,
@@ -118,8 +119,8 @@ def remote(monkeypatch, tmp_path):
     acf = tmp_path / "remote.acf"
     acf.write_text(ACF)
 
-    def start(port: int | None = None) -> RemoteIOC:
-        ioc = RemoteIOC(acf, port)
+    def start(port: int | None = None, prefix: str = "R:") -> RemoteIOC:
+        ioc = RemoteIOC(acf, port, prefix)
         iocs.append(ioc)
         # what the gateway's CA client process finds IOCs with
         monkeypatch.setenv("EPICS_CA_ADDR_LIST", f"127.0.0.1:{ioc.port}")
@@ -205,6 +206,31 @@ def test_a_gone_ioc_is_a_link_alarm_and_refuses_puts_until_it_is_back(engine_fac
     wait_for(lambda: ctx.get("R:SP").alarm.severity == 0, timeout=40)
     ctx.put("R:SP", 2.0)
     assert ctx.get("R:SP").value == 2.0
+
+
+def test_a_pv_whose_ioc_comes_up_later_is_served_then(engine_factory, pva, remote,
+                                                      monkeypatch, caplog):
+    """Not connected at start (its IOC is down): served, with the IOC's type, metadata
+    and value, once it connects; puts go through; the console's table gets its row."""
+    caplog.set_level(logging.INFO)
+    ioc = remote()
+    later = free_port(udp=True)
+    monkeypatch.setenv("EPICS_CA_ADDR_LIST", f"127.0.0.1:{ioc.port} 127.0.0.1:{later}")
+    engine = engine_factory(gateway_spec("R:F", "L:F", "L:E", "L:TXT", "L:SP"))
+    changes = engine.subscribe()
+    assert "L:F" not in engine.entries
+    remote(later, prefix="L:")
+    ctx = pva(engine)
+    f = wait_for(lambda: ctx.get("L:F", timeout=1), timeout=30)
+    assert (f.value, f.alarm.message, f.display.units, f.display.description) == (
+        95.0, "HIHI", "V", "Output voltage")
+    assert ctx.get("L:E").value.choices == ["Off", "On", "Fault"]
+    assert ctx.get("L:TXT").value == "some text"
+    ctx.put("L:SP", 2.5)  # through to the IOC and back
+    assert ctx.get("L:SP").value == 2.5
+    wait_for(lambda: "L:SP" in {s.name for s in changes.drain()})
+    assert [p.pvs for p in engine.plugins if p.name == "cagateway"] == [5]
+    assert any("4 PV(s) connected after start, now served" in r.getMessage() for r in caplog.records)
 
 
 def test_a_gone_ca_client_process_is_said_and_shown(engine_factory, pva, remote, caplog):

@@ -1052,6 +1052,23 @@ def test_the_bundled_script_example_serves_unmodified(engine_factory, pva, ca):
     assert ctx.get("TVAC:GAUGE:STAT").value.index == 2
 
 
+def test_a_script_adds_pvs_while_it_serves(engine_factory, pva, ca):
+    """A ``createPV`` from a script's thread after start-up is served on both protocols
+    as its others (alone, pcaspy serves it too, but the driver has no parameter for it:
+    here it has), PVA puts reach the driver, and a clash is an error to the script."""
+    engine = engine_factory(plugin_path("script_late"))
+    ctx = pva(engine)
+    wait_for(lambda: ctx.get("LATE:ADDED", timeout=1).value == 2.5)
+    assert ctx.get("LATE:TEXT").value == "hello"  # a char array as text, as at start
+    assert ctx.get("LATE:ADDED").display.units == "mm"
+    ctx.put("LATE:ADDED", 3.0, wait=True)
+    client = ca(engine)
+    wait_for(lambda: client.get("LATE:ADDED")["value"] == 6.0)
+    wait_for(lambda: "clash" in ctx.get("LATE:ERR").value)
+    assert {"LATE:ADDED", "LATE:TEXT"} <= {s.name for s in engine.snapshot()}
+    assert [p.pvs for p in engine.plugins if p.name == "script_late"] == [4]
+
+
 @pytest.mark.parametrize("signum, how", [(signal.SIGTERM, "its SIGTERM handler"),
                                          (signal.SIGINT, "KeyboardInterrupt")])
 def test_a_script_cleans_up_as_it_would_alone_when_pvconsole_stops(
