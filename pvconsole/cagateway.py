@@ -44,7 +44,7 @@ TEXT_RECORDS = {"lsi", "lso", "printf", "stringin", "stringout"}
 
 
 def pvdb_entry(info: dict[str, Any]) -> dict[str, Any]:
-    """A connected channel (:func:`pvconsole.gwclient.channel_info`) -> its pcaspy pvdb
+    """A connected channel (:func:`pvconsole.gwclient.channel_infos`) -> its pcaspy pvdb
     entry: what the IOC's DBR_CTRL says, in pcaspy's words (pure)."""
     ca_type = PCASPY_TYPES[info["dbf"]]
     count = max(1, int(info.get("count") or 1))
