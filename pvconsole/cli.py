@@ -192,12 +192,11 @@ def run_headless(cfg, verbose: int = 0) -> int:
         return 0
     finally:
         starting[0] = False
-    gateway_error = next((p.error for p in engine.plugins if p.error and cfg.gateway
-                          and p.source.startswith(_gateway_file())), None)
-    if gateway_error:  # what it was started for cannot be served
+    fatal = unservable(engine, cfg.gateway)
+    if fatal:  # what it was started for cannot be served: a unit's Restart= may retry
         engine.stop()
         fds.restore()
-        print(f"pvconsole: error: {gateway_error}", file=sys.stderr)
+        print(f"pvconsole: error: {fatal}", file=sys.stderr)
         return 2
     if not any(not p.error and p.source != "builtin" for p in engine.plugins):
         log.warning("no IOC plugin is served: name one with --plugin, or --plugins-dir")
@@ -217,6 +216,21 @@ def run_headless(cfg, verbose: int = 0) -> int:
     if engine.left_running or held:  # finalizing would wait for them
         exitguard.leave(0, handlers=not engine.left_running)
     return 0
+
+
+def unservable(engine, gateway: bool) -> str | None:
+    """Why a headless pvconsole should not go on serving, or None: the gateway it was
+    started as failed, or every IOC plugin it was given failed (alone, each script would
+    have exited; serving only pvconsole's own PVs would hide that from systemd)."""
+    failed = [p for p in engine.plugins if p.error]
+    if gateway:
+        mine = next((p.error for p in failed if p.source.startswith(_gateway_file())), None)
+        if mine:
+            return mine
+    if failed and not any(not p.error and p.source != "builtin" for p in engine.plugins):
+        return (f"no plugin could be served: {failed[0].error}"
+                + (f" (and {len(failed) - 1} more: see the log)" if len(failed) > 1 else ""))
+    return None
 
 
 def _gateway_file() -> str:

@@ -181,6 +181,23 @@ def test_port_in_use_is_a_one_line_error(tmp_path):
                                         "usable: Address already in use"]
 
 
+def test_headless_exits_2_when_no_plugin_it_was_given_can_be_served(tmp_path):
+    """Alone, a script that cannot start exits; so does pvconsole when every plugin
+    failed (a unit's Restart= may retry), not serve only its own control PVs. One that
+    loads beside a broken one is served."""
+    broken = plugin_path("broken_init")
+    proc, _ = start(tmp_path, "--plugin", broken)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert err.strip().splitlines()[-1].startswith("pvconsole: error: no plugin could be "
+                                                   "served: ") and "hardware not found" in err
+    proc, _ = start(tmp_path, "--plugin", broken, "--plugin", str(ROOT / "ioc_plugins" / "psu.py"))
+    try:
+        wait_serving(proc)
+    finally:
+        stops_within(proc, 2)
+
+
 def test_bad_config_file_is_a_clear_error(tmp_path):
     (tmp_path / "pvconsole.toml").write_text("[ca]\nport = 'x'\n")
     proc = subprocess.run([sys.executable, "-m", "pvconsole", "--headless"], cwd=tmp_path,
