@@ -246,6 +246,7 @@ class Engine:
         self.started = 0.0
         self._serving = threading.Event()  # start() is done: late databases may come
         self._stopping = False
+        self._own_loops: set[str] = set()  # plugins that run their own server loop (scripts)
         self._ports: set[str] = set()
         self._defaults: dict[str, str] = {}
         self.access = AccessRules(None)
@@ -275,6 +276,7 @@ class Engine:
         self.mirror.stopped = False  # (its scan threads and waiting asyn puts go on again)
         self.plugins.clear()
         self.drivers.clear()
+        self._own_loops.clear()
         self._defaults.clear()
         self._clients_cache = (0.0, None)
         cfg = self.config
@@ -352,7 +354,10 @@ class Engine:
         scripts, scripts_by = plugin_loader.release_scripts(signum), time.monotonic() + SCRIPT_STOP_TIMEOUT
         for name, driver in list(self.drivers.items()):
             stop = getattr(driver, "stop", None)
-            if callable(stop):  # the plugin contract's optional shutdown hook
+            # the plugin contract's optional shutdown hook; not a script's: one that runs
+            # its own loop cleans up as it would alone (its stop() may be its own clean-up,
+            # which it calls itself: called twice, a device handle closed twice raised)
+            if callable(stop) and name not in self._own_loops:
                 _run_stop_hook(name, stop)
         _wait_for(scripts, scripts_by)
         busy = False
@@ -426,6 +431,8 @@ class Engine:
         self._attach(plugin.name, plugin.source, driver)
         if plugin.capture is not None:
             plugin.capture.when_loop_dies(lambda e, name=plugin.name: self._script_died(name, e))
+            if plugin.capture.handed_over.is_set():
+                self._own_loops.add(plugin.name)
 
     def _register_for_plugin(self, prefix: str, pvdb: dict, port: str, late: bool = False) -> None:
         """A plugin's ``createPV``: while it loads, or (``late``) once pvconsole serves."""

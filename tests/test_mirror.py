@@ -1108,7 +1108,8 @@ def test_a_script_cleans_up_as_it_would_alone_when_pvconsole_stops(
         engine_factory, pva, tmp_path, monkeypatch, signum, how):
     """Stopped on SIGTERM, the script's own SIGTERM handler ends its loop; on SIGINT (or
     the console's quit) its ``except KeyboardInterrupt`` runs. Either way its clean-up
-    runs before the servers go: a PVA monitor sees what it sets."""
+    runs before the servers go: a PVA monitor sees what it sets. Its driver's stop() is its
+    own clean-up: pvconsole does not call it as it calls a plugin's."""
     mark = tmp_path / "mark"
     monkeypatch.setenv("CLEANUP_MARK", str(mark))
     engine = engine_factory(plugin_path("script_cleanup"))
@@ -1119,6 +1120,7 @@ def test_a_script_cleans_up_as_it_would_alone_when_pvconsole_stops(
         wait_for(lambda: any(not isinstance(v, Exception) for v in seen))
         engine.stop(signum)
         assert mark.read_text() == how
+        assert (tmp_path / "mark.stop").read_text() == "stop\n"  # by the script alone
         wait_for(lambda: any(not isinstance(v, Exception) and v.value == f"stopped by {how}"
                              for v in seen))
     finally:

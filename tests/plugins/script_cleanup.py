@@ -1,6 +1,7 @@
 """An unmodified pcaspy script that cleans up when it is stopped: its SIGTERM handler ends
-its loop; Ctrl-C (KeyboardInterrupt) is caught around it. The clean-up sets a PV and
-writes the file named by CLEANUP_MARK."""
+its loop; Ctrl-C (KeyboardInterrupt) is caught around it. The clean-up sets a PV, calls
+its driver's stop() (which pvconsole must not call too) and writes the file named by
+CLEANUP_MARK."""
 import os
 import signal
 
@@ -16,10 +17,16 @@ def on_term(signum, frame):
     running = False
 
 
+class CleanupDriver(Driver):
+    def stop(self):  # its own clean-up (closes a device): called by the script, once
+        with open(os.environ["CLEANUP_MARK"] + ".stop", "a") as f:
+            f.write("stop\n")
+
+
 signal.signal(signal.SIGTERM, on_term)
 server = SimpleServer()
 server.createPV(prefix, pvdb)
-driver = Driver()
+driver = CleanupDriver()
 try:
     while running:
         server.process(0.1)
@@ -28,5 +35,6 @@ except KeyboardInterrupt:
     how = "KeyboardInterrupt"
 driver.setParam("STATE", "stopped by " + how)
 driver.updatePVs()
+driver.stop()
 with open(os.environ["CLEANUP_MARK"], "w") as f:
     f.write(how)
