@@ -19,10 +19,12 @@ import gc
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from p4p.server import Server
@@ -33,6 +35,7 @@ from pcaspy.driver import manager
 
 from . import plugins as plugin_loader
 from . import capost, deadband, exitguard, gcpolicy, retired, typemap
+from . import access as access_mod
 from .access import AccessError, AccessRules
 from .clients import ClientInfo, ClientTracker, capture_fd1, per_pv_counts, pva_report
 from .config import Config, ConfigError, check_port_free, client_addresses, free_port
@@ -306,16 +309,26 @@ class Engine:
         os.environ.update(cfg.ca_env())
         exitguard.install()  # before any plugin runs
         Engine._active = self
+        plugin_loader.ACF_HOOK = self._plugin_acf
+        self._acf_from = ""  # the plugin whose initAccessSecurityFile governs, if one does
         with gcpolicy.loading():
             try:
                 self.access.start_ca(client_addresses(cfg.ca_intf, cfg.ca_port))
-                self.ca_server = _CAServer()
                 self.reads = ReadThrough(self.mirror, self.run_on_driver_thread, cfg.read_poll)
                 self.thread = DriverThread(self.mirror, self.reads)
+                array_bytes = _ArrayBytes()
                 for spec in plugin_loader.discover(cfg.plugins, cfg.plugins_dir):
                     self._load_plugin(spec, named=bool(cfg.plugins))
+                    array_bytes.keep_largest()
                 if cfg.control_prefix:
                     self.control = control.start(self, cfg.control_prefix)
+                # made once the plugins ran: the CA server library reads the environment
+                # when it starts, and a waveform IOC raises EPICS_CA_MAX_ARRAY_BYTES at
+                # import (alone, it starts its server after that); pvconsole's own
+                # settings of the CA server win over a plugin's
+                os.environ.update(cfg.ca_env())
+                array_bytes.warn_of(self.entries.values())
+                self.ca_server = _CAServer()
                 self.thread.start()  # CA serves while the PVA side is being built
                 try:
                     self.pva_server = Server(providers=[self.mirror.provider], conf=cfg.pva_conf(), useenv=False)
@@ -392,6 +405,7 @@ class Engine:
             self.putlog.close()
         if Engine._active is self:
             Engine._active = None
+            plugin_loader.ACF_HOOK = None
         gc.unfreeze()  # what start() froze may be garbage now (an engine can be restarted)
 
     def __enter__(self) -> "Engine":
@@ -440,6 +454,41 @@ class Engine:
             self.add_database(port.split(":", 1)[1], prefix, pvdb)
         else:
             self._register(prefix, pvdb, port)
+
+    def _plugin_acf(self, plugin: str, filename: str, macros: dict[str, str]) -> None:
+        """A script's ``initAccessSecurityFile`` while it loads. Without ``--acf`` its file
+        governs, on both protocols, as it did alone (ignored, the PVs it protects were
+        writable by anybody); one file governs every plugin (pcaspy's asLib is one per
+        process), so ``--acf`` or an earlier script's file wins, and the log says so."""
+        shown = filename + (f" ({', '.join(f'{k}={v}' for k, v in macros.items())})" if macros else "")
+        if self.config.acf is not None or self._acf_from:
+            by = f"--acf {self.config.acf}" if self.config.acf is not None else f"plugin {self._acf_from}'s"
+            log.warning("plugin %s: its access security file %s is not applied: %s governs "
+                        "every plugin (one file for both protocols)", plugin, shown, by)
+            return
+        path = Path(filename)
+        if not path.is_absolute() and not path.exists() and sys.argv and sys.argv[0]:
+            path = Path(sys.argv[0]).parent / path  # (the script's, while it loads: alone,
+            # it may have been run from its own directory)
+        try:
+            text = access_mod.read_acf(path)
+            for key, value in macros.items():
+                text = text.replace(f"$({key})", value).replace(f"${{{key}}}", value)
+            own = self.config.state_dir / "plugin.acf"
+            own.write_text(text)
+            from . import control
+            rules = AccessRules(control.effective_acf(own, self.config.state_dir))
+            rules.start_ca(client_addresses(self.config.ca_intf, self.config.ca_port))
+        except (AccessError, OSError) as e:
+            log.error("plugin %s: its access security file %s is not applied: %s; its PVs are "
+                      "served without it (as pcaspy alone would, or --acf FILE)", plugin, shown, e)
+            return
+        self.access.close()
+        self.access, self._acf_from = rules, plugin
+        others = [p.name for p in self.plugins if not p.error and p.source != "builtin"]
+        log.warning("plugin %s: its access security file %s governs both protocols%s", plugin,
+                    shown, f", for plugins {', '.join(others)} too (one file for all; --acf FILE "
+                    "overrides)" if others else " (--acf FILE overrides)")
 
     def add_database(self, plugin: str, prefix: str, pvdb: dict) -> list[str]:
         """Serve PVs a running plugin adds (a script's ``createPV`` after start-up: the
@@ -803,6 +852,43 @@ STOP_HOOK_TIMEOUT = float(os.environ.get("PVCONSOLE_STOP_HOOK_TIMEOUT", "2"))
 
 #: Seconds pvconsole waits, in all, for scripts' own clean-up when it stops.
 SCRIPT_STOP_TIMEOUT = float(os.environ.get("PVCONSOLE_SCRIPT_STOP_TIMEOUT", "1"))
+
+
+class _ArrayBytes:
+    """``EPICS_CA_MAX_ARRAY_BYTES`` as the plugins set it: the largest any one asked for
+    (a plugin loaded later does not lower another's), and a warning naming PVs larger."""
+
+    VAR = "EPICS_CA_MAX_ARRAY_BYTES"
+    DEFAULT = 16384  # EPICS base's
+    #: bytes per element as CA sends them (DBR types; a string is 40)
+    SIZES = {"float": 8, "int": 4, "short": 2, "char": 1, "enum": 2, "string": 40, "str": 40}
+
+    def __init__(self) -> None:
+        self.largest = self._value(os.environ.get(self.VAR))
+
+    @staticmethod
+    def _value(text: str | None) -> int:
+        try:
+            return int(text) if text is not None else 0
+        except ValueError:
+            return 0
+
+    def keep_largest(self) -> None:
+        now = self._value(os.environ.get(self.VAR))
+        if now < self.largest:
+            os.environ[self.VAR] = str(self.largest)
+        self.largest = max(self.largest, now)
+
+    def warn_of(self, entries: Any) -> None:
+        """(Not char arrays: pcaspy sends a text's length, not the count.)"""
+        limit = self.largest or self.DEFAULT
+        sizes = ((e.spec.count * self.SIZES.get(e.spec.ca_type, 8), e.name) for e in entries
+                 if e.spec.ca_type != "char")
+        big = sorted((size, name) for size, name in sizes if size > limit)[::-1]
+        if big:
+            log.warning("%d PV(s) larger than %s (%d bytes): CA clients get ECA_TOLARGE for "
+                        "them, PVA serves them (largest: %s, %d bytes); set it above that for "
+                        "pvconsole and the CA clients", len(big), self.VAR, limit, big[0][1], big[0][0])
 
 
 def _give_parameters(driver: Any, entries: list[Entry]) -> None:

@@ -84,6 +84,10 @@ def _signal_on_any_thread(signum: int, handler: Any) -> Any:
 #: the signals that stop pvconsole; a script's handlers for them run when it stops
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+#: ``hook(plugin, filename, macros)``: a script's ``initAccessSecurityFile`` while it loads
+#: (set by the engine that loads it; None: said and not applied)
+ACF_HOOK: Callable[[str, str, dict[str, str]], None] | None = None
+
 #: ``register(prefix, pvdb, port, late)``: the engine's way to serve a database (``late``:
 #: a createPV once pvconsole serves); raises on clash.
 Register = Callable[[str, dict, str, bool], None]
@@ -317,11 +321,13 @@ class _Capture:
 
             @staticmethod
             def initAccessSecurityFile(filename: str, **subst: Any) -> None:
+                if ACF_HOOK is not None and not capture.closed:
+                    ACF_HOOK(capture.name, str(filename), {k: str(v) for k, v in subst.items()})
+                    return
                 macros = ", ".join(f"{k}={v}" for k, v in subst.items())
                 log.warning("plugin %s: its access security file %s%s is not applied: pvconsole "
-                            "loads one file for every plugin and both protocols (--acf FILE, "
-                            "macros substituted)", capture.name, filename,
-                            f" ({macros})" if macros else "")
+                            "loads one file for every plugin and both protocols (--acf FILE)",
+                            capture.name, filename, f" ({macros})" if macros else "")
 
             @staticmethod
             def process(delay: float) -> None:

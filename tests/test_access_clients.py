@@ -95,6 +95,29 @@ def test_acf_refuses_puts_on_both_protocols(engine_factory, pva, ca, tmp_path):
     assert ctx.get("T:INT").value == 7
 
 
+def test_a_scripts_own_access_security_file_governs_without_acf(engine_factory, pva, ca,
+                                                                tmp_path, caplog):
+    """Alone, a script's initAccessSecurityFile protects its PVs; ignored, they were
+    writable by anybody. Without --acf it governs both protocols (found beside the script,
+    macros substituted); with --acf the operator's file wins, and the log says so."""
+    script = plugin_path("script_acf")
+    engine = engine_factory(script)
+    ctx = pva(engine)
+    with pytest.raises(RemoteError, match="write access denied"):
+        ctx.put("ACF:LOCK", 5.0, wait=True)
+    assert not ca(engine).put("ACF:LOCK", 6.0, timeout=2).get("ok")
+    assert ctx.get("ACF:LOCK").value == 1.0
+    ctx.put("ACF:FREE", 3.0, wait=True)
+    assert ca(engine).put("ACF:FREE", 4.0, timeout=2).get("ok")
+    assert "script_acf.as (G=LOCKED) governs both protocols" in caplog.text
+    engine.stop()
+    acf = tmp_path / "rules.acf"
+    acf.write_text("ASG(DEFAULT) {\n    RULE(1, READ)\n    RULE(1, WRITE)\n}\n")
+    engine = engine_factory(script, acf=acf, state_dir=tmp_path / "second")
+    pva(engine).put("ACF:LOCK", 5.0, wait=True)  # the operator's file: writable
+    assert f"is not applied: --acf {acf} governs every plugin" in caplog.text
+
+
 def test_acf_grants_listed_users(engine_factory, pva, tmp_path):
     acf = tmp_path / "rules.acf"
     acf.write_text(ACF.replace("somebody_else", f"somebody_else, {USER}"))

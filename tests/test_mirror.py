@@ -63,6 +63,20 @@ def test_a_get_after_a_completed_put_sees_the_put_also_when_posts_are_deferred(
         sub.close()
 
 
+def test_a_plugin_raising_the_ca_array_limit_at_import_gets_it(engine_factory, pva, ca,
+                                                                monkeypatch, caplog):
+    """The CA server library reads EPICS_CA_MAX_ARRAY_BYTES when it starts: it starts once
+    the plugins ran, so a waveform IOC's own setting holds (ECA_TOLARGE before); a PV
+    larger than the limit is named in the log."""
+    monkeypatch.setenv("EPICS_CA_MAX_ARRAY_BYTES", "16384")  # (restored after the test)
+    engine = engine_factory(plugin_path("big_array"))
+    got = ca(engine).get("BIG:WAVE")
+    assert len(got["value"]) == 100000 and got["value"][-1] == 99999.0
+    assert len(pva(engine).get("BIG:WAVE").value) == 100000
+    assert any("1 PV(s) larger than EPICS_CA_MAX_ARRAY_BYTES (2000000 bytes)" in r.getMessage()
+               and "BIG:HUGE, 2400000 bytes" in r.getMessage() for r in caplog.records)
+
+
 def test_every_type_and_metadata_over_pva(engine, pva):
     ctx = pva(engine)
     v = ctx.get("T:FLOAT")
