@@ -428,7 +428,7 @@ def _keep_script_argv(capture: _Capture) -> None:
         log.warning("plugin %s: after start-up, sys.argv is plugin %s's command line (one "
                     "process has one sys.argv): code of %s that reads sys.argv later (its "
                     "threads, its driver) sees %s", capture.name, first.name, capture.name,
-                    first.argv[1:])
+                    [Path(first.argv[0]).name, *first.argv[1:]])
 
 
 @contextlib.contextmanager

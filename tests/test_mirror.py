@@ -1197,7 +1197,8 @@ def test_a_script_reads_its_own_command_line_after_start_up(engine_factory, pva,
     wait_for(lambda: ctx.get("A1:IN_THREAD").value == "-P A1:")
     ctx.put("A1:POKE", 1, wait=True)
     assert ctx.get("A1:IN_WRITE").value == "-P A1:"
-    assert any("sys.argv is plugin argv's command line" in r.getMessage() for r in caplog.records)
+    assert any("sys.argv is plugin argv's command line" in r.getMessage()
+               and r.getMessage().endswith("sees ['argv.py', '-P', 'A1:']") for r in caplog.records)
 
 
 def test_a_script_thread_nothing_tells_to_end_does_not_hold_up_the_stop(engine_factory, tmp_path):
