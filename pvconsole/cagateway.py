@@ -238,7 +238,7 @@ class GatewayDriver(Driver):
         while True:
             try:
                 message = conn.recv() if conn.poll(1.0) else None
-            except (EOFError, OSError):
+            except (EOFError, OSError, TypeError):  # (TypeError: closed by a stop meanwhile)
                 self._client_gone()
                 return
             if message is not None:
