@@ -54,6 +54,22 @@ def read_acf(path: Path) -> str:
         raise AccessError(f"access security file {path}: {e.strerror or e}") from None
 
 
+_MACRO = re.compile(r"\$(?:\(([^)=]+)(?:=([^)]*))?\)|\{([^}=]+)(?:=([^}]*))?\})")
+
+
+def expand_macros(text: str, macros: dict[str, str]) -> str:
+    """EPICS macro references in an ACF, ``$(NAME)``, ``${NAME}``, ``$(NAME=default)``,
+    replaced as asLib's ``asInitFile`` with a substitution string would (pure); one
+    without a value or default is left as it is."""
+    def sub(m: re.Match) -> str:
+        name = m.group(1) or m.group(3)
+        default = m.group(2) if m.group(1) else m.group(4)
+        if name in macros:
+            return macros[name]
+        return default if default is not None else m.group(0)
+    return _MACRO.sub(sub, text)
+
+
 def parse_acf(text: str, path: Path) -> Any:
     """p4p's rules engine for ``text``; AccessError (one line naming the file and, where
     the parser says, the line) for anything it cannot parse."""

@@ -249,7 +249,6 @@ class Engine:
         self.started = 0.0
         self._serving = threading.Event()  # start() is done: late databases may come
         self._stopping = False
-        self._own_loops: set[str] = set()  # plugins that run their own server loop (scripts)
         self._ports: set[str] = set()
         self._defaults: dict[str, str] = {}
         self.access = AccessRules(None)
@@ -279,7 +278,6 @@ class Engine:
         self.mirror.stopped = False  # (its scan threads and waiting asyn puts go on again)
         self.plugins.clear()
         self.drivers.clear()
-        self._own_loops.clear()
         self._defaults.clear()
         self._clients_cache = (0.0, None)
         cfg = self.config
@@ -364,13 +362,14 @@ class Engine:
             self.control.stop()
             self.control = None
         # scripts are told first: their clean-up runs beside the stop hooks, not after them
-        scripts, scripts_by = plugin_loader.release_scripts(signum), time.monotonic() + SCRIPT_STOP_TIMEOUT
+        scripts, told = plugin_loader.release_scripts(signum)
+        scripts_by = time.monotonic() + SCRIPT_STOP_TIMEOUT
         for name, driver in list(self.drivers.items()):
             stop = getattr(driver, "stop", None)
-            # the plugin contract's optional shutdown hook; not a script's: one that runs
-            # its own loop cleans up as it would alone (its stop() may be its own clean-up,
-            # which it calls itself: called twice, a device handle closed twice raised)
-            if callable(stop) and name not in self._own_loops:
+            # the plugin contract's optional shutdown hook; not a script's that was told
+            # of the stop as alone: it cleans up itself (its stop() may be that clean-up,
+            # which it calls: called twice, a device handle closed twice raised)
+            if callable(stop) and name not in told:
                 _run_stop_hook(name, stop)
         _wait_for(scripts, scripts_by)
         busy = False
@@ -435,6 +434,10 @@ class Engine:
                     f"{e}{plugin_loader.where(e.__traceback__)}") from None
         except (plugin_loader.PluginError, typemap.MappingError) as e:
             self._unregister_port(plugin_loader.driver_port(name))
+            if self._acf_from == name:  # its access rules go with it
+                self._acf_from = ""
+                self._apply_rules(self.config.acf)
+                log.warning("plugin %s failed: its access security file no longer governs", name)
             if not named and isinstance(e, plugin_loader.NotAPlugin):
                 log.info("%s is not an IOC plugin (a helper module?): not served; name "
                          "helpers _like_this.py", spec)
@@ -445,8 +448,6 @@ class Engine:
         self._attach(plugin.name, plugin.source, driver)
         if plugin.capture is not None:
             plugin.capture.when_loop_dies(lambda e, name=plugin.name: self._script_died(name, e))
-            if plugin.capture.handed_over.is_set():
-                self._own_loops.add(plugin.name)
 
     def _register_for_plugin(self, prefix: str, pvdb: dict, port: str, late: bool = False) -> None:
         """A plugin's ``createPV``: while it loads, or (``late``) once pvconsole serves."""
@@ -471,24 +472,26 @@ class Engine:
             path = Path(sys.argv[0]).parent / path  # (the script's, while it loads: alone,
             # it may have been run from its own directory)
         try:
-            text = access_mod.read_acf(path)
-            for key, value in macros.items():
-                text = text.replace(f"$({key})", value).replace(f"${{{key}}}", value)
             own = self.config.state_dir / "plugin.acf"
-            own.write_text(text)
-            from . import control
-            rules = AccessRules(control.effective_acf(own, self.config.state_dir))
-            rules.start_ca(client_addresses(self.config.ca_intf, self.config.ca_port))
+            own.write_text(access_mod.expand_macros(access_mod.read_acf(path), macros))
+            self._apply_rules(own)
         except (AccessError, OSError) as e:
             log.error("plugin %s: its access security file %s is not applied: %s; its PVs are "
                       "served without it (as pcaspy alone would, or --acf FILE)", plugin, shown, e)
             return
-        self.access.close()
-        self.access, self._acf_from = rules, plugin
+        self._acf_from = plugin
         others = [p.name for p in self.plugins if not p.error and p.source != "builtin"]
         log.warning("plugin %s: its access security file %s governs both protocols%s", plugin,
                     shown, f", for plugins {', '.join(others)} too (one file for all; --acf FILE "
                     "overrides)" if others else " (--acf FILE overrides)")
+
+    def _apply_rules(self, user_acf: Path | None) -> None:
+        """Both servers' access rules from now on: ``user_acf`` and pvconsole's own groups."""
+        from . import control
+        rules = AccessRules(control.effective_acf(user_acf, self.config.state_dir))
+        rules.start_ca(client_addresses(self.config.ca_intf, self.config.ca_port))
+        self.access.close()
+        self.access = rules
 
     def add_database(self, plugin: str, prefix: str, pvdb: dict) -> list[str]:
         """Serve PVs a running plugin adds (a script's ``createPV`` after start-up: the
@@ -502,14 +505,43 @@ class Engine:
         if self._stopping or not self._serving.wait(LATE_CREATE_TIMEOUT) or self._stopping:
             raise plugin_loader.PluginError(f"{plugin}: createPV({prefix!r}): pvconsole is not serving")
         try:
-            return self.run_on_driver_thread(lambda: self._add_database(plugin, prefix, pvdb),
-                                             timeout=LATE_CREATE_TIMEOUT)
-        except TimeoutError:
-            raise plugin_loader.PluginError(
-                f"{plugin}: createPV({prefix!r}): the driver thread did not take it within "
-                f"{LATE_CREATE_TIMEOUT:g} s (it is served when it does)") from None
+            if self.thread is None or threading.current_thread() is self.thread:
+                return self._add_database(plugin, prefix, pvdb)
+            return self._on_driver_thread_or_not_at_all(
+                lambda: self._add_database(plugin, prefix, pvdb), LATE_CREATE_TIMEOUT,
+                f"{plugin}: createPV({prefix!r})")
         except typemap.MappingError as e:
             raise plugin_loader.PluginError(f"{plugin}: createPV({prefix!r}): {e}") from None
+
+    def _on_driver_thread_or_not_at_all(self, fn: Callable[[], Any], timeout: float, what: str) -> Any:
+        """``fn()`` on the driver thread, or (not begun within ``timeout``: the thread is in
+        a plugin's slow call) not at all: a PluginError says so, and nothing half-done is
+        left behind (a database served after its caller was told it failed)."""
+        done, gate, box = threading.Event(), threading.Lock(), {}
+
+        def job() -> None:
+            with gate:
+                if box.get("cancelled"):
+                    return
+                box["begun"] = True
+            try:
+                box["result"] = fn()
+            except Exception as e:  # handed back to the caller
+                box["error"] = e
+            finally:
+                done.set()
+        self._submit(job)
+        if not done.wait(timeout):
+            with gate:
+                if not box.get("begun"):
+                    box["cancelled"] = True
+                    raise plugin_loader.PluginError(
+                        f"{what}: the driver thread did not take it within {timeout:g} s "
+                        "(a plugin's call holds it): not served")
+            done.wait()  # begun just now: it ends soon (no plugin code in it)
+        if "error" in box:
+            raise box["error"]
+        return box.get("result")
 
     def _add_database(self, plugin: str, prefix: str, pvdb: dict) -> list[str]:
         driver = self.drivers.get(plugin)

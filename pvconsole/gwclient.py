@@ -36,6 +36,8 @@ CTRL_FIELDS = ("precision", "units", "enum_strs", "upper_disp_limit", "lower_dis
 FIELDS_WAIT = 1.0
 #: Seconds the PVs that connect after start are gathered for, to be served together.
 LATE_BATCH = 0.5
+#: Longest wait before a late PV that did not answer is asked again.
+LATE_RETRY_MAX = 10.0
 
 
 def plain(value: Any) -> Any:
@@ -117,19 +119,27 @@ class Client:
     def _follow(self, infos: dict[str, dict], announce: tuple) -> None:
         """Tell the gateway of these channels (``announce``), then follow their changes
         (an update before the gateway has the PV would be lost)."""
-        dbr = self.epics.dbr
+        ca, dbr = self.epics.ca, self.epics.dbr
         self.shapes.update({name: (i["dbf"], i["count"]) for name, i in infos.items()})
         self.send(announce)
-        for name in infos:
+        for name, info in infos.items():
             pv = self.pvs[name]
             pv.add_callback(self._update, with_ctrlvars=False)  # (True: a get per PV)
             pv.connection_callbacks.append(self._connection)
             pv.access_callbacks.append(partial(self._access, name))
-            # metadata changes: a subscription on the same channel (a second PV object
-            # each cost 1 ms); count 1: the ctrl fields, not the array again
-            self.meta_pvs[name] = self.epics.ca.create_subscription(
-                pv.chid, use_ctrl=True, mask=dbr.DBE_PROPERTY, count=1, callback=self._meta)
-            self._last_meta[name] = infos[name]["ctrl"]
+            self._last_meta[name] = info["ctrl"]
+            try:
+                # metadata changes: a subscription on the same channel (a second PV object
+                # each cost 1 ms); count 1: the ctrl fields, not the array again; the
+                # type given: without, pyepics waits for a channel gone meanwhile, and raises
+                self.meta_pvs[name] = ca.create_subscription(
+                    pv.chid, ftype=ca.promote_fieldtype(DBF_NUMBERS[info["dbf"]], use_ctrl=True),
+                    mask=dbr.DBE_PROPERTY, count=1, callback=self._meta)
+            except Exception as e:  # noqa: BLE001 - one PV's, not the others'
+                print(f"gateway CA client: {name}: no metadata monitor ({type(e).__name__}: {e})",
+                      file=sys.stderr, flush=True)
+            if not pv.connected:  # gone before its connection callback was there
+                self.send(("conn", name, False))
         for name, info in infos.items():
             pv = self.pvs[name]
             stamp = (info["posixseconds"], info["nanoseconds"], info["severity"], info["status"])
@@ -152,13 +162,22 @@ class Client:
                 return  # a thread is on its way
         threading.Thread(target=self._serve_late, name="gateway-late", daemon=True).start()
 
-    def _serve_late(self) -> None:
-        time.sleep(LATE_BATCH)  # an IOC that comes up connects its PVs within this
+    def _serve_late(self, wait: float = LATE_BATCH) -> None:
+        time.sleep(wait)  # an IOC that comes up connects its PVs within LATE_BATCH
         with self.lock:
             names, self._late = self._late, []
         infos = self._describe([n for n in names if self.pvs[n].connected])
         if infos:
             self._follow(infos, ("late", infos))
+        # connected, but no answer in time (an IOC of 10,000 PVs restarting): again
+        # later (one not connected now is taken when it connects)
+        again = [n for n in names if n not in infos and self.pvs[n].connected]
+        if again:
+            with self.lock:
+                self._late.extend(n for n in again if n not in self._late)
+                first = len(self._late) == len(again)
+            if first:
+                self._serve_late(min(LATE_RETRY_MAX, 2 * wait))
 
     def _put_done(self, name: str, pv: Any, status: int | None) -> None:
         """A put completed (on a thread of its own: no CA call inside a CA callback). The
@@ -261,6 +280,7 @@ class Client:
 
 #: CA native field types by number (DBF_*).
 DBF_NAMES = {0: "string", 1: "short", 2: "float32", 3: "enum", 4: "char", 5: "long", 6: "double"}
+DBF_NUMBERS = {name: number for number, name in DBF_NAMES.items()}
 
 
 def channel_infos(epics: Any, pvs: dict[str, Any], timeout: float = 2.0) -> dict[str, dict]:

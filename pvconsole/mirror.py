@@ -942,7 +942,7 @@ class PvaMirror:
         op, put.op = put.op, None
         if op is None:  # answered when the driver took it (``PvaPut.early``)
             return
-        if settled and entry.unposted:
+        if settled:  # (under the lock: the post thread may be posting it right now)
             with entry.lock:
                 if entry.unposted:
                     self.post_unposted(entry)

@@ -292,7 +292,9 @@ class _Capture:
             self.in_body = False
 
     def create_pv(self, prefix: str, pvdb: dict) -> None:
-        if self.closed:  # after start-up (from a script's thread): served as it comes
+        # after start-up, or from a thread of the script's own while it loads (its
+        # driver may not exist yet: not before pvconsole serves): served as it comes
+        if self.closed or threading.current_thread() is not self.thread:
             self.register(prefix, pvdb, self.port, True)
             self.databases.append((prefix, pvdb))
             return
@@ -741,21 +743,23 @@ def _new_capture(name: str, register: Register, args: list[str]) -> _Capture:
     return capture
 
 
-def release_scripts(signum: int = signal.SIGINT) -> list[threading.Thread]:
+def release_scripts(signum: int = signal.SIGINT) -> tuple[list[threading.Thread], set[str]]:
     """pvconsole stops serving (on ``signum``): scripts' loops are told as they would be
     alone (:meth:`_Capture._tell_stop`), scripts waiting on their ``ServerThread`` go on.
-    Returns the threads the scripts' code still runs on after being told: their clean-up.
-    (A script's thread that was not, its own ``while True:`` beside a ``ServerThread``,
-    goes on until the process exits, as it did before the signal killed it alone.)"""
-    threads = []
+    Returns the threads the scripts' code still runs on after being told (their clean-up)
+    and the names of the plugins told. (A script's thread that was not, its own ``while
+    True:`` beside a ``ServerThread``, goes on until the process exits, as it did before
+    the signal killed it alone.)"""
+    threads, names = [], set()
     while _captures:
         capture = _captures.pop()
         capture.stop_signal = signum
         capture.stopped.set()
-        told = capture.tell_stop_elsewhere()
-        if told and capture.thread is not None and capture.thread.is_alive():
-            threads.append(capture.thread)
-    return threads
+        if capture.tell_stop_elsewhere():
+            names.add(capture.name)
+            if capture.thread is not None and capture.thread.is_alive():
+                threads.append(capture.thread)
+    return threads, names
 
 
 def _has_contract(ns: dict) -> bool:

@@ -118,6 +118,18 @@ def test_a_scripts_own_access_security_file_governs_without_acf(engine_factory, 
     assert f"is not applied: --acf {acf} governs every plugin" in caplog.text
 
 
+@pytest.mark.parametrize("text, macros, out", [
+    ("ASG($(G)) {", {"G": "LOCKED"}, "ASG(LOCKED) {"),
+    ("ASG(${G}) {", {"G": "LOCKED"}, "ASG(LOCKED) {"),
+    ("ASG($(G=RO)) {", {}, "ASG(RO) {"),
+    ("ASG($(G=RO)) {", {"G": "X"}, "ASG(X) {"),
+    ("HAG(h) { $(HOST) }", {}, "HAG(h) { $(HOST) }"),
+])
+def test_acf_macros_are_expanded_as_aslib_does(text, macros, out):
+    from pvconsole.access import expand_macros
+    assert expand_macros(text, macros) == out
+
+
 def test_acf_grants_listed_users(engine_factory, pva, tmp_path):
     acf = tmp_path / "rules.acf"
     acf.write_text(ACF.replace("somebody_else", f"somebody_else, {USER}"))

@@ -1116,6 +1116,31 @@ def test_a_script_adds_pvs_while_it_serves(engine_factory, pva, ca):
     assert [p.pvs for p in engine.plugins if p.name == "script_late"] == [4]
 
 
+def test_createpv_from_a_scripts_thread_while_it_loads_and_from_write(engine_factory, pva, ca):
+    """A script's own thread that creates PVs before its Driver exists gets them served
+    once pvconsole serves, with a parameter (not a KeyError in setParam); a Driver.write
+    (on the driver thread) may add PVs as well."""
+    engine = engine_factory(plugin_path("script_early_thread"))
+    ctx = pva(engine)
+    wait_for(lambda: ctx.get("EARLY:THREAD", timeout=1).value == 2.0)
+    ctx.put("EARLY:ADD", 1, wait=True, timeout=5)
+    assert ctx.get("EARLY:NEW1", timeout=2).value == 1.5
+    assert ca(engine).put("EARLY:ADD", 2, timeout=5).get("ok")
+    wait_for(lambda: ca(engine).get("EARLY:NEW2")["value"] == 2.5)
+
+
+def test_a_server_thread_script_told_of_no_stop_gets_its_stop_hook(engine_factory, tmp_path,
+                                                                   monkeypatch):
+    """A ServerThread script without a signal handler is not told of the stop (alone,
+    Ctrl-C would have reached its main loop): its Driver.stop() is then called, once."""
+    mark = tmp_path / "mark"
+    monkeypatch.setenv("ST_MARK", str(mark))
+    engine = engine_factory(plugin_path("script_thread_stop"))
+    assert not [p.error for p in engine.plugins if p.error]
+    engine.stop()
+    assert mark.read_text() == "stop\n"
+
+
 @pytest.mark.parametrize("signum, how", [(signal.SIGTERM, "its SIGTERM handler"),
                                          (signal.SIGINT, "KeyboardInterrupt")])
 def test_a_script_cleans_up_as_it_would_alone_when_pvconsole_stops(

@@ -1,0 +1,30 @@
+"""A pcaspy script with ServerThread: its main thread sleeps in a loop; its driver's
+stop() ends its polling thread / closes its device (pvconsole's plugin contract hook)."""
+import os
+import threading
+import time
+
+from pcaspy import Driver, SimpleServer
+from pcaspy.tools import ServerThread
+
+prefix = "STS:"  # (told of no stop: pvconsole calls stop(), once)
+pvdb = {"X": {"value": 0.0}}
+
+
+class StDriver(Driver):
+    def stop(self):
+        with open(os.environ["ST_MARK"], "a") as f:
+            f.write("stop\n")
+
+
+if __name__ == "__main__":
+    server = SimpleServer()
+    server.createPV(prefix, pvdb)
+    driver = StDriver()
+    t = ServerThread(server)
+    t.start()
+    try:
+        while True:
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        driver.stop()
