@@ -505,43 +505,14 @@ class Engine:
         if self._stopping or not self._serving.wait(LATE_CREATE_TIMEOUT) or self._stopping:
             raise plugin_loader.PluginError(f"{plugin}: createPV({prefix!r}): pvconsole is not serving")
         try:
-            if self.thread is None or threading.current_thread() is self.thread:
-                return self._add_database(plugin, prefix, pvdb)
-            return self._on_driver_thread_or_not_at_all(
-                lambda: self._add_database(plugin, prefix, pvdb), LATE_CREATE_TIMEOUT,
-                f"{plugin}: createPV({prefix!r})")
+            return self.run_on_driver_thread(lambda: self._add_database(plugin, prefix, pvdb),
+                                             LATE_CREATE_TIMEOUT, or_not_at_all=True)
+        except TimeoutError:
+            raise plugin_loader.PluginError(
+                f"{plugin}: createPV({prefix!r}): the driver thread did not take it within "
+                f"{LATE_CREATE_TIMEOUT:g} s (a plugin's call holds it): not served") from None
         except typemap.MappingError as e:
             raise plugin_loader.PluginError(f"{plugin}: createPV({prefix!r}): {e}") from None
-
-    def _on_driver_thread_or_not_at_all(self, fn: Callable[[], Any], timeout: float, what: str) -> Any:
-        """``fn()`` on the driver thread, or (not begun within ``timeout``: the thread is in
-        a plugin's slow call) not at all: a PluginError says so, and nothing half-done is
-        left behind (a database served after its caller was told it failed)."""
-        done, gate, box = threading.Event(), threading.Lock(), {}
-
-        def job() -> None:
-            with gate:
-                if box.get("cancelled"):
-                    return
-                box["begun"] = True
-            try:
-                box["result"] = fn()
-            except Exception as e:  # handed back to the caller
-                box["error"] = e
-            finally:
-                done.set()
-        self._submit(job)
-        if not done.wait(timeout):
-            with gate:
-                if not box.get("begun"):
-                    box["cancelled"] = True
-                    raise plugin_loader.PluginError(
-                        f"{what}: the driver thread did not take it within {timeout:g} s "
-                        "(a plugin's call holds it): not served")
-            done.wait()  # begun just now: it ends soon (no plugin code in it)
-        if "error" in box:
-            raise box["error"]
-        return box.get("result")
 
     def _add_database(self, plugin: str, prefix: str, pvdb: dict) -> list[str]:
         driver = self.drivers.get(plugin)
@@ -694,14 +665,24 @@ class Engine:
             return None
         return f"ASG {asg} denies {account}@{host}"
 
-    def run_on_driver_thread(self, fn: Callable[[], Any], timeout: float = 2.0) -> Any:
-        """Run ``fn`` where the drivers run and wait for its result (not from that thread)."""
+    def run_on_driver_thread(self, fn: Callable[[], Any], timeout: float = 2.0,
+                             or_not_at_all: bool = False) -> Any:
+        """Run ``fn`` where the drivers run and wait for its result (not from that thread).
+
+        Raises:
+            TimeoutError: no result within ``timeout`` (``fn`` may still run later; with
+                ``or_not_at_all``, a ``fn`` not begun by then never runs, and one begun
+                is waited for: nothing half-done is left behind its caller's back).
+        """
         if self.thread is None or threading.current_thread() is self.thread:
             return fn()
-        done = threading.Event()
-        box: dict[str, Any] = {}
+        done, gate, box = threading.Event(), threading.Lock(), {}
 
         def job() -> None:
+            with gate:
+                if box.get("cancelled"):
+                    return
+                box["begun"] = True
             try:
                 box["result"] = fn()
             except Exception as e:  # handed back to the caller
@@ -710,7 +691,13 @@ class Engine:
                 done.set()
         self.thread.submit(job)
         if not done.wait(timeout):
-            raise TimeoutError("driver thread busy")
+            if not or_not_at_all:
+                raise TimeoutError("driver thread busy")
+            with gate:
+                if not box.get("begun"):
+                    box["cancelled"] = True
+                    raise TimeoutError("driver thread busy")
+            done.wait()  # begun just now
         if "error" in box:
             raise box["error"]
         return box["result"]

@@ -1129,6 +1129,18 @@ def test_createpv_from_a_scripts_thread_while_it_loads_and_from_write(engine_fac
     wait_for(lambda: ca(engine).get("EARLY:NEW2")["value"] == 2.5)
 
 
+def test_a_driver_thread_job_not_begun_in_time_never_runs_when_asked_so(engine):
+    """A late createPV the driver thread cannot take in time is refused and not served
+    later behind its caller's back."""
+    held, ran = threading.Event(), []
+    engine._submit(lambda: held.wait(5))  # a plugin's slow call
+    with pytest.raises(TimeoutError):
+        engine.run_on_driver_thread(lambda: ran.append(1), timeout=0.2, or_not_at_all=True)
+    held.set()
+    assert engine.run_on_driver_thread(lambda: "after") == "after"  # the thread moved on
+    assert ran == []
+
+
 def test_a_server_thread_script_told_of_no_stop_gets_its_stop_hook(engine_factory, tmp_path,
                                                                    monkeypatch):
     """A ServerThread script without a signal handler is not told of the stop (alone,
