@@ -302,3 +302,40 @@ def test_a_jump_puts_the_pv_in_the_middle_of_the_table() -> None:
         middle = table.scroll_y + table.size.height // 2
         assert abs(middle - row) <= 2, (table.scroll_y, row, table.size.height)
     run_over(FixedSource(extra=300), check)
+
+
+def test_a_value_takes_its_alarm_colour_when_only_the_alarm_changes() -> None:
+    """A PV back to NO_ALARM with the same value text kept the INVALID colour (and one
+    that went into alarm stayed uncoloured): Rich's Text compares characters only."""
+    async def check(app, pilot) -> None:
+        table = app.pv_view.table
+        name = "PSU:CURR"  # MINOR in the fixed data
+        before = table.get_row(name)[2]
+        for severity in (0, 3, 0):
+            state = app.states[name]._replace(severity=severity)
+            table.apply([state])
+            await pilot.pause()
+            cell = table.get_row(name)[2]
+            assert cell.plain == before.plain
+            assert cell.style == fmt.value_text(state.text, severity, app.current_theme.dark,
+                                                table.value_width).style, severity
+    run(check)
+
+
+def test_a_new_sort_starts_in_its_own_direction_at_the_top() -> None:
+    """After ``r``, the next column sorted (alarm: worst first) listed the PVs without
+    alarm first, and the view stayed on the cursor's row; Home went sideways only."""
+    async def check(app, pilot) -> None:
+        table = app.pv_view.table
+        await pilot.press("end", "r")
+        await pilot.pause()
+        while table.sort_key != "sev":
+            await pilot.press("s")
+            await pilot.pause()
+        assert table.sort_arrow == "▼" and table.cursor_row == 0
+        top = app.states[table.visible_names()[0]]
+        assert top.severity == max(s.severity for s in app.states.values())
+        await pilot.press("end", "home")
+        await pilot.pause()
+        assert table.cursor_row == 0 and table.scroll_y == 0
+    run(check)

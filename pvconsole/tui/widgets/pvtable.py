@@ -117,6 +117,8 @@ class PVTable(SteadyDataTable):
         Binding("minus", "unmark_all", "Unmark", show=False),
         Binding("s", "next_sort", "Sort"),
         Binding("r", "reverse_sort", "Reverse", show=False),
+        Binding("home", "first_row", "First", show=False),
+        Binding("end", "last_row", "Last", show=False),
     ]
 
     def __init__(self, *, tz: tzinfo | None = None, id: str | None = None) -> None:
@@ -229,7 +231,7 @@ class PVTable(SteadyDataTable):
             pending.discard(name)
             old = self._cells[name]
             new = self._render(self.states[name])
-            diff = {COLUMN_KEYS[i]: b for i, (a, b) in enumerate(zip(old, new)) if a != b}
+            diff = {COLUMN_KEYS[i]: b for i, (a, b) in enumerate(zip(old, new)) if cell_changed(a, b)}
             if diff:
                 changes[name] = diff
                 if self.sort_key in diff:
@@ -401,8 +403,22 @@ class PVTable(SteadyDataTable):
         self.set_marks(list(self.marked), False)
 
     def action_next_sort(self) -> None:
+        """The next column, in its own first direction (worst alarm, most clients, newest
+        first; names A to Z), from the top: a reversal is not carried over (sorting by
+        alarm after an ``r`` listed the PVs without alarm first, off the cursor's row)."""
         i = SORTABLE.index(self.sort_key) if self.sort_key in SORTABLE else -1
-        self.set_sort(SORTABLE[(i + 1) % len(SORTABLE)])
+        self.set_sort(SORTABLE[(i + 1) % len(SORTABLE)], reverse=False)
+        self.action_first_row()
+
+    def action_first_row(self) -> None:
+        """Home: the first row (DataTable's scrolls sideways only)."""
+        if self.row_count:
+            self.move_cursor(row=0, animate=False)
+            self.scroll_to(x=0, y=0, animate=False)
+
+    def action_last_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1, animate=False)
 
     def action_reverse_sort(self) -> None:
         self.set_sort(self.sort_key, not self.sort_reverse)
@@ -415,6 +431,15 @@ class PVTable(SteadyDataTable):
             event.stop()
             event.prevent_default()
             self.post_message(JumpRequested(ch))
+
+
+def cell_changed(old: Any, new: Any) -> bool:
+    """Whether a cell must be redrawn. Rich's ``Text`` compares its characters only: a
+    value whose alarm colour changed but not its text kept the old colour (a PV back to
+    NO_ALARM stayed magenta beside an empty alarm cell)."""
+    if type(old) is not type(new) or old != new:
+        return True
+    return isinstance(new, Text) and (old.style != new.style or old.spans != new.spans)
 
 
 class JumpRequested(Message):
