@@ -34,7 +34,9 @@ class ServerLog(RichLog):
     BINDINGS = [Binding("f", "follow", "Follow")]
 
     def __init__(self, *, tz: tzinfo | None = None, id: str | None = None) -> None:
-        super().__init__(id=id, max_lines=LOG_LINES, wrap=False, markup=False, highlight=False,
+        # wrapped: a C library line of 120 characters read "WARNING epics: ../../../../src/cas/io/C"
+        # at 80 columns, the rest a side scroll away
+        super().__init__(id=id, max_lines=LOG_LINES, wrap=True, markup=False, highlight=False,
                          auto_scroll=True)
         self.tz = tz
 
