@@ -339,3 +339,11 @@ def test_a_new_sort_starts_in_its_own_direction_at_the_top() -> None:
         await pilot.pause()
         assert table.cursor_row == 0 and table.scroll_y == 0
     run(check)
+
+
+def test_the_mapping_says_an_alarm_limit_left_at_zero_is_unset() -> None:
+    """'lolo 0 -> valueAlarm.lowAlarmLimit nan' read as a limit at 0 (pcaspy: unset)."""
+    from pvconsole.tui.mapping import mapping_rows
+    spec = typemap.spec_from_pvdb("X:", "V", {"type": "float", "hihi": 90})
+    rows = {r[0]: r[1] for r in mapping_rows(spec, spec.meta, "1.0", None)}
+    assert rows["lolo"] == "0 (unset)" and rows["hihi"] == "90"

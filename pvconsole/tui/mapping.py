@@ -31,6 +31,10 @@ _NUMERIC_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+#: pvdb alarm limits, which pcaspy leaves unset at 0.
+_ALARM_LIMITS = frozenset({"lolo", "low", "high", "hihi"})
+
+
 def lookup(served: dict[str, Any] | None, path: str) -> Any:
     """``served['a']['b']`` for ``'a.b'``; KeyError when the structure has no such field."""
     node: Any = served
@@ -104,7 +108,10 @@ def mapping_rows(spec: PVSpec, meta: Meta, value_text: str, served: dict[str, An
         rows.append(("value", cut(value_text, SHOWN_MAX), "value", _served(served, ("value",))))
     if kind in ("scalar", "array") and spec.ca_type != "string":
         for key, paths in _NUMERIC_FIELDS:
-            rows.append((key, _show(getattr(meta, key)), _field_names(paths), _served(served, paths)))
+            shown = _show(getattr(meta, key))
+            if key in _ALARM_LIMITS and not getattr(meta, key):
+                shown += " (unset)"  # pcaspy's 0: no alarm at that limit (PVA: NaN)
+            rows.append((key, shown, _field_names(paths), _served(served, paths)))
     elif kind == "string":
         rows.append(("unit", _show(meta.unit), "display.units", _served(served, ("display.units",))))
     for key in ("adel", "mdel"):
