@@ -347,3 +347,13 @@ def test_the_mapping_says_an_alarm_limit_left_at_zero_is_unset() -> None:
     spec = typemap.spec_from_pvdb("X:", "V", {"type": "float", "hihi": 90})
     rows = {r[0]: r[1] for r in mapping_rows(spec, spec.meta, "1.0", None)}
     assert rows["lolo"] == "0 (unset)" and rows["hihi"] == "90"
+
+
+def test_a_wide_table_says_why_a_pv_is_in_alarm() -> None:
+    """'PSU:MODE … INVALID' after a refused put looked like a hardware fault: with room to
+    spare the alarm names its condition; at 80 columns the severity alone."""
+    async def check(app, pilot) -> None:
+        table = app.pv_view.table
+        assert table.get_row("PSU:CURR")[3].plain.strip() == ("MINOR HIGH" if wide else "MINOR")
+    for wide, size in ((True, (160, 48)), (False, (80, 24))):
+        run(check, size=size)

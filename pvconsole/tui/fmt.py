@@ -68,11 +68,16 @@ def severity_style(severity: int, dark: bool = True) -> str:
     return styles[severity] if 0 <= severity < len(styles) else styles[3]
 
 
-def severity_text(severity: int, dark: bool = True) -> Text:
-    """The severity name, coloured; empty for NO_ALARM so alarms stand out."""
+def severity_text(severity: int, dark: bool = True, condition: int | None = None,
+                  width: int = 0) -> Text:
+    """The severity name, coloured; empty for NO_ALARM so alarms stand out. With
+    ``condition``, its name too (``MAJOR HIHI``: why), cut to ``width``."""
     if severity <= 0:
         return Text("")
     name = SEVERITY_NAMES[severity] if severity < len(SEVERITY_NAMES) else str(severity)
+    if condition is not None:
+        cond = ALARM_CONDITIONS[condition] if 0 <= condition < len(ALARM_CONDITIONS) else str(condition)
+        name = f"{name} {cond}"[:max(1, width - 2)] if width else f"{name} {cond}"
     return Text(f" {name} ", style=SEVERITY_BADGES[min(severity, 3)])
 
 

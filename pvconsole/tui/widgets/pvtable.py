@@ -55,6 +55,9 @@ FLAG_SORT = frozenset({"sev", "exp", "ca", "pvac"})
 #: (pcaspy and p4p tell that much per PV for free; counts come from a client report, which
 #: holds the CA server's thread: the connections and details screens show them).
 FIXED_WIDTHS = {"mark": 1, "sev": len(" INVALID "), "exp": 3, "ca": 3, "pvac": 4, "time": 12}
+#: Cells the alarm column grows by, where the table has them to spare, to name the alarm
+#: condition beside the severity (" INVALID WRITE ", " MAJOR HIHI ").
+ALARM_WHY = 8
 #: Narrowest value column (the types scroll in on the right anyway).
 MIN_VALUE_WIDTH = 12
 #: Narrowest name column: a longer name is shortened in its middle when the table is too
@@ -82,8 +85,10 @@ def column_widths(table_width: int, names: int, plugins: int, pva_types: int,
     fixed = sum(w + 2 * padding for w in FIXED_WIDTHS.values())
     room = table_width - scrollbar - fixed - 4 * padding  # name + value, without padding
     name = max(MIN_NAME_WIDTH, min(names, room - MIN_VALUE_WIDTH, MAX_NAME_WIDTH))
-    widths = {**FIXED_WIDTHS, "name": name,
-              "value": max(MIN_VALUE_WIDTH, min(VALUE_WIDTH, room - name)),
+    value = max(MIN_VALUE_WIDTH, min(VALUE_WIDTH, room - name))
+    # room to spare once name and value have theirs: the alarm says why (MAJOR HIHI)
+    alarm = FIXED_WIDTHS["sev"] + (ALARM_WHY if room - name - value >= ALARM_WHY else 0)
+    widths = {**FIXED_WIDTHS, "name": name, "value": value, "sev": alarm,
               "plugin": min(plugins, SIDE_WIDTH), "catype": len("string"),
               "pvatype": min(pva_types, SIDE_WIDTH)}
     return {key: max(widths[key], len(label)) for key, label, _ in COLUMNS}
@@ -278,11 +283,13 @@ class PVTable(SteadyDataTable):
 
     def _render(self, s: PVState) -> tuple:
         dark = self.dark
+        alarm_width = self.widths.get("sev", 0)
+        why = alarm_width > FIXED_WIDTHS["sev"]
         return (
             MARK if s.name in self.marked else " ",
             fmt.literal(fmt.middle_cut(s.name, self.widths.get("name", len(s.name)))),
             fmt.value_text(s.text, s.severity, dark, self.value_width),
-            fmt.severity_text(s.severity, dark),
+            fmt.severity_text(s.severity, dark, s.condition if why else None, alarm_width),
             fmt.exposure_text(s.exposure, dark),
             "mon" if s.ca_monitored else "",
             "open" if s.pva_clients else "",
