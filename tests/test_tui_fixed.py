@@ -357,3 +357,22 @@ def test_a_wide_table_says_why_a_pv_is_in_alarm() -> None:
         assert table.get_row("PSU:CURR")[3].plain.strip() == ("MINOR HIGH" if wide else "MINOR")
     for wide, size in ((True, (160, 48)), (False, (80, 24))):
         run(check, size=size)
+
+
+def test_puts_of_earlier_runs_are_dimmed() -> None:
+    """After a restart the put log listed this morning's puts as tonight's (same day: no
+    date): those from before the servers started are dimmed."""
+    from pvconsole.tui.fixed import FIXED_NOW
+    from pvconsole.tui.widgets.putlog import PutLogView
+
+    async def check(app, pilot) -> None:
+        app.poll()  # (as the timer would)
+        await pilot.press("3")
+        await pilot.pause()
+        view = app.main.query_one(PutLogView)
+        view.set_started(FIXED_NOW - 150)  # the two newest puts are of this run
+        await pilot.pause()
+        table = view.table
+        styles = [str(getattr(table.get_row_at(i)[0], "style", "")) for i in range(table.row_count)]
+        assert styles[-2:] == ["", ""] and all(s == "dim" for s in styles[:-2]), styles
+    run(check)

@@ -308,7 +308,11 @@ class PvConsoleApp(App[int]):
         """Read the engine's counters and redraw the visible header."""
         if not self.loaded and self._changes is None:
             return
-        self.status.sample(self.source.stats(), self.clock())
+        stats = self.source.stats()
+        self.status.sample(stats, self.clock())
+        puts = self.main.query_one(PutLogView)
+        if not puts.started and getattr(stats, "uptime", 0):  # (earlier runs' puts: dimmed)
+            puts.set_started(getattr(self.source, "now", time.time)() - stats.uptime)
         gone = getattr(self.source, "gone", "")
         if gone and not self._gone_told:  # the engine process died (a plugin crashed it)
             self._gone_told = True

@@ -165,6 +165,10 @@ class FixedSource:
             with sub.lock:
                 sub.pending[state.name] = state
 
+    def now(self) -> float:
+        """The frozen world's wall clock (its puts are of this run)."""
+        return FIXED_NOW
+
     def stats(self) -> FixedStats:
         """Counters advance by fixed steps per read, so the rate sparklines are fixed too."""
         self._reads += 1

@@ -114,6 +114,15 @@ def full_time(ts: float, tz: tzinfo | None = None) -> str:
     return dt.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + dt.strftime(" %Z")
 
 
+def iso_seconds(iso: str) -> float:
+    """A put-log ISO time -> POSIX seconds (inf when it does not parse: not earlier)."""
+    try:
+        dt = datetime.fromisoformat(iso)
+    except ValueError:
+        return float("inf")
+    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+
+
 def iso_clock(iso: str, tz: tzinfo | None = None, now: float | None = None) -> str:
     """A put-log ISO time -> local HH:MM:SS.mmm, with MM-DD before it when it is not of
     today (``now``, POSIX seconds; default the current time): the date is noise in a

@@ -44,10 +44,15 @@ def change_text(r: Any, width: int = 20) -> str:
 PV_WIDTH = 40
 
 
-def put_cells(r: Any, tz: tzinfo | None, pv_width: int = 0) -> tuple:
-    """A ``PutRecord`` -> table cells (the PV name cut to ``pv_width`` when given)."""
+def put_cells(r: Any, tz: tzinfo | None, pv_width: int = 0, earlier: bool = False) -> tuple:
+    """A ``PutRecord`` -> table cells (the PV name cut to ``pv_width`` when given); a put of
+    an earlier run (``earlier``: before this pvconsole started) has its time and PV dimmed,
+    so that this morning's puts do not read as tonight's."""
     pv = fmt.middle_cut(r.pv, pv_width) if pv_width else r.pv
-    return (fmt.iso_clock(r.time, tz), fmt.literal(pv), r.protocol.upper(), result_text(r.result),
+    clock = fmt.iso_clock(r.time, tz)
+    if earlier:
+        return (Text(clock, style="dim"), Text(fmt.visible(pv), style="dim"), *put_cells(r, tz, pv_width)[2:])
+    return (clock, fmt.literal(pv), r.protocol.upper(), result_text(r.result),
             fmt.literal(change_text(r)), fmt.literal(r.client),
             fmt.literal(r.reason.removeprefix(f"{r.pv}: ")))
 
@@ -85,6 +90,8 @@ class PutLogView(Pane):
         self.follow = True
         self.pattern = ""
         self.records: deque[Any] = deque(maxlen=PUTLOG_ROWS)
+        #: when the servers started (POSIX seconds): puts before are of earlier runs
+        self.started = 0.0
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="put-bar"):
@@ -114,17 +121,25 @@ class PutLogView(Pane):
                     table.remove_row(str(old.seq))
             self.records.append(r)
             if put_matches(r, self.pattern):
-                table.add_row(*put_cells(r, self.tz, PV_WIDTH), key=str(r.seq))
+                table.add_row(*self._cells(r), key=str(r.seq))
         if self.follow and table.row_count:
             table.move_cursor(row=table.row_count - 1, animate=False)
         self._info()
+
+    def _cells(self, r: Any) -> tuple:
+        return put_cells(r, self.tz, PV_WIDTH, earlier=fmt.iso_seconds(r.time) < self.started)
+
+    def set_started(self, started: float) -> None:
+        """The servers' start: the puts before it are dimmed (earlier runs)."""
+        self.started = started
+        self._rebuild()
 
     def _rebuild(self) -> None:
         table = self.table
         table.clear()
         for r in self.records:
             if put_matches(r, self.pattern):
-                table.add_row(*put_cells(r, self.tz, PV_WIDTH), key=str(r.seq))
+                table.add_row(*self._cells(r), key=str(r.seq))
         if self.follow and table.row_count:
             table.move_cursor(row=table.row_count - 1, animate=False)
         self._info()
