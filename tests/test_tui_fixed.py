@@ -376,3 +376,19 @@ def test_puts_of_earlier_runs_are_dimmed() -> None:
         styles = [str(getattr(table.get_row_at(i)[0], "style", "")) for i in range(table.row_count)]
         assert styles[-2:] == ["", ""] and all(s == "dim" for s in styles[:-2]), styles
     run(check)
+
+
+def test_the_rate_sparklines_start_from_zero() -> None:
+    """Scaled from the window's lowest rate, a steady 4/s drew as '▁▁▁█▁▁▁▁' and a rate
+    halved looked like none."""
+    from textual.widgets import Sparkline
+
+    async def check(app, pilot) -> None:
+        status = app.status
+        status.ca_rates.clear()
+        status.ca_rates.extend([4.0] * 16)
+        app.sample_stats()
+        await pilot.pause()
+        spark = app.query_one("#ca-spark", Sparkline)
+        assert min(spark.data) == 0.0 and max(spark.data) == max(status.ca_rates)
+    run(check)

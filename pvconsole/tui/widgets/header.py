@@ -76,8 +76,10 @@ class StatusHeader(Widget):
                       (f"  {s.pvs} PVs, {s.exposed} on PVA", "", 2)]
         parts += [(f"  puts {s.puts}", "", 4), (f"  up {duration(s.uptime)}", "", 3)]
         show_line(self.query_one("#servers", Static), fitted(parts, self.size.width))
-        self.query_one("#ca-spark", Sparkline).data = list(status.ca_rates)
-        self.query_one("#pva-spark", Sparkline).data = list(status.pva_rates)
+        # from zero, not from the window's lowest rate: a steady 4/s drew as a spike, and
+        # a rate halved looked like none
+        self.query_one("#ca-spark", Sparkline).data = [0.0, *status.ca_rates]
+        self.query_one("#pva-spark", Sparkline).data = [0.0, *status.pva_rates]
         show_line(self.query_one("#ca-rate", Static), f"{rate(status.ca_rate)}/s")
         show_line(self.query_one("#pva-rate", Static), f"{rate(status.pva_rate)}/s")
         health: list[Part] = [(f"errors {s.errors}  ", "bold red", 0)] if s.errors else []
