@@ -14,6 +14,7 @@ from pvconsole.tui import fmt
 from pvconsole.tui.app import PvConsoleApp
 from pvconsole.tui.commands import ConsoleCommands
 from pvconsole.tui.fixed import FixedSource
+from test_tui_snapshots import fixed_log
 from pvconsole.tui.screens.details import DetailsScreen
 from pvconsole.tui.widgets.keybar import KeyBar
 from pvconsole.tui.widgets.pvtable import SORT_KEYS, SORTABLE
@@ -392,3 +393,26 @@ def test_the_rate_sparklines_start_from_zero() -> None:
         spark = app.query_one("#ca-spark", Sparkline)
         assert min(spark.data) == 0.0 and max(spark.data) == max(status.ca_rates)
     run(check)
+
+
+def test_the_server_log_wraps_again_at_a_new_width() -> None:
+    """Lines wrap as they are written: after the terminal went from 160 to 80 columns the
+    log's lines were cut at 80 (here: from 80 to 60)."""
+    async def check(app, pilot) -> None:
+        app.poll()
+        await pilot.press("4")
+        await pilot.pause()
+        log_view = app.main.query_one(ServerLog)
+        assert log_view.lines and max(s.cell_length for s in log_view.lines) > 60
+        await pilot.resize_terminal(60, 20)
+        await pilot.pause()
+        await pilot.pause()
+        assert max(s.cell_length for s in log_view.lines) <= log_view.size.width
+
+    async def main() -> None:
+        app = PvConsoleApp(FixedSource(), log_buffer=fixed_log(), live=False, tz=timezone.utc)
+        async with app.run_test(size=(80, 24)) as pilot:
+            while not app.loaded:
+                await pilot.pause()
+            await check(app, pilot)
+    asyncio.run(main())
