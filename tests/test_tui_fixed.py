@@ -416,3 +416,21 @@ def test_the_server_log_wraps_again_at_a_new_width() -> None:
                 await pilot.pause()
             await check(app, pilot)
     asyncio.run(main())
+
+
+def test_enter_on_a_client_lists_all_its_channels() -> None:
+    """The Channels column shows 30 characters of them; Enter did nothing."""
+    from pvconsole.tui.fixed import FIXED_CLIENTS
+
+    async def check(app, pilot) -> None:
+        await pilot.press("2")
+        await pilot.pause()
+        table = app.main.query_one("#clients")
+        table.focus()
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        shown = [n.message for n in app._notifications]
+        first = FIXED_CLIENTS[0]
+        assert any(all(ch in m for ch in first["channels"]) for m in shown), shown
+    run(check, size=(160, 48))

@@ -27,6 +27,10 @@ NO_CLIENT_DETAILS = ("Per-client details (peer, account, channels) are not avail
                      "this engine; per-PV counts below.")
 
 
+#: Channels a client's Enter lists (a client of 10,000 channels would fill the screen).
+CHANNELS_SHOWN = 40
+
+
 def client_row(c: dict[str, Any], tz: tzinfo | None) -> tuple:
     """One client dict (engine ``clients()`` shape) -> table cells."""
     channels = list(c.get("channels") or [])
@@ -55,6 +59,7 @@ class ConnectionsView(Pane):
         self.tz = tz
         self._pv_rows: dict[str, tuple] = {}
         self._clients: list[tuple] | None = []
+        self._shown_clients: list[dict[str, Any]] = []  # the table's rows, in order
         self._report: list[dict[str, Any]] | None = None  # the client report shown
         self._counts: Mapping[str, tuple[int, int]] | None = None  # per PV, from that report
         #: Per PV as last shown (and counted in the totals): CA monitored, PVA clients, exposure.
@@ -207,7 +212,27 @@ class ConnectionsView(Pane):
         if rows == self._clients:
             return
         self._clients = rows
+        self._shown_clients = list(clients or [])
         table.clear()
-        for row in rows or []:
-            table.add_row(*row)
+        for i, row in enumerate(rows or []):
+            table.add_row(*row, key=str(i))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a client: all of it, every channel included (the table shows 30
+        characters of them)."""
+        if event.data_table.id != "clients":
+            return
+        event.stop()
+        try:
+            c = self._shown_clients[int(str(event.row_key.value))]
+        except (IndexError, ValueError):
+            return
+        channels = [str(ch) for ch in c.get("channels") or []]
+        shown = channels[:CHANNELS_SHOWN]
+        more = f"\n… and {len(channels) - len(shown)} more" if len(channels) > len(shown) else ""
+        self.app.notify(  # (the app's notify quotes it: no markup, nothing a terminal acts on)
+            f"{c.get('user', '')}@{c.get('host', '')} ({c.get('peer', '')}), since "
+            f"{fmt.clock_time(float(c.get('since') or 0), self.tz)}\n"
+            f"{len(channels)} channel(s): {', '.join(shown)}{more}",
+            title=f"{str(c.get('protocol', '')).upper()} client", timeout=20)
 
