@@ -249,7 +249,8 @@ async def test_pva_put_shows_in_put_log(engine: Engine, pva: Context) -> None:
 
         await until(pilot, lambda: len(rows()) >= 2, what="two put rows")
         msg = next(r for r in rows() if r[1] == "PSU:MSG")
-        assert msg[2] == "PVA" and msg[3] == "accepted" and "hello tui" in msg[4]
+        assert msg[2] == "PVA" and msg[3] == "accepted" and "hello tui" in msg[5]
+        assert "@" in msg[4]  # who: on screen at 80 columns, after the outcome
         mode = next(r for r in rows() if r[1] == "PSU:MODE")
         assert mode[3] == "refused: driver"  # next to the PV: on screen at 80 columns
         await pilot.press("slash", *"MODE", "enter")

@@ -20,9 +20,10 @@ from .line import show_line
 from .pvtable import name_matches
 from .pane import Pane
 
-#: The outcome right after the PV: at 80 columns it must not be off screen.
+#: The outcome and who made the put right after the PV: at 80 columns they must not be
+#: off screen ("who just changed that setpoint?"); old -> new and why follow (Enter: all).
 PUT_COLUMNS = (("time", "Time"), ("pv", "PV"), ("proto", "Proto"), ("result", "Result"),
-               ("change", "Old → New"), ("client", "Client"), ("reason", "Why"))
+               ("client", "Client"), ("change", "Old → New"), ("reason", "Why"))
 
 
 def result_text(result: str) -> Text:
@@ -53,7 +54,7 @@ def put_cells(r: Any, tz: tzinfo | None, pv_width: int = 0, earlier: bool = Fals
     if earlier:
         return (Text(clock, style="dim"), Text(fmt.visible(pv), style="dim"), *put_cells(r, tz, pv_width)[2:])
     return (clock, fmt.literal(pv), r.protocol.upper(), result_text(r.result),
-            fmt.literal(change_text(r)), fmt.literal(r.client),
+            fmt.literal(r.client), fmt.literal(change_text(r)),
             fmt.literal(r.reason.removeprefix(f"{r.pv}: ")))
 
 
