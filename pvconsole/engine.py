@@ -334,9 +334,7 @@ class Engine:
                     raise StartupError(f"PVA server on {cfg.pva_intf or '0.0.0.0'} port "
                                        f"{cfg.pva_port}: {e}") from None
                 self.access.connect_inputs(self._inputs_conf())
-                for entry in self.entries.values():
-                    mode = self.exposure.get(entry.name, self._defaults[entry.name])
-                    self.mirror.expose(entry, mode) if mode != Exposure.OFF else setattr(entry, "exposure", mode)
+                self._expose_as_chosen(self.entries.values())
                 self.started = time.time()
             except AccessError as e:
                 self.stop()
@@ -449,6 +447,18 @@ class Engine:
         if plugin.capture is not None:
             plugin.capture.when_loop_dies(lambda e, name=plugin.name: self._script_died(name, e))
 
+    def _expose_as_chosen(self, entries: Any) -> None:
+        """PVA exposure as the operator chose it (the state file) or else as the pvdb
+        says; a PV off is shown so (a late PV turned off earlier showed its default)."""
+        assert self.exposure is not None
+        for entry in entries:
+            mode = self.exposure.get(entry.name, self._defaults[entry.name])
+            if mode != Exposure.OFF:
+                self.mirror.expose(entry, mode)
+            else:
+                entry.exposure = mode
+                self.mirror.touch(entry)
+
     def _register_for_plugin(self, prefix: str, pvdb: dict, port: str, late: bool = False) -> None:
         """A plugin's ``createPV``: while it loads, or (``late``) once pvconsole serves."""
         if late:
@@ -525,9 +535,7 @@ class Engine:
                 status.pvs += len(added)
         if self.reads is not None and overrides_read(driver):
             self.reads.add(added)
-        for entry in added:
-            mode = self.exposure.get(entry.name, self._defaults[entry.name])
-            self.mirror.expose(entry, mode) if mode != Exposure.OFF else self.mirror.touch(entry)
+        self._expose_as_chosen(added)
         names = [e.name for e in added]
         log.info("plugin %s: %d PV(s) added while serving: %s", plugin, len(names), _names(names))
         return names

@@ -1116,6 +1116,22 @@ def test_a_script_adds_pvs_while_it_serves(engine_factory, pva, ca):
     assert [p.pvs for p in engine.plugins if p.name == "script_late"] == [4]
 
 
+def test_a_late_pv_turned_off_stays_off_after_a_restart(engine_factory, pva, tmp_path):
+    """The operator's choice holds for PVs added while serving too, and the table says
+    'off' (it showed the pvdb's default)."""
+    state = tmp_path / "state"
+    engine = engine_factory(plugin_path("script_late"), state_dir=state)
+    wait_for(lambda: "LATE:ADDED" in engine.entries)
+    engine.set_exposure("LATE:ADDED", "off")
+    engine.stop()
+    engine = engine_factory(plugin_path("script_late"), state_dir=state)
+    wait_for(lambda: "LATE:ADDED" in engine.entries)
+    assert {s.name: s.exposure for s in engine.snapshot()}["LATE:ADDED"] == "off"
+    assert pva(engine).get("LATE:TEXT").value == "hello"
+    with pytest.raises(Exception):
+        pva(engine).get("LATE:ADDED", timeout=1)
+
+
 def test_createpv_from_a_scripts_thread_while_it_loads_and_from_write(engine_factory, pva, ca):
     """A script's own thread that creates PVs before its Driver exists gets them served
     once pvconsole serves, with a parameter (not a KeyError in setParam); a Driver.write
