@@ -285,7 +285,14 @@ class MirroredPV(SimplePV):
         try:
             if entry.refusal:  # its IOC's loop died: refused as a driver refuses one
                 raise WriteRefused(entry.refusal)
+            if entry.spec.kind == "enum":
+                typemap.checked_enum_index(entry.spec, entry.meta.enums, int(requested))
             ok = super().writeValue(client, gddValue)
+        except typemap.PutRejected as e:  # as the same put over PVA is
+            log.warning("%s: CA put refused: %s", entry.name, e)
+            self.mirror.end_put(record, PutResult.REFUSED_TYPE, str(e))
+            self._failed = True
+            ok = False
         except Exception as e:  # a plugin that raises must not take the server down
             self.mirror.end_put(record, *write_failed(entry.name, e))
             self._failed = True  # the client is told: see _status

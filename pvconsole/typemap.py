@@ -795,16 +795,18 @@ def _enum_put(spec: PVSpec, meta: Meta, V: Value) -> int:
         index = int(V["value.index"])
     else:
         raise PutRejected(f"{spec.name}: put carries no 'value.index'")
-    return _checked_index(spec, choices, index)
+    return checked_enum_index(spec, choices, index)
 
 
 #: The enum index CA carries (DBR_ENUM, unsigned 16 bits).
 ENUM_INDEX_MAX = 0xFFFF
 
 
-def _checked_index(spec: PVSpec, choices: Sequence[str], index: int) -> int:
+def checked_enum_index(spec: PVSpec, choices: Sequence[str], index: int) -> int:
     """``index`` if it selects a choice; without choices (an enum whose pvdb has none),
-    any index CA can carry, as a CA put takes it (and QSRV's mbbo without states)."""
+    any index CA can carry, as a CA put takes it (and QSRV's mbbo without states).
+    Puts over both protocols are checked by it, so that neither stores a state that does
+    not exist (pcaspy hands a CA put of any index to the driver)."""
     if not choices:
         if not 0 <= index <= ENUM_INDEX_MAX:
             raise PutRejected(f"{spec.name}: enum index {index} out of range 0..{ENUM_INDEX_MAX}")
@@ -830,7 +832,7 @@ def coerce_enum_string(spec: PVSpec, meta: Meta, text: str) -> int:
         index = int(text)
     except ValueError:
         raise PutRejected(f"{spec.name}: {text!r} is not one of {', '.join(meta.enums)}") from None
-    return _checked_index(spec, list(meta.enums), index)
+    return checked_enum_index(spec, list(meta.enums), index)
 
 
 def stamp_parts(t: Any) -> tuple[int, int]:

@@ -315,6 +315,23 @@ def test_a_ca_put_whose_driver_raises_fails_on_the_client(engine, ca, pv):
     wait_for(lambda: client.get(pv)["value"] == 7)
 
 
+def test_a_ca_put_of_an_enum_index_without_a_state_is_refused(engine, ca, pva):
+    """pcaspy hands any index to the driver, which stores a state that does not exist; it
+    is refused as over PVA: ECA_PUTFAIL, the value stays, the put log says why."""
+    client = ca(engine)
+    client.call(op="put_status", pv="T:ENUM", value=1)
+    wait_for(lambda: client.get("T:ENUM")["value"] == 1)
+    reply = client.call(op="put_status", pv="T:ENUM", value=7)
+    assert reply.get("message") == "Channel write request failed", reply  # ECA_PUTFAIL
+    assert client.get("T:ENUM")["value"] == 1
+    assert pva(engine).get("T:ENUM").value.index == 1
+    last = engine.putlog.tail(1)[0]
+    assert (last.protocol, last.result) == ("ca", "refused: type")
+    assert "enum index 7 out of range 0..2" in last.reason
+    reply = client.call(op="put_status", pv="T:ENUM", value=2)
+    assert reply.get("message", "").lower().startswith("normal"), reply
+
+
 def test_ca_sees_the_same_metadata(engine, ca):
     got = ca(engine).get("T:FLOAT")
     assert got["value"] == 12.5 and got["units"] == "V" and got["precision"] == 3
