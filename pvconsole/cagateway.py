@@ -34,9 +34,15 @@ from pvconsole.typemap import POSIX_TIME_AT_EPICS_EPOCH
 
 log = logging.getLogger("pvconsole.gateway")
 
-#: CA native field type -> pcaspy type (float32 is served as double: pcaspy has no float32)
+#: CA native field type -> pcaspy type (CA side; the PVA side: :func:`pva_value_type`)
 PCASPY_TYPES = {"double": "float", "float32": "float", "long": "int", "short": "short",
                 "char": "char", "enum": "enum", "string": "string"}
+#: (CA field type, the record's FTVL) -> the PVA type QSRV serves the record's value in,
+#: where CA carries it in a wider (or unsigned) type.
+FTVL_TYPES = {("char", "CHAR"): "int8", ("long", "USHORT"): "uint16", ("double", "ULONG"): "uint32",
+              ("double", "INT64"): "int64", ("double", "UINT64"): "uint64"}
+#: Record types whose scalar value CA carries as a double.
+INT64_RECORDS = frozenset({"int64in", "int64out"})
 #: Longest char array served as text (the plugin key ``longstring``'s limit).
 LONGSTRING_MAX = 65536
 #: Record types whose char arrays hold text (gwclient asks ``NAME.RTYP``).
@@ -56,11 +62,13 @@ def pvdb_entry(info: dict[str, Any]) -> dict[str, Any]:
     elif ca_type != "string":
         entry.update(numeric_meta(ctrl))
     value = info.get("value")
-    if ca_type == "char" and count > 1:
-        if is_text(info):
-            value = text_of(value)
-        else:
-            pva["longstring"] = False
+    text = ca_type == "char" and count > 1 and is_text(info)
+    if text:
+        value = text_of(value)
+    elif ca_type == "char" and count > 1:
+        pva["longstring"] = False
+    if not text and pva_value_type(info):
+        pva["type"] = pva_value_type(info)
     if value is not None:
         entry["value"] = value
     if info.get("desc"):
@@ -68,6 +76,20 @@ def pvdb_entry(info: dict[str, Any]) -> dict[str, Any]:
     if pva:
         entry["pva"] = pva
     return entry
+
+
+def pva_value_type(info: dict[str, Any]) -> str | None:
+    """The PVA type (a pvdb ``'pva': {'type': ...}``) QSRV serves a channel's value in,
+    where it is not its CA type's (pure): DBF_FLOAT's float32, a waveform's FTVL (signed
+    CHAR, USHORT, ULONG, INT64, UINT64), an int64 record's int64; None where CA's is it."""
+    dbf = info["dbf"]
+    if dbf == "float32":
+        return "float32"
+    if info.get("ftvl"):
+        return FTVL_TYPES.get((dbf, info["ftvl"]))
+    if dbf == "double" and info.get("count", 1) == 1 and info.get("rtyp") in INT64_RECORDS:
+        return "int64"
+    return None
 
 
 def numeric_meta(ctrl: dict[str, Any]) -> dict[str, Any]:
@@ -89,17 +111,20 @@ def numeric_meta(ctrl: dict[str, Any]) -> dict[str, Any]:
 
 
 def is_text(info: dict[str, Any]) -> bool:
-    """Whether a char array is served as a string: by its record type where the IOC has
-    one (an lso's text, a waveform's bytes: alike over CA), else as pvconsole serves a
-    plugin's char array (a pcaspy IOC has no record types, and its char arrays are its
-    long strings): text, unless what it holds at start is not."""
+    """Whether a char array is served as a string (pure). By its record type where the
+    IOC has one (an lso's text), and a waveform's (or aai's) if it holds text at start:
+    QSRV serves one as a string when its ``info(Q:form, "String")`` says so, which CA does
+    not carry, and an IOC's long-string waveforms are initialised with their text. Where
+    there is no record type (a pcaspy IOC, whose char arrays are its long strings), as
+    pvconsole serves a plugin's: text, unless what it holds at start is not."""
     if info.get("count", 1) > LONGSTRING_MAX:
         return False
     rtyp = info.get("rtyp")
-    if rtyp:
-        return rtyp in TEXT_RECORDS
+    if rtyp in TEXT_RECORDS:
+        return True
     head = _bytes(info.get("value")).split(b"\0", 1)[0]
-    return not any(b < 32 and b not in (9, 10, 13) for b in head)
+    text = not any(b < 32 and b not in (9, 10, 13) for b in head)
+    return text and bool(head) if rtyp else text
 
 
 def _bytes(value: Any) -> bytes:

@@ -34,6 +34,8 @@ CTRL_FIELDS = ("precision", "units", "enum_strs", "upper_disp_limit", "lower_dis
 
 #: Seconds, at most, spent asking the PVs' record fields (a pcaspy IOC has none).
 FIELDS_WAIT = 1.0
+#: Record types whose value is an array of their ``FTVL``'s type.
+FTVL_RECORDS = frozenset({"waveform", "aai", "aao", "subArray"})
 #: Seconds the PVs that connect after start are gathered for, to be served together.
 LATE_BATCH = 0.5
 #: Longest wait before a late PV that did not answer is asked again.
@@ -110,9 +112,11 @@ class Client:
         records' DESC and char arrays' RTYP)."""
         self.epics.ca.use_initial_context()  # (a thread of its own: ca calls need the context)
         infos = channel_infos(self.epics, {name: self.pvs[name] for name in names})
-        asked = [(n, "DESC") for n in infos]
-        asked += [(n, "RTYP") for n, i in infos.items() if i["dbf"] == "char" and i["count"] > 1]
+        asked = [(n, "DESC") for n in infos] + [(n, "RTYP") for n, i in infos.items() if asks_rtyp(i)]
         for (name, field), text in self._record_fields(asked).items():
+            infos[name][field.lower()] = text
+        asked = [(n, "FTVL") for n, i in infos.items() if i.get("rtyp") in FTVL_RECORDS]
+        for (name, field), text in (self._record_fields(asked) if asked else {}).items():
             infos[name][field.lower()] = text
         return infos
 
@@ -202,9 +206,8 @@ class Client:
 
     def _record_fields(self, asked: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """Record fields an IOC has beside a PV's value: ``DESC`` (the description QSRV
-        serves) and, for char arrays, ``RTYP`` (an lso's text and a waveform's bytes look
-        alike over CA). All asked at once, waited for ``FIELDS_WAIT`` at most: a pcaspy
-        IOC has none."""
+        serves), ``RTYP`` and ``FTVL`` (:func:`asks_rtyp`). All asked at once, waited for
+        ``FIELDS_WAIT`` at most: a pcaspy IOC has none."""
         ca = self.epics.ca
         # plain channels, not PV objects: 2,000 of those took 6 s to make and drop
         chids = {(n, f): ca.create_channel(f"{n}.{f}", auto_cb=False)
@@ -283,6 +286,17 @@ DBF_NAMES = {0: "string", 1: "short", 2: "float32", 3: "enum", 4: "char", 5: "lo
 DBF_NUMBERS = {name: number for number, name in DBF_NAMES.items()}
 
 
+def asks_rtyp(info: dict[str, Any]) -> bool:
+    """Whether the type CA carries a channel in may hide the record's own (pure): an
+    lso's text and a waveform's bytes are alike over CA, a waveform's FTVL may be CHAR
+    (signed), USHORT (carried as long), ULONG or 64-bit (as double), and an int64 record
+    is a double without precision."""
+    dbf, count = info["dbf"], info.get("count", 1)
+    if count > 1:
+        return dbf in ("char", "long", "double")
+    return dbf == "double" and not (info.get("ctrl") or {}).get("precision")
+
+
 def channel_infos(epics: Any, pvs: dict[str, Any], timeout: float = 2.0) -> dict[str, dict]:
     """What the gateway needs of connected channels to serve them as the IOC does: native
     field type (``DBF_*`` name), element count, write access, metadata (DBR_CTRL) and
@@ -296,8 +310,11 @@ def channel_infos(epics: Any, pvs: dict[str, Any], timeout: float = 2.0) -> dict
         if dbf is None:
             continue
         types = (ca.promote_type(pv.chid, use_ctrl=True), ca.promote_type(pv.chid, use_time=True))
+        if types[0] == types[1]:  # a string's: pyepics asks DBR_TIME for DBR_CTRL, and the
+            types = (None, types[1])  # count=1 answer would be the value's
         try:
-            ca.get_with_metadata(pv.chid, ftype=types[0], count=1, wait=False)
+            if types[0] is not None:
+                ca.get_with_metadata(pv.chid, ftype=types[0], count=1, wait=False)
             ca.get_with_metadata(pv.chid, ftype=types[1], wait=False)
         except Exception:  # noqa: BLE001 - disconnected meanwhile: served when it connects
             continue
@@ -307,8 +324,8 @@ def channel_infos(epics: Any, pvs: dict[str, Any], timeout: float = 2.0) -> dict
     out = {}
     for name, (pv, dbf, (ctrl_type, time_type)) in asked.items():
         try:
-            ctrl = ca.get_complete_with_metadata(pv.chid, ftype=ctrl_type, count=1,
-                                                 timeout=max(0.01, deadline - time.monotonic()))
+            ctrl = {} if ctrl_type is None else ca.get_complete_with_metadata(
+                pv.chid, ftype=ctrl_type, count=1, timeout=max(0.01, deadline - time.monotonic()))
             got = ca.get_complete_with_metadata(pv.chid, ftype=time_type,
                                                 timeout=max(0.01, deadline - time.monotonic()))
         except Exception:  # noqa: BLE001 - as above

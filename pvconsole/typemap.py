@@ -66,7 +66,21 @@ CA_TYPES: dict[str, tuple[str, str]] = {
     "str": ("s", "string"),
     "enum": ("i", "enum"),
 }
-_INT_RANGE = {"i": (-(2**31), 2**31 - 1), "h": (-(2**15), 2**15 - 1), "B": (0, 255)}
+_INT_RANGE = {"i": (-(2**31), 2**31 - 1), "h": (-(2**15), 2**15 - 1), "B": (0, 255),
+              "b": (-128, 127), "H": (0, 2**16 - 1), "I": (0, 2**32 - 1),
+              "l": (-(2**63), 2**63 - 1), "L": (0, 2**64 - 1)}
+
+#: The ``'pva': {'type': ...}`` names (a numeric value served as another scalar type than
+#: its pcaspy type's, as QSRV serves a float32, int8, unsigned or int64 record field that
+#: CA carries in a wider type) -> PVA scalar type code.
+PVA_VALUE_TYPES: dict[str, str] = {
+    "int8": "b", "uint8": "B", "int16": "h", "uint16": "H", "int32": "i", "uint32": "I",
+    "int64": "l", "uint64": "L", "float32": "f", "float64": "d",
+}
+_CODE_NAMES = {**{code: name for name, code in PVA_VALUE_TYPES.items()},
+               **{CA_TYPES[t][0]: CA_TYPES[t][1] for t in ("float", "int", "short", "char", "string")}}
+_NUMPY_TYPES = {"b": np.int8, "B": np.uint8, "h": np.int16, "H": np.uint16, "i": np.int32,
+                "I": np.uint32, "l": np.int64, "L": np.uint64, "f": np.float32, "d": np.float64}
 
 #: The pvdb keys pcaspy knows; anything else is a pvconsole extension or a typo.
 PCASPY_KEYS = frozenset({
@@ -74,7 +88,7 @@ PCASPY_KEYS = frozenset({
     "lolo", "hihi", "adel", "mdel", "scan", "asyn", "asg", "value", "port",
 })
 #: Keys of the optional ``'pva'`` dict in a pvdb entry (pcaspy ignores it).
-PVA_KEYS = frozenset({"expose", "readonly", "description", "longstring", "read_poll"})
+PVA_KEYS = frozenset({"expose", "readonly", "description", "longstring", "read_poll", "type"})
 
 
 class MappingError(ValueError):
@@ -123,6 +137,8 @@ class PVSpec:
             :mod:`pvconsole.readthrough`.
         meta: Initial metadata.
         initial: pvdb ``value``, if given.
+        pva_code: The value's PVA scalar type code where the pvdb's ``'pva': {'type':
+            ...}`` chose one other than its pcaspy type's ('' otherwise).
     """
 
     name: str
@@ -139,11 +155,17 @@ class PVSpec:
     read_poll: float | None = None
     meta: Meta = field(default_factory=Meta)
     initial: Any = None
+    pva_code: str = ""
 
     @property
     def code(self) -> str:
-        """The PVA scalar type code of the value (or of its elements)."""
+        """The scalar type code of the value (or of its elements) as pcaspy holds it."""
         return CA_TYPES[self.ca_type][0]
+
+    @property
+    def value_code(self) -> str:
+        """The PVA scalar type code of the value (or of its elements)."""
+        return self.pva_code or self.code
 
     @property
     def kind(self) -> str:
@@ -194,6 +216,7 @@ def spec_from_pvdb(prefix: str, reason: str, info: Mapping[str, Any]) -> PVSpec:
             valid = False
         if not valid:
             raise MappingError(f"{name}: 'read_poll' must be seconds >= 0, not {pva['read_poll']!r}")
+    pva_code = _pva_code(name, ca_type, count, pva.get("type"), info.get("value"), pva)
     for key, kinds, what in (("expose", _FLAGS, "bool"), ("readonly", _FLAGS, "bool"),
                              ("longstring", _FLAGS, "bool"), ("description", str, "str")):
         if key in pva and not isinstance(pva[key], kinds):  # 'no' would read as True
@@ -213,7 +236,24 @@ def spec_from_pvdb(prefix: str, reason: str, info: Mapping[str, Any]) -> PVSpec:
         read_poll=read_poll,
         meta=meta_from_info(info),
         initial=info.get("value"),
+        pva_code=pva_code,
     )
+
+
+def _pva_code(name: str, ca_type: str, count: int, chosen: Any, value: Any,
+              pva: Mapping[str, Any]) -> str:
+    """The ``'pva': {'type': ...}`` of a numeric PV as a type code ('' when not given or
+    the pcaspy type's own)."""
+    if chosen is None:
+        return ""
+    if chosen not in PVA_VALUE_TYPES:
+        raise MappingError(f"{name}: 'pva' type {chosen!r} is not one of {', '.join(PVA_VALUE_TYPES)}")
+    text = ca_type == "char" and bool(pva.get("longstring", _text_by_default(ca_type, count, value)))
+    if ca_type in ("enum", "string") or (text and count > 1):
+        what = "a char long string" if text else f"{'an' if ca_type == 'enum' else 'a'} {ca_type} PV"
+        raise MappingError(f"{name}: 'pva' type applies to numbers, not to {what}")
+    code = PVA_VALUE_TYPES[chosen]
+    return "" if code == CA_TYPES[ca_type][0] else code
 
 
 #: What a flag of a pvdb's ``'pva'`` dict may be (not a str: ``bool('no')`` is True).
@@ -271,7 +311,7 @@ def _int(x: Any) -> int:
 
 def pva_type(spec: PVSpec) -> Type:
     """The PVA structure QSRV serves for the equivalent record (see the QSRV reference)."""
-    return _pva_type(spec.kind, spec.ca_type, spec.code)
+    return _pva_type(spec.kind, spec.ca_type, spec.value_code)
 
 
 @lru_cache(maxsize=None)
@@ -315,7 +355,7 @@ def pva_type_name(spec: PVSpec) -> str:
         return "NTEnum"
     if kind == "string":
         return "NTScalar string"
-    elem = "uint16" if spec.ca_type == "enum" else CA_TYPES[spec.ca_type][1]
+    elem = "uint16" if spec.ca_type == "enum" else _CODE_NAMES[spec.value_code]
     if kind == "array":
         return f"NTScalarArray {elem}[{spec.count}]"
     return f"NTScalar {elem}"
@@ -525,6 +565,9 @@ def assign_value(V: Value, spec: PVSpec, value: Any) -> None:
         V.value.index = ca_int("i", value)
         return
     code = spec.code
+    if spec.pva_code:
+        V.value = recast(spec.pva_code, to_pva_value(spec, value), kind == "array")
+        return
     if kind == "scalar" and spec.ca_type in ("int", "short"):
         lo, hi = _INT_RANGE[code]
         V.value = value if type(value) is int and lo <= value <= hi else ca_int(code, value)
@@ -545,6 +588,26 @@ def assign_value(V: Value, spec: PVSpec, value: Any) -> None:
             raise
 
 
+def recast(code: str, value: Any, array: bool) -> Any:
+    """A value as pcaspy's type holds it (:func:`to_pva_value`) -> the PVA type ``code``
+    a pvdb's ``'pva': {'type': ...}`` chose: integers keep their low bits, as a C cast
+    does (a CA ``char`` 255 is int8 -1, the signed byte it came from); a double into an
+    integer type is cut towards zero and held to the type's range (NaN is 0)."""
+    a = np.asarray(value)
+    if a.dtype.kind in "fc" and code in _INT_RANGE:
+        lo, hi = _INT_RANGE[code]
+        with np.errstate(invalid="ignore"):
+            a = np.nan_to_num(np.trunc(a.real.astype(np.float64)), nan=0.0)
+        if code in "lL":  # float64 cannot hold the int64 bounds: compare as Python ints
+            out = np.array([max(lo, min(hi, int(x))) for x in a.reshape(-1)],
+                           dtype=_NUMPY_TYPES[code])
+        else:
+            out = np.clip(a, lo, hi).astype(_NUMPY_TYPES[code])
+    else:
+        out = a.astype(_NUMPY_TYPES[code])  # integer to integer wraps, as in C
+    return out.reshape(-1) if array else out.reshape(-1)[0].item()
+
+
 def _metadata(spec: PVSpec, meta: Meta, opening: bool) -> dict[str, Any]:
     """display/control/valueAlarm for a numeric PV, cast to the value's scalar type: the
     fields QSRV fills for the equivalent record, so a monitor's changed fields are QSRV's
@@ -556,8 +619,9 @@ def _metadata(spec: PVSpec, meta: Meta, opening: bool) -> dict[str, Any]:
     pair it ignores is served as an IOC serves a limit whose severity is NO_ALARM: NaN for
     doubles (Phoebus shows "not set"), 0 for integers.
     """
-    double = spec.code == "d"
-    cast = float if double else (lambda x: _clamp_int(spec.code, x))
+    code = spec.value_code
+    double = code in ("f", "d")
+    cast = float if double else (lambda x: _clamp_int(code, x))
     display: dict[str, Any] = {"limitLow": cast(meta.lolim), "limitHigh": cast(meta.hilim),
                                "description": spec.description, "units": meta.unit}
     if double:
@@ -696,8 +760,8 @@ def updater(spec: PVSpec) -> Updater:
     assign = assign_value
     alarm_cache: list[Any] = [None, None]  # the (condition, severity) and the fields written
     enum = spec.kind == "enum"
-    double = spec.kind == "scalar" and spec.ca_type == "float"
-    integer = spec.kind == "scalar" and spec.ca_type in ("int", "short")
+    double = spec.kind == "scalar" and spec.ca_type == "float" and not spec.pva_code
+    integer = spec.kind == "scalar" and spec.ca_type in ("int", "short") and not spec.pva_code
     lo, hi = _INT_RANGE.get(spec.code, (0, 0))
 
     subs: list[Any] = [None, None, None]  # the Value, its timeStamp and its value (enum)
@@ -781,7 +845,7 @@ def put_to_driver(spec: PVSpec, meta: Meta, V: Value) -> Any:
         return value
     # a ubyte scalar goes to the driver as an int: pcaspy's parameter database compares char
     # scalars numerically (a 1-char str, as CA puts deliver it, breaks setParam's deadband)
-    return int(raw)
+    return int(raw) & 0xFF if spec.ca_type == "char" else int(raw)
 
 
 def _enum_put(spec: PVSpec, meta: Meta, V: Value) -> int:

@@ -47,6 +47,32 @@ def test_a_channel_becomes_the_pvdb_entry_pcaspy_would_have():
     assert cagateway.pvdb_entry({"dbf": "float32", "count": 3, "value": [1.0]})["count"] == 3
 
 
+@pytest.mark.parametrize("info, served_as", [
+    ({"dbf": "float32", "count": 4}, "float32"),  # CA's DBR_FLOAT: a float32 field
+    ({"dbf": "char", "count": 4, "rtyp": "waveform", "ftvl": "CHAR"}, "int8"),
+    ({"dbf": "char", "count": 4, "rtyp": "waveform", "ftvl": "UCHAR"}, None),
+    ({"dbf": "long", "count": 4, "rtyp": "aai", "ftvl": "USHORT"}, "uint16"),
+    ({"dbf": "double", "count": 4, "rtyp": "waveform", "ftvl": "ULONG"}, "uint32"),
+    ({"dbf": "double", "count": 4, "rtyp": "waveform", "ftvl": "INT64"}, "int64"),
+    ({"dbf": "double", "count": 4, "rtyp": "waveform", "ftvl": "UINT64"}, "uint64"),
+    ({"dbf": "double", "count": 1, "rtyp": "int64in"}, "int64"),
+    ({"dbf": "double", "count": 1, "rtyp": "ai"}, None),
+    ({"dbf": "double", "count": 1}, None),  # (a pcaspy IOC: no record type)
+])
+def test_a_record_is_served_in_its_own_type_where_ca_carries_a_wider_one(info, served_as):
+    entry = cagateway.pvdb_entry({"value": 0, **info})
+    assert entry.get("pva", {}).get("type") == served_as
+
+
+def test_the_record_fields_asked_are_those_that_may_change_the_type():
+    from pvconsole.gwclient import asks_rtyp
+    assert asks_rtyp({"dbf": "double", "count": 1, "ctrl": {"precision": 0}})  # int64in?
+    assert not asks_rtyp({"dbf": "double", "count": 1, "ctrl": {"precision": 3}})  # a float
+    assert asks_rtyp({"dbf": "long", "count": 8}) and asks_rtyp({"dbf": "char", "count": 8})
+    assert not asks_rtyp({"dbf": "long", "count": 1}) and not asks_rtyp({"dbf": "float32", "count": 8})
+    assert not asks_rtyp({"dbf": "string", "count": 3})
+
+
 def test_char_arrays_are_text_by_record_type_else_by_what_they_hold():
     text = cagateway.pvdb_entry({"dbf": "char", "count": 8, "value": [104, 105, 0, 0]})
     assert text["value"] == "hi" and "pva" not in text
@@ -56,9 +82,13 @@ def test_char_arrays_are_text_by_record_type_else_by_what_they_hold():
     assert empty["value"] == "" and "pva" not in empty  # no record type: pcaspy's long string
     lso = cagateway.pvdb_entry({"dbf": "char", "count": 8, "value": [0] * 8, "rtyp": "lso"})
     assert lso["value"] == "" and "pva" not in lso
-    for rtyp in ("waveform", "aai"):  # bytes whatever they hold
+    for rtyp in ("waveform", "aai"):  # bytes, unless they hold text (a Q:form String's)
         wf = cagateway.pvdb_entry({"dbf": "char", "count": 8, "value": [0] * 8, "rtyp": rtyp})
         assert wf["pva"] == {"longstring": False}
+        data = cagateway.pvdb_entry({"dbf": "char", "count": 4, "value": [104, 1, 0, 0], "rtyp": rtyp})
+        assert data["pva"] == {"longstring": False}
+        wf = cagateway.pvdb_entry({"dbf": "char", "count": 8, "value": [104, 105, 0, 0], "rtyp": rtyp})
+        assert wf["value"] == "hi" and "pva" not in wf
     assert cagateway.text_of([104, 0, 1]) == "h"  # what follows the NUL is not the text
     assert cagateway.text_of([1, 104]) == "\x01h"  # a text PV's bytes are kept whatever they are
 

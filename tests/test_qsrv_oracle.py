@@ -10,6 +10,7 @@ import pytest
 from p4p import Value
 
 from conftest import HERE, free_port, plugin_path, pva_context
+from pvconsole import cagateway
 
 # find, never import: softioc's EPICS 7 IOC libraries in this process would shadow
 # pcaspy's EPICS 3.14 asLib symbols (the reference IOC runs in its own process)
@@ -22,7 +23,8 @@ PAIRS = ["FLOAT", "INT", "SHORT", "CHAR", "STRING", "ENUM", "FARR", "IARR", "SAR
 
 
 @pytest.fixture(scope="module")
-def oracle():
+def oracle_ioc():
+    """(a PVA client context of the reference IOC's QSRV, the IOC's CA server port)."""
     ports = [free_port(), free_port(), free_port()]
     proc = subprocess.Popen([sys.executable, str(HERE / "qsrv_oracle_ioc.py"), *map(str, ports)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -35,11 +37,16 @@ def oracle():
             pytest.fail("reference IOC did not start")
         ctx = pva_context({"EPICS_PVA_NAME_SERVERS": f"127.0.0.1:{ports[1]}",
                            "EPICS_PVA_ADDR_LIST": "", "EPICS_PVA_AUTO_ADDR_LIST": "NO"})
-        yield ctx
+        yield ctx, ports[0]
         ctx.close()
     finally:
         proc.stdin.close()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def oracle(oracle_ioc):
+    return oracle_ioc[0]
 
 
 @pytest.mark.parametrize("name", PAIRS)
@@ -93,3 +100,50 @@ def test_a_monitor_is_sent_the_fields_qsrv_sends(engine_factory, oracle, name):
         ours_changed -= {f"valueAlarm.{f}" for f in  # limits, while pcaspy's scalars have them
                          ("lowAlarmLimit", "lowWarningLimit", "highWarningLimit", "highAlarmLimit")}
     assert sorted(ours_changed) == sorted(theirs.changedSet())
+
+
+#: pvatypes.py: served as QSRV serves records whose VAL CA carries in a wider type
+CHOSEN_TYPES = ["F32ARR", "I8ARR", "U16ARR", "U32ARR", "I64ARR", "U64ARR", "I64"]
+
+
+@pytest.mark.parametrize("name", CHOSEN_TYPES)
+def test_a_chosen_pva_type_is_served_as_qsrv_serves_the_record(engine_factory, pva, oracle, name):
+    engine = engine_factory(plugin_path("pvatypes"))
+    ours = pva(engine).get(f"T:{name}")
+    theirs = oracle.get(f"Q:{name}")
+    assert repr(ours.type()) == repr(theirs.type())
+    ours, theirs = ours.todict(), theirs.todict()
+    for d in (ours, theirs):
+        d.pop("timeStamp")
+        d.pop("alarm")  # the IOC's records were never processed
+        d.pop("display")  # (no DESC, EGU, limits here)
+        d.pop("control")
+        if hasattr(d["value"], "tolist"):
+            d["value"] = d["value"].tolist()
+    assert ours == theirs
+
+
+def test_the_gateway_serves_the_ioc_records_as_its_qsrv_does(engine_factory, pva, oracle_ioc,
+                                                              monkeypatch):
+    """The gateway in front of the reference IOC: each record as the IOC's own QSRV serves
+    it, the types CA carries wider (float32, signed char, unsigned, int64) included."""
+    ctx, ca_port = oracle_ioc
+    monkeypatch.setenv("EPICS_CA_ADDR_LIST", f"127.0.0.1:{ca_port}")
+    monkeypatch.setenv("EPICS_CA_AUTO_ADDR_LIST", "NO")
+    names = [n for n in PAIRS + CHOSEN_TYPES if n != "CHAR"]  # (a 1-element waveform: an array)
+    engine = engine_factory(" ".join([cagateway.__file__, *(f"Q:{n}" for n in names)]))
+    ours = pva(engine)
+    differ = {}
+    for name in names:
+        a, b = ours.get(f"Q:{name}"), ctx.get(f"Q:{name}")
+        if repr(a.type()) != repr(b.type()):
+            differ[name] = ("type", repr(a.type()), repr(b.type()))
+            continue
+        a, b = a.todict(), b.todict()
+        for d in (a, b):
+            d.pop("timeStamp")
+            if hasattr(d["value"], "tolist"):
+                d["value"] = d["value"].tolist()
+        if a != b:
+            differ[name] = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+    assert not differ

@@ -38,6 +38,65 @@ def test_nt_type_per_pcaspy_type(info, nt, code, kind):
         assert dict(T.items())["value"] == code
 
 
+@pytest.mark.parametrize("info, code, name", [
+    ({"type": "float", "pva": {"type": "float32"}}, "f", "NTScalar float32"),
+    ({"type": "float", "pva": {"type": "int64"}}, "l", "NTScalar int64"),
+    ({"type": "float", "count": 4, "pva": {"type": "uint32"}}, "aI", "NTScalarArray uint32[4]"),
+    ({"type": "int", "count": 4, "pva": {"type": "uint16"}}, "aH", "NTScalarArray uint16[4]"),
+    ({"type": "char", "count": 4, "pva": {"type": "int8", "longstring": False}}, "ab",
+     "NTScalarArray int8[4]"),
+    ({"type": "char", "count": 4, "value": [1, 2], "pva": {"type": "int8"}}, "ab",
+     "NTScalarArray int8[4]"),
+    ({"type": "int", "pva": {"type": "int32"}}, "i", "NTScalar int32"),  # its own: no change
+    ({"type": "string", "count": 2}, "as", "NTScalarArray string[2]"),  # (none chosen)
+])
+def test_a_chosen_pva_value_type(info, code, name):
+    s = spec(**info)
+    T = typemap.pva_type(s)
+    assert dict(T.items())["value"] == code
+    if code != "as":
+        assert dict(T["display"].items())["limitLow"] == code.lstrip("a")  # metadata follow it
+    assert typemap.pva_type_name(s) == name
+
+
+@pytest.mark.parametrize("info, value, served, back", [
+    ({"type": "float", "pva": {"type": "float32"}}, 0.1, np.float32(0.1), np.float32(0.1)),
+    ({"type": "float", "pva": {"type": "int64"}}, 2.0**53, 2**53, 2.0**53),
+    ({"type": "float", "pva": {"type": "int64"}}, -7.9, -7, -7.0),
+    ({"type": "float", "pva": {"type": "int64"}}, math.nan, 0, 0.0),
+    ({"type": "char", "count": 3, "pva": {"type": "int8", "longstring": False}}, [255, 1, 128],
+     [-1, 1, -128], "\xff\x01\x80"),
+    ({"type": "int", "count": 2, "pva": {"type": "uint16"}}, [65535, 7], [65535, 7], [65535, 7]),
+    ({"type": "float", "count": 3, "pva": {"type": "uint32"}}, [4e9, -1.0, 1e12],
+     [4000000000, 0, 2**32 - 1], [4e9, 0.0, 2.0**32 - 1]),
+    ({"type": "float", "count": 2, "pva": {"type": "uint64"}}, [1e30, 5.0], [2**64 - 1, 5],
+     [2.0**64, 5.0]),
+])
+def test_a_chosen_pva_value_type_serves_the_value_and_takes_puts(info, value, served, back):
+    """Served as the chosen type holds the value pcaspy has (integers keep their low bits,
+    as a C cast does; a double is cut towards zero and held to the range); a put goes to
+    the driver as a CA put of the pcaspy type would."""
+    s = spec(**info)
+    V = typemap.initial_value(s, s.meta, value, 0, 0, 0, 0)
+    got = V.value.tolist() if hasattr(V.value, "tolist") else V.value
+    assert got == (served.tolist() if hasattr(served, "tolist") else served)
+    assert typemap.put_to_driver(s, s.meta, V) == back
+    up = typemap.updater(s)
+    up(V, value, 0, 0, 1, 2)  # the mirror's hot path serves it alike
+    assert (V.value.tolist() if hasattr(V.value, "tolist") else V.value) == got
+
+
+@pytest.mark.parametrize("info, message", [
+    ({"type": "float", "pva": {"type": "float128"}}, "'pva' type 'float128' is not one of"),
+    ({"type": "enum", "pva": {"type": "int32"}}, "applies to numbers, not to an enum PV"),
+    ({"type": "string", "pva": {"type": "int8"}}, "applies to numbers"),
+    ({"type": "char", "count": 80, "pva": {"type": "int8"}}, "not to a char long string"),
+])
+def test_a_chosen_pva_value_type_must_fit(info, message):
+    with pytest.raises(MappingError, match=f"P:X: .*{message}"):
+        spec(**info)
+
+
 def test_numeric_metadata_fields_carry_the_value_type():
     T = typemap.pva_type(spec(type="short"))
     assert dict(T["display"].items())["limitLow"] == "h"
