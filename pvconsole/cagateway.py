@@ -55,8 +55,10 @@ def pvdb_entry(info: dict[str, Any]) -> dict[str, Any]:
     ca_type = PCASPY_TYPES[info["dbf"]]
     count = max(1, int(info.get("count") or 1))
     ctrl = info.get("ctrl") or {}
-    entry: dict[str, Any] = {"type": ca_type, "count": count, "asyn": True}
     pva: dict[str, Any] = {}
+    if ca_type == "enum" and count > 1:  # a waveform of FTVL=ENUM: pcaspy's enum alarm
+        ca_type, pva["type"] = "int", "uint16"  # check fails on arrays; QSRV serves none
+    entry: dict[str, Any] = {"type": ca_type, "count": count, "asyn": True}
     if ca_type == "enum":
         entry["enums"] = list(ctrl.get("enum_strs") or [])
     elif ca_type != "string":
@@ -67,7 +69,7 @@ def pvdb_entry(info: dict[str, Any]) -> dict[str, Any]:
         value = text_of(value)
     elif ca_type == "char" and count > 1:
         pva["longstring"] = False
-    if not text and pva_value_type(info):
+    if not text and pva_value_type(info) and ca_type != "enum":
         pva["type"] = pva_value_type(info)
     if value is not None:
         entry["value"] = value
@@ -94,8 +96,9 @@ def pva_value_type(info: dict[str, Any]) -> str | None:
 
 def numeric_meta(ctrl: dict[str, Any]) -> dict[str, Any]:
     """DBR_CTRL metadata -> pcaspy's ``prec``, ``unit`` and limits (pure). pcaspy has one
-    pair of display/control limits: the display ones. A limit the IOC leaves unset (NaN)
-    is left out."""
+    pair of display/control limits: the display ones. An alarm limit the IOC leaves unset
+    (NaN: its severity is NO_ALARM) stays NaN, which PVA serves as QSRV does; pcaspy's
+    0 would be a limit of its own alarm rules, and served as one beside a set partner."""
     out: dict[str, Any] = {}
     if ctrl.get("precision") is not None:
         out["prec"] = int(ctrl["precision"])
@@ -105,7 +108,7 @@ def numeric_meta(ctrl: dict[str, Any]) -> dict[str, Any]:
                        ("lolo", "lower_alarm_limit"), ("hihi", "upper_alarm_limit"),
                        ("low", "lower_warning_limit"), ("high", "upper_warning_limit")):
         x = ctrl.get(field)
-        if x is not None and x == x:
+        if x is not None and (x == x or key in ("lolo", "hihi", "low", "high")):
             out[key] = x
     return out
 
@@ -219,6 +222,7 @@ class GatewayDriver(Driver):
         self.connected: dict[str, bool] = {}
         self.counts: dict[str, int] = {}
         self.text: dict[str, bool] = {}
+        self.alarms: dict[str, tuple[int, int]] = {}  # (status, severity) the IOC gave last
         self._links = _LinkLog()
         self._take(infos, pvdb)
         self._reader = threading.Thread(target=self._read, name="gateway-ca", daemon=True)
@@ -233,8 +237,11 @@ class GatewayDriver(Driver):
         for name, info in infos.items():
             self.writable[name] = bool(info.get("write", True))
             self.connected[name] = True
-            self._update(name, info["value"], info["severity"], info["status"],
-                         info["posixseconds"], info["nanoseconds"])
+            try:
+                self._update(name, info["value"], info["severity"], info["status"],
+                             info["posixseconds"], info["nanoseconds"])
+            except Exception:  # one odd record must not keep the others from being served
+                log.exception("gateway: %s: its value at start cannot be served", name)
         self.updatePVs()
 
     def _serve_late(self, infos: dict[str, dict]) -> None:
@@ -256,7 +263,13 @@ class GatewayDriver(Driver):
         elif self.counts.get(name, 1) > 1 and not isinstance(value, (list, tuple)):
             value = [value]  # one element of an array: pyepics gives it as a scalar
         self.setParam(name, value, timestamp=ca_time(sec, nsec))
-        self.setParamStatus(name, status, severity)  # the IOC's alarm, not pcaspy's rules
+        self._set_alarm(name, status, severity)
+
+    def _set_alarm(self, name: str, status: int, severity: int) -> None:
+        """The IOC's alarm, kept: pcaspy's own rules (its limits checked at each
+        ``setParam`` and ``setParamInfo``) must not replace it."""
+        self.alarms[name] = (status, severity)
+        self.setParamStatus(name, status, severity)
 
     def _read(self) -> None:
         conn = self.client.conn
@@ -282,7 +295,7 @@ class GatewayDriver(Driver):
                   "IOCs (INVALID, LINK) until pvconsole restarts", len(self.connected))
         for name in self.connected:
             self.connected[name] = False
-            self.setParamStatus(name, Alarm.LINK_ALARM, Severity.INVALID_ALARM)
+            self._set_alarm(name, Alarm.LINK_ALARM, Severity.INVALID_ALARM)
         self.updatePVs()
 
     def _handle(self, message: tuple) -> None:
@@ -299,12 +312,13 @@ class GatewayDriver(Driver):
                 self.setParamEnums(name, list(ctrl["enum_strs"]))
             meta = numeric_meta(ctrl)
             if meta:
-                self.setParamInfo(name, meta)
+                self.setParamInfo(name, meta)  # (which sets pcaspy's alarm for its limits)
+                self.setParamStatus(name, *self.alarms.get(name, (0, 0)))
         elif kind == "conn":
             self.connected[name] = message[2]
             self._links.note(name, message[2])
             if not message[2]:
-                self.setParamStatus(name, Alarm.LINK_ALARM, Severity.INVALID_ALARM)
+                self._set_alarm(name, Alarm.LINK_ALARM, Severity.INVALID_ALARM)
         elif kind == "reshaped":
             log.warning("gateway: %s came back as %s[%d], not %s[%d]: it is served as before; "
                         "restart pvconsole to follow", name, *message[3], *message[2])

@@ -251,7 +251,7 @@ class Client:
 
     def _meta(self, pvname: str, **kw: Any) -> None:
         ctrl = ctrl_of(kw)
-        if ctrl and ctrl != self._last_meta.get(pvname):
+        if ctrl and not same_ctrl(ctrl, self._last_meta.get(pvname)):
             self._last_meta[pvname] = ctrl
             self.send(("meta", pvname, ctrl))
 
@@ -284,6 +284,14 @@ class Client:
 #: CA native field types by number (DBF_*).
 DBF_NAMES = {0: "string", 1: "short", 2: "float32", 3: "enum", 4: "char", 5: "long", 6: "double"}
 DBF_NUMBERS = {name: number for number, name in DBF_NAMES.items()}
+
+
+def same_ctrl(a: dict[str, Any], b: dict[str, Any] | None) -> bool:
+    """Whether two metadata are the same, an unset (NaN) limit equal to another (pure):
+    NaN != NaN made every PV with one look changed at its first property update."""
+    if b is None or a.keys() != b.keys():
+        return False
+    return all(x == y or (x != x and y != y) for x, y in ((a[k], b[k]) for k in a))
 
 
 def asks_rtyp(info: dict[str, Any]) -> bool:

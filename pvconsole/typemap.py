@@ -630,8 +630,8 @@ def _metadata(spec: PVSpec, meta: Meta, opening: bool) -> dict[str, Any]:
         display["form"] = {"index": 0, "choices": FORM_CHOICES}
     out: dict[str, Any] = {"display": display,
                            "control": {"limitLow": cast(meta.lolim), "limitHigh": cast(meta.hilim)}}
-    valid_minor = meta.low < meta.high
-    valid_major = meta.lolo < meta.hihi
+    valid_minor = _valid_pair(meta.low, meta.high)
+    valid_major = _valid_pair(meta.lolo, meta.hihi)
     if spec.kind == "scalar":
         unset = math.nan if double else 0
         out["valueAlarm"] = {
@@ -648,6 +648,13 @@ def _metadata(spec: PVSpec, meta: Meta, opening: bool) -> dict[str, Any]:
             alarm.update(lowWarningLimit=cast(meta.low), highWarningLimit=cast(meta.high))
         out["valueAlarm"] = alarm
     return out
+
+
+def _valid_pair(lo: float, hi: float) -> bool:
+    """Whether pcaspy checks an alarm limit pair (lo < hi), or one limit of it is set and
+    the other NaN (unset: an IOC's limit whose severity is NO_ALARM, as the gateway gets
+    it over CA), which is served as NaN beside the set one, as QSRV serves it."""
+    return lo < hi or (math.isnan(lo) != math.isnan(hi))
 
 
 def _clamp_int(code: str, x: float) -> int:

@@ -37,7 +37,8 @@ def test_a_channel_becomes_the_pvdb_entry_pcaspy_would_have():
             "upper_warning_limit": math.nan}
     entry = cagateway.pvdb_entry({"dbf": "double", "count": 1, "ctrl": ctrl, "value": 5.0})
     assert entry == {"type": "float", "count": 1, "asyn": True, "prec": 3, "unit": "V",
-                     "lolim": 0.0, "hilim": 100.0, "lolo": 1.0, "hihi": 90.0, "value": 5.0}
+                     "lolim": 0.0, "hilim": 100.0, "lolo": 1.0, "hihi": 90.0, "value": 5.0,
+                     "low": math.nan, "high": math.nan}  # unset: NaN, as QSRV serves them
     enum = cagateway.pvdb_entry({"dbf": "enum", "count": 1, "write": False, "value": 1,
                                  "ctrl": {"enum_strs": ["Off", "On"]}})
     assert enum == {"type": "enum", "count": 1, "asyn": True, "enums": ["Off", "On"], "value": 1}
@@ -45,6 +46,8 @@ def test_a_channel_becomes_the_pvdb_entry_pcaspy_would_have():
     assert cagateway.pvdb_entry({"dbf": "long", "count": 1, "value": 1, "desc": "Counts"})[
         "pva"] == {"description": "Counts"}
     assert cagateway.pvdb_entry({"dbf": "float32", "count": 3, "value": [1.0]})["count"] == 3
+    enums = cagateway.pvdb_entry({"dbf": "enum", "count": 3, "value": [0, 1], "ctrl": {}})
+    assert (enums["type"], enums["pva"]) == ("int", {"type": "uint16"})  # FTVL=ENUM
 
 
 @pytest.mark.parametrize("info, served_as", [

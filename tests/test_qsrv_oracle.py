@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 
 import pytest
 from p4p import Value
 
-from conftest import HERE, free_port, plugin_path, pva_context
+from conftest import HERE, free_port, plugin_path, pva_context, wait_for
 from pvconsole import cagateway
 
 # find, never import: softioc's EPICS 7 IOC libraries in this process would shadow
@@ -123,6 +124,17 @@ def test_a_chosen_pva_type_is_served_as_qsrv_serves_the_record(engine_factory, p
     assert ours == theirs
 
 
+def _comparable(d):
+    """A Value's dict with arrays as lists and NaN as 'NaN' (NaN != NaN)."""
+    if isinstance(d, dict):
+        return {k: _comparable(v) for k, v in d.items()}
+    if hasattr(d, "tolist"):
+        return _comparable(d.tolist())
+    if isinstance(d, list):
+        return [_comparable(x) for x in d]
+    return "NaN" if isinstance(d, float) and d != d else d
+
+
 def test_the_gateway_serves_the_ioc_records_as_its_qsrv_does(engine_factory, pva, oracle_ioc,
                                                               monkeypatch):
     """The gateway in front of the reference IOC: each record as the IOC's own QSRV serves
@@ -131,19 +143,31 @@ def test_the_gateway_serves_the_ioc_records_as_its_qsrv_does(engine_factory, pva
     monkeypatch.setenv("EPICS_CA_ADDR_LIST", f"127.0.0.1:{ca_port}")
     monkeypatch.setenv("EPICS_CA_AUTO_ADDR_LIST", "NO")
     names = [n for n in PAIRS + CHOSEN_TYPES if n != "CHAR"]  # (a 1-element waveform: an array)
-    engine = engine_factory(" ".join([cagateway.__file__, *(f"Q:{n}" for n in names)]))
+    names += ["ONLYHIHI", "ONLYLOW", "NEVER", "HYST"]  # some alarm limits NaN; UDF
+    engine = engine_factory(" ".join([cagateway.__file__, *(f"Q:{n}" for n in names), "Q:ENUMARR"]))
     ours = pva(engine)
+    # QSRV serves no enum waveform; the others are served beside it
+    assert ours.get("Q:ENUMARR").value.tolist() == [0, 1, 2]
+    assert str(ours.get("Q:ENUMARR").type()["value"]) == "aH"
     differ = {}
     for name in names:
         a, b = ours.get(f"Q:{name}"), ctx.get(f"Q:{name}")
         if repr(a.type()) != repr(b.type()):
             differ[name] = ("type", repr(a.type()), repr(b.type()))
             continue
-        a, b = a.todict(), b.todict()
+        a, b = _comparable(a.todict()), _comparable(b.todict())
         for d in (a, b):
             d.pop("timeStamp")
-            if hasattr(d["value"], "tolist"):
-                d["value"] = d["value"].tolist()
         if a != b:
             differ[name] = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
     assert not differ
+    # a property change (a new EGU) keeps the IOC's alarm, which pcaspy's setParamInfo
+    # replaced by its own rules' (an unset LOLO taken for 0: LOLO/MAJOR at 0; no HYST)
+    env = dict(os.environ, EPICS_CA_ADDR_LIST=f"127.0.0.1:{ca_port}", EPICS_CA_AUTO_ADDR_LIST="NO")
+    puts = [("Q:HYST", 96), ("Q:HYST", 93.5), ("Q:ONLYHIHI.EGU", "bar"), ("Q:HYST.EGU", "bar")]
+    subprocess.run([sys.executable, "-c", f"import epics\nfor n, v in {puts!r}: epics.caput(n, v, wait=True)"],
+                   env=env, check=True, timeout=30, stderr=subprocess.DEVNULL)
+    for name, alarm in [("Q:ONLYHIHI", (0, "")), ("Q:HYST", (2, "HIHI"))]:  # HYST: held
+        wait_for(lambda: ours.get(name).display.units == "bar")
+        got = ours.get(name).alarm
+        assert (got.severity, got.message) == alarm, name
