@@ -15,13 +15,20 @@ def split_args(spec: str) -> tuple[str, list[str]]:
     follows a plugin's file or module is its script's command line, in shell quoting
     (``sys.argv[1:]`` while its code runs). A spec that names an existing file as a whole
     (a path with spaces) has none."""
-    if not any(c.isspace() for c in spec) or Path(spec).is_file():
+    if not any(c.isspace() for c in spec) or _is_file(spec):
         return spec, []
     try:
         tokens = shlex.split(spec)
     except ValueError:  # an unclosed quote: left to fail as a file or module name
         return spec, []
     return (tokens[0], tokens[1:]) if tokens else (spec, [])
+
+
+def _is_file(spec: str) -> bool:
+    try:
+        return Path(spec).is_file()
+    except OSError:  # a name longer than the file system takes (a gateway's PV list)
+        return False
 
 
 def with_args(spec: str, args: list[str]) -> str:

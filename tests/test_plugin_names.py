@@ -72,5 +72,7 @@ def test_a_spec_s_command_line_is_split_as_a_shell_would(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "my iocs.py").write_text("")
     assert split_args("my iocs.py") == ("my iocs.py", [])  # a file of that name: no arguments
+    many = " ".join(f"SR:BPM{i:02}:X" for i in range(40))  # longer than a file name can be
+    assert split_args(f"gw.py {many}") == ("gw.py", many.split())
     assert split_args("'my iocs.py' -P X:") == ("my iocs.py", ["-P", "X:"])
     assert split_args("ioc.py 'unclosed") == ("ioc.py 'unclosed", [])
