@@ -195,8 +195,11 @@ class Client:
             self.send(("put_done", name, False,
                        f"the IOC failed the put: {self.epics.ca.message(status)}"))
             return
-        try:
-            got = pv.get_with_metadata(use_monitor=False, form="time", timeout=2.0)
+        ca = self.epics.ca
+        try:  # (not pv.get_with_metadata: it asks for as many elements as the last monitor
+            # update had, and the IOC fills the rest of an array a put shortened with zeros)
+            got = ca.get_with_metadata(pv.chid, ftype=ca.promote_type(pv.chid, use_time=True),
+                                       timeout=2.0)
         except Exception:  # noqa: BLE001 - the monitor brings the value anyway
             got = None
         if got:

@@ -161,6 +161,10 @@ def test_the_gateway_serves_the_ioc_records_as_its_qsrv_does(engine_factory, pva
         if a != b:
             differ[name] = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
     assert not differ
+    # a put that shortens an array: the get after it serves the IOC's new length
+    for n in range(3):
+        ours.put("Q:FARR", [9.0 + n] * (3 - n))
+        assert ours.get("Q:FARR").value.tolist() == ctx.get("Q:FARR").value.tolist() == [9.0 + n] * (3 - n)
     # a property change (a new EGU) keeps the IOC's alarm, which pcaspy's setParamInfo
     # replaced by its own rules' (an unset LOLO taken for 0: LOLO/MAJOR at 0; no HYST)
     env = dict(os.environ, EPICS_CA_ADDR_LIST=f"127.0.0.1:{ca_port}", EPICS_CA_AUTO_ADDR_LIST="NO")
