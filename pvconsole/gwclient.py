@@ -196,6 +196,7 @@ class Client:
                        f"the IOC failed the put: {self.epics.ca.message(status)}"))
             return
         ca = self.epics.ca
+        ca.use_initial_context()  # (a thread of its own: ca calls need the context)
         try:  # (not pv.get_with_metadata: it asks for as many elements as the last monitor
             # update had, and the IOC fills the rest of an array a put shortened with zeros)
             got = ca.get_with_metadata(pv.chid, ftype=ca.promote_type(pv.chid, use_time=True),
