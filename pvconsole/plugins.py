@@ -25,6 +25,7 @@ registers it with CA and PVA.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import importlib.machinery
 import importlib.metadata
@@ -263,7 +264,9 @@ class _Capture:
         loop will be, a handler ran, or it waits in ``ServerThread.join()``)."""
         chosen = None if self.main_loops else self._stop_handler()
         if chosen is None:
-            return self.main_loops or self.joining
+            if self.main_loops or self.joining:
+                return True
+            return self._interrupt()
 
         def run() -> None:
             try:
@@ -274,6 +277,22 @@ class _Capture:
                 log.exception("plugin %s: its handler for signal %s raised", self.name, chosen[0])
         threading.Thread(target=run, name=f"signal-{self.name}", daemon=True).start()
         return True
+
+    def _interrupt(self) -> bool:
+        """A script whose code goes on beside a ``ServerThread`` (``while True:
+        time.sleep(1)`` under ``try``/``except KeyboardInterrupt``) with Python's default
+        for SIGINT: alone, the signal raised ``KeyboardInterrupt`` wherever its main
+        thread was; it is raised there, in the thread that stands for it, at its next
+        bytecode (a thread blocked in a C call, ``signal.pause()`` say, gets it only when
+        the call returns). Returns whether it was raised."""
+        thread = self.thread
+        if (thread is None or not thread.is_alive() or thread.ident is None
+                or self.signal_handlers.get(signal.SIGINT, signal.default_int_handler)
+                is not signal.default_int_handler):
+            return False
+        raised = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
+                                                            ctypes.py_object(KeyboardInterrupt))
+        return raised == 1
 
     def _leave(self) -> NoReturn:
         """End the script's loop: on the thread pvconsole runs the script on, back to

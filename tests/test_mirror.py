@@ -1174,16 +1174,17 @@ def test_a_driver_thread_job_not_begun_in_time_never_runs_when_asked_so(engine):
     assert ran == []
 
 
-def test_a_server_thread_script_told_of_no_stop_gets_its_stop_hook(engine_factory, tmp_path,
-                                                                   monkeypatch):
-    """A ServerThread script without a signal handler is not told of the stop (alone,
-    Ctrl-C would have reached its main loop): its Driver.stop() is then called, once."""
+def test_a_server_thread_script_sleeping_in_its_main_loop_gets_its_keyboard_interrupt(
+        engine_factory, tmp_path, monkeypatch):
+    """A ServerThread script without a signal handler: alone, Ctrl-C raised
+    KeyboardInterrupt in its main thread's loop, wherever it was; so it does at the stop,
+    and its clean-up (stop the server thread, join it, its driver's stop()) runs, once."""
     mark = tmp_path / "mark"
     monkeypatch.setenv("ST_MARK", str(mark))
     engine = engine_factory(plugin_path("script_thread_stop"))
     assert not [p.error for p in engine.plugins if p.error]
     engine.stop()
-    assert mark.read_text() == "stop\n"
+    assert mark.read_text() == "stop\nclean-up ran\n"
 
 
 @pytest.mark.parametrize("signum, how", [(signal.SIGTERM, "its SIGTERM handler"),

@@ -1,5 +1,6 @@
-"""A pcaspy script with ServerThread: its main thread sleeps in a loop; its driver's
-stop() ends its polling thread / closes its device (pvconsole's plugin contract hook)."""
+"""A pcaspy script with ServerThread (pcaspy's own pattern): its main thread sleeps in a
+loop, and Ctrl-C's KeyboardInterrupt stops the server thread and cleans up; its driver's
+stop() ends its polling thread / closes its device."""
 import os
 import threading
 import time
@@ -7,7 +8,7 @@ import time
 from pcaspy import Driver, SimpleServer
 from pcaspy.tools import ServerThread
 
-prefix = "STS:"  # (told of no stop: pvconsole calls stop(), once)
+prefix = "STS:"
 pvdb = {"X": {"value": 0.0}}
 
 
@@ -27,4 +28,8 @@ if __name__ == "__main__":
         while True:
             time.sleep(0.1)
     except KeyboardInterrupt:
+        t.stop()
+        t.join()
         driver.stop()
+        with open(os.environ["ST_MARK"], "a") as f:
+            f.write("clean-up ran\n")
