@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -32,11 +33,33 @@ real_exit = os._exit
 real_exec = {"execv": os.execv, "execve": os.execve}
 
 
+#: The real ``signal.signal`` (pvconsole keeps scripts' handlers in its place).
+_real_signal = signal.signal
+_forks_guarded = False
+
+
 def install() -> None:
-    """Guard ``os._exit`` and the ``os.exec*`` family (idempotent)."""
+    """Guard ``os._exit`` and the ``os.exec*`` family, and give forked children Python's
+    own signal handling (idempotent)."""
+    global _forks_guarded
     os._exit = _guarded_exit
     os.execv = _guarded_exec("execv")
     os.execve = _guarded_exec("execve")
+    if not _forks_guarded:
+        os.register_at_fork(after_in_child=_child_signals)
+        _forks_guarded = True
+
+
+def _child_signals() -> None:
+    """A plugin's forked child (a ``multiprocessing`` poller) gets Python's defaults for
+    SIGINT and SIGTERM, as it would forked from the script alone: with pvconsole's
+    handlers, the ``p.terminate()`` of the script's clean-up printed pvconsole's traceback
+    from the child and the child went on."""
+    try:
+        _real_signal(signal.SIGINT, signal.default_int_handler)
+        _real_signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:  # forked from a thread Python does not take for the main one
+        pass
 
 
 def _guarded_exec(name: str):
@@ -82,6 +105,7 @@ def held_threads() -> list[str]:
     loop (alone, such a script never ended on Ctrl+C either): with any, the process must
     leave through :func:`leave`."""
     _end_pools()
+    _end_child_processes()
     main = threading.main_thread()
     held = [t for t in threading.enumerate() if t is not main and not t.daemon]
     deadline = time.monotonic() + HELD_GRACE
@@ -92,6 +116,31 @@ def held_threads() -> list[str]:
         log.warning("plugin thread(s) still running after the stop: %s; exiting without "
                     "waiting for them", ", ".join(names))
     return names
+
+
+#: Seconds a plugin's child process gets to end on SIGTERM before it is killed.
+CHILD_GRACE = 0.5
+
+
+def _end_child_processes() -> None:
+    """The plugins' ``multiprocessing`` children still running after the stop (a device
+    poller the script's clean-up leaves running) are terminated, then killed: at exit,
+    Python waits for each that is not a daemon, forever (alone, the script's process died
+    on the signal and left it running)."""
+    mp = sys.modules.get("multiprocessing")
+    if mp is None:
+        return
+    children = [p for p in mp.active_children() if p.is_alive()]
+    for child in children:
+        log.warning("plugin process %r (pid %s) still running after the stop: terminated",
+                    child.name, child.pid)
+        child.terminate()
+    deadline = time.monotonic() + CHILD_GRACE
+    for child in children:
+        child.join(max(0.0, deadline - time.monotonic()))
+        if child.is_alive():
+            child.kill()
+            child.join(CHILD_GRACE)
 
 
 def _end_pools() -> None:

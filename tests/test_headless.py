@@ -448,6 +448,44 @@ def test_a_script_is_told_the_signal_that_stops_pvconsole(tmp_path, monkeypatch,
     assert "Traceback" not in proc.stderr.read()
 
 
+@pytest.mark.parametrize("stops_poller", [True, False])
+def test_a_script_with_a_poller_process_stops_cleanly(tmp_path, stops_poller):
+    """A ``multiprocessing`` poller: the script's clean-up terminates it (the child has
+    Python's own SIGTERM, not pvconsole's, which printed a traceback from it), or leaves
+    it running (it is terminated: Python's exit waited for it, and the stop hung until
+    the 10 s deadline, exit 1)."""
+    pid_file = tmp_path / "poller.pid"
+    cleanup = "p.terminate(); p.join()" if stops_poller else "pass"
+    script = _plugin(tmp_path, "poller", (
+        "import multiprocessing, os, time\nfrom pcaspy import Driver, SimpleServer\n"
+        "def poll(path):\n    open(path, 'w').write(str(os.getpid()))\n"
+        "    while True:\n        time.sleep(0.05)\n"
+        "if __name__ == '__main__':\n"
+        f"    p = multiprocessing.Process(target=poll, args=({str(pid_file)!r},), name='poller')\n"
+        "    p.start()\n    server = SimpleServer()\n    server.createPV('MP:', {'X': {}})\n"
+        "    driver = Driver()\n    try:\n        while True:\n            server.process(0.05)\n"
+        f"    except KeyboardInterrupt:\n        {cleanup}\n"))
+    proc, _ = start(tmp_path, "--plugin", script)
+    try:
+        wait_serving(proc)
+        wait_for(lambda: pid_file.exists() and pid_file.read_text())
+        stops_within(proc, 3.0)
+    finally:
+        proc.kill()
+    err = proc.stderr.read()
+    assert "Traceback" not in err
+    assert ("still running after the stop: terminated" in err) is not stops_poller
+    child = int(pid_file.read_text())
+    wait_for(lambda: not os.path.exists(f"/proc/{child}") or _zombie(child))
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def test_a_script_handler_that_chains_to_the_one_it_replaced_stops_cleanly(tmp_path):
     """``old = signal.signal(SIGTERM, h)`` and ``h`` ending in ``old(signum, frame)``: old
     was pvconsole's own handler, so the script's clean-up counted as a second SIGTERM
