@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from . import __version__, exitguard, logsetup
 
@@ -151,6 +151,19 @@ def _exit_now(fds, why: str) -> None:
         exitguard.real_exit(1)
 
 
+def forward_signals(stop: Callable[[int, Any], None]) -> None:
+    """SIGHUP, SIGUSR1, SIGUSR2: to the hosted scripts' handlers for them; ``stop`` (this
+    process's handler for SIGTERM) where none handles or ignores one: a terminal's hangup
+    stops pvconsole cleanly, where it killed every hosted IOC without a stop."""
+    from .plugins import FORWARDED_SIGNALS, forward_signal
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if not forward_signal(signum):
+            stop(signum, frame)
+    for signum in FORWARDED_SIGNALS:
+        signal.signal(signum, on_signal)
+
+
 class _StopRequested(BaseException):
     """SIGINT/SIGTERM while the engine starts (raised from the signal handler)."""
 
@@ -179,6 +192,7 @@ def run_headless(cfg, verbose: int = 0) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    forward_signals(on_signal)
     engine = Engine(cfg)
     try:
         engine.start()  # stops what it started before it lets an exception out

@@ -262,6 +262,8 @@ def main(argv: list[str]) -> int:
         host.stopping.set()
     signal.signal(signal.SIGTERM, on_sigterm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from .cli import forward_signals
+    forward_signals(on_sigterm)
     host.send(("started", {"plugins": list(engine.plugins), "stats": engine.stats(), "pid": os.getpid()}))
     try:
         host.run()

@@ -84,6 +84,10 @@ def _signal_on_any_thread(signum: int, handler: Any) -> Any:
 
 #: the signals that stop pvconsole; a script's handlers for them run when it stops
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: signals whose handlers a script set run when pvconsole gets one (a configuration
+#: reload on SIGHUP, a status dump on SIGUSR1); one no script handles or ignores stops
+#: pvconsole cleanly (alone, the script died of it: see :func:`forward_signal`)
+FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 #: ``hook(plugin, filename, macros)``: a script's ``initAccessSecurityFile`` while it loads
 #: (set by the engine that loads it; None: said and not applied)
@@ -221,9 +225,16 @@ class _Capture:
         previous = self.signal_handlers.get(
             signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
         self.signal_handlers[signum] = handler
-        when = "it runs when pvconsole stops" if signum in STOP_SIGNALS else "it is not installed"
-        log.info("plugin %s: its handler for %s is kept, not installed (pvconsole owns signals): %s",
-                 self.name, signum.name, when)
+        if signum in STOP_SIGNALS:
+            when = "it runs when pvconsole stops"
+        elif signum in FORWARDED_SIGNALS:
+            when = ("pvconsole ignores it" if handler is signal.SIG_IGN else
+                    "pvconsole stops on it" if handler is signal.SIG_DFL else
+                    "it runs when pvconsole gets one")
+        else:
+            when = "pvconsole does not pass it on"
+        log.info("plugin %s: its handler for %s is kept, not installed (pvconsole owns "
+                 "signals): %s", self.name, signum.name, when)
         return previous
 
     def _stop_handler(self) -> tuple[int, Any] | None:
@@ -268,14 +279,8 @@ class _Capture:
                 return True
             return self._interrupt()
 
-        def run() -> None:
-            try:
-                chosen[1](chosen[0], None)
-            except (SystemExit, KeyboardInterrupt):
-                pass
-            except Exception:
-                log.exception("plugin %s: its handler for signal %s raised", self.name, chosen[0])
-        threading.Thread(target=run, name=f"signal-{self.name}", daemon=True).start()
+        threading.Thread(target=_run_handler, args=(self.name, chosen[1], chosen[0]),
+                         name=f"signal-{self.name}", daemon=True).start()
         return True
 
     def _interrupt(self) -> bool:
@@ -760,6 +765,33 @@ def _new_capture(name: str, register: Register, args: list[str]) -> _Capture:
     capture = _Capture(name, register, args)
     _captures.append(capture)
     return capture
+
+
+def forward_signal(signum: int) -> bool:
+    """pvconsole got one of :data:`FORWARDED_SIGNALS` (in its signal handler: nothing
+    here logs): the scripts' handlers for it run, each on a thread of its own (alone, on
+    its main thread between two bytecodes). Returns whether any script handles or ignores
+    it; if none does, pvconsole stops on it, cleanly (alone, the script died of it, and
+    a terminal's hangup killed every hosted IOC without a stop)."""
+    handled = False
+    for capture in list(_captures):
+        handler = capture.signal_handlers.get(signum)
+        if handler is signal.SIG_IGN:
+            handled = True
+        elif callable(handler):
+            handled = True
+            threading.Thread(target=_run_handler, args=(capture.name, handler, signum),
+                             name=f"signal-{capture.name}", daemon=True).start()
+    return handled
+
+
+def _run_handler(name: str, handler: Callable[[int, Any], Any], signum: int) -> None:
+    try:
+        handler(signum, None)
+    except (SystemExit, KeyboardInterrupt):
+        pass
+    except Exception:
+        log.exception("plugin %s: its handler for signal %s raised", name, signal.Signals(signum).name)
 
 
 def release_scripts(signum: int = signal.SIGINT) -> tuple[list[threading.Thread], set[str]]:

@@ -486,6 +486,42 @@ def _zombie(pid: int) -> bool:
         return True
 
 
+def test_sighup_runs_a_script_handler_for_it_or_stops_cleanly(tmp_path):
+    """A script's SIGHUP/SIGUSR1 handler (a configuration reload) runs when pvconsole gets
+    the signal, and pvconsole serves on; one the script ignores is ignored; one that no
+    script handles (a terminal's hangup) stops pvconsole cleanly. Before, each killed the
+    process without a stop."""
+    mark = tmp_path / "mark"
+    script = _plugin(tmp_path, "reload", (
+        "import signal\nfrom pcaspy import Driver, SimpleServer\n"
+        f"def reload(signum, frame):\n    open({str(mark)!r}, 'a').write(f'{{signum}} ')\n"
+        "if __name__ == '__main__':\n"
+        "    signal.signal(signal.SIGHUP, reload)\n    signal.signal(signal.SIGUSR1, reload)\n"
+        "    signal.signal(signal.SIGUSR2, signal.SIG_IGN)\n"
+        "    server = SimpleServer()\n    server.createPV('HUP:', {'X': {}})\n"
+        "    driver = Driver()\n    while True:\n        server.process(0.05)\n"))
+    proc, _ = start(tmp_path, "--plugin", script)
+    try:
+        wait_serving(proc)
+        for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+            proc.send_signal(sig)
+        wait_for(lambda: mark.exists() and len(mark.read_text().split()) == 2)
+        time.sleep(0.3)
+        assert proc.poll() is None  # still serving
+        assert sorted(mark.read_text().split()) == sorted([str(int(signal.SIGHUP)),
+                                                           str(int(signal.SIGUSR1))])
+        stops_within(proc, 2.0)
+    finally:
+        proc.kill()
+    proc, _ = start(tmp_path, "--plugin", str(ROOT / "ioc_plugins" / "psu.py"))
+    try:
+        wait_serving(proc)
+        stops_within(proc, 2.0, signal.SIGHUP)  # handled by none: a clean stop
+    finally:
+        proc.kill()
+    assert "signal SIGHUP: stopping" in proc.stderr.read()
+
+
 def test_a_script_handler_that_chains_to_the_one_it_replaced_stops_cleanly(tmp_path):
     """``old = signal.signal(SIGTERM, h)`` and ``h`` ending in ``old(signum, frame)``: old
     was pvconsole's own handler, so the script's clean-up counted as a second SIGTERM
