@@ -63,6 +63,8 @@ def pvdb_entry(info: dict[str, Any]) -> dict[str, Any]:
         entry["enums"] = list(ctrl.get("enum_strs") or [])
     elif ca_type != "string":
         entry.update(numeric_meta(ctrl))
+        if "control" in entry:
+            pva["control"] = list(entry.pop("control"))
     value = info.get("value")
     text = ca_type == "char" and count > 1 and is_text(info)
     if text:
@@ -96,7 +98,8 @@ def pva_value_type(info: dict[str, Any]) -> str | None:
 
 def numeric_meta(ctrl: dict[str, Any]) -> dict[str, Any]:
     """DBR_CTRL metadata -> pcaspy's ``prec``, ``unit`` and limits (pure). pcaspy has one
-    pair of display/control limits: the display ones. An alarm limit the IOC leaves unset
+    pair of display/control limits, the display ones: the control ones go as pvconsole's
+    ``control`` (``'pva': {'control': ...}`` in a pvdb entry). An alarm limit the IOC leaves unset
     (NaN: its severity is NO_ALARM) stays NaN, which PVA serves as QSRV does; pcaspy's
     0 would be a limit of its own alarm rules, and served as one beside a set partner."""
     out: dict[str, Any] = {}
@@ -110,6 +113,9 @@ def numeric_meta(ctrl: dict[str, Any]) -> dict[str, Any]:
         x = ctrl.get(field)
         if x is not None and (x == x or key in ("lolo", "hihi", "low", "high")):
             out[key] = x
+    lo, hi = ctrl.get("lower_ctrl_limit"), ctrl.get("upper_ctrl_limit")
+    if lo is not None and hi is not None and lo == lo and hi == hi:
+        out["control"] = (lo, hi)  # (an ao's DRVL/DRVH; pvconsole's own key, served over PVA)
     return out
 
 

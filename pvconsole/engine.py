@@ -639,6 +639,7 @@ class Engine:
             pvinfo = deadband.PVInfo(info)
             pvinfo.reason = spec.reason
             pvinfo.name = spec.name
+            pvinfo.control = spec.meta.control  # (pvconsole's: setParamInfo may change it)
             entry = Entry(spec, plugin)
             pv = MirroredPV(spec.name, pvinfo, entry, self.mirror)
             manager.pvf[spec.name] = pv

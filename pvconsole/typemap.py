@@ -88,7 +88,8 @@ PCASPY_KEYS = frozenset({
     "lolo", "hihi", "adel", "mdel", "scan", "asyn", "asg", "value", "port",
 })
 #: Keys of the optional ``'pva'`` dict in a pvdb entry (pcaspy ignores it).
-PVA_KEYS = frozenset({"expose", "readonly", "description", "longstring", "read_poll", "type"})
+PVA_KEYS = frozenset({"expose", "readonly", "description", "longstring", "read_poll", "type",
+                      "control"})
 
 
 class MappingError(ValueError):
@@ -114,6 +115,9 @@ class Meta:
     hihi: float = 0.0
     enums: tuple[str, ...] = ()
     states: tuple[int, ...] = ()
+    #: ``control.limitLow/High`` where they are not lolim/hilim (pcaspy has one pair):
+    #: ``'pva': {'control': [lo, hi]}``, ``setParamInfo(reason, {'control': (lo, hi)})``
+    control: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +221,11 @@ def spec_from_pvdb(prefix: str, reason: str, info: Mapping[str, Any]) -> PVSpec:
         if not valid:
             raise MappingError(f"{name}: 'read_poll' must be seconds >= 0, not {pva['read_poll']!r}")
     pva_code = _pva_code(name, ca_type, count, pva.get("type"), info.get("value"), pva)
+    try:
+        control_limits(pva.get("control"))
+    except (TypeError, ValueError):
+        raise MappingError(f"{name}: 'pva' control must be [low, high] numbers, not "
+                           f"{pva['control']!r}") from None
     for key, kinds, what in (("expose", _FLAGS, "bool"), ("readonly", _FLAGS, "bool"),
                              ("longstring", _FLAGS, "bool"), ("description", str, "str")):
         if key in pva and not isinstance(pva[key], kinds):  # 'no' would read as True
@@ -278,6 +287,13 @@ def meta_from_info(info: Any) -> Meta:
     get = info.get if isinstance(info, Mapping) else (lambda k, d: getattr(info, k, d))
     enums = tuple(_cut(str(e), MAX_ENUM_STRING_SIZE - 1) for e in (get("enums", ()) or ())[:MAX_ENUM_STATES])
     states = tuple(int(s) for s in (get("states", ()) or ()))
+    if isinstance(info, Mapping):
+        control = control_limits((info.get("pva") or {}).get("control"))
+    else:
+        try:
+            control = control_limits(getattr(info, "control", None))
+        except (TypeError, ValueError):  # a driver's setParamInfo that is not [lo, hi]
+            control = None
     return Meta(
         prec=_int(get("prec", 0)),
         unit=str(get("unit", "") or ""),
@@ -289,7 +305,21 @@ def meta_from_info(info: Any) -> Meta:
         hihi=_float(get("hihi", 0.0)),
         enums=enums,
         states=states,
+        control=control,
     )
+
+
+def control_limits(given: Any) -> tuple[float, float] | None:
+    """``(lo, hi)`` of a pvdb's ``'pva': {'control': ...}`` or a ``setParamInfo``'s
+    ``'control'``; None for none.
+
+    Raises:
+        ValueError: not two numbers.
+    """
+    if given is None:
+        return None
+    lo, hi = given  # (not two: ValueError)
+    return float(lo), float(hi)
 
 
 def _float(x: Any) -> float:
@@ -628,8 +658,8 @@ def _metadata(spec: PVSpec, meta: Meta, opening: bool) -> dict[str, Any]:
         display["precision"] = int(meta.prec)
     if opening:  # QSRV's property updates do not carry the form
         display["form"] = {"index": 0, "choices": FORM_CHOICES}
-    out: dict[str, Any] = {"display": display,
-                           "control": {"limitLow": cast(meta.lolim), "limitHigh": cast(meta.hilim)}}
+    lo, hi = meta.control or (meta.lolim, meta.hilim)
+    out: dict[str, Any] = {"display": display, "control": {"limitLow": cast(lo), "limitHigh": cast(hi)}}
     valid_minor = _valid_pair(meta.low, meta.high)
     valid_major = _valid_pair(meta.lolo, meta.hihi)
     if spec.kind == "scalar":

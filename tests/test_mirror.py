@@ -186,7 +186,13 @@ def test_status_and_metadata_changes_reach_pva(engine, pva):
     wait_for(lambda: ctx.get("T:INT").alarm.message == "COMM")
     v = ctx.get("T:FLOAT")
     assert (v.display.precision, v.display.units, v.display.limitHigh) == (5, "kV", 200.0)
+    assert v.control.limitHigh == 200.0  # pcaspy's one pair of limits
     assert list(ctx.get("T:ENUM").value.choices) == ["A", "B", "C", "D"]
+    drv.setParamInfo("FLOAT", {"control": (10, 20)})  # pvconsole's: an ao's DRVL/DRVH
+    drv.updatePVs()
+    wait_for(lambda: ctx.get("T:FLOAT").control.limitLow == 10.0)
+    v = ctx.get("T:FLOAT")
+    assert (v.control.limitHigh, v.display.limitHigh) == (20.0, 200.0)
 
 
 def test_a_condition_without_severity_posts_nothing_to_pva(engine, pva):

@@ -143,7 +143,7 @@ def test_the_gateway_serves_the_ioc_records_as_its_qsrv_does(engine_factory, pva
     monkeypatch.setenv("EPICS_CA_ADDR_LIST", f"127.0.0.1:{ca_port}")
     monkeypatch.setenv("EPICS_CA_AUTO_ADDR_LIST", "NO")
     names = [n for n in PAIRS + CHOSEN_TYPES if n != "CHAR"]  # (a 1-element waveform: an array)
-    names += ["ONLYHIHI", "ONLYLOW", "NEVER", "HYST"]  # some alarm limits NaN; UDF
+    names += ["ONLYHIHI", "ONLYLOW", "NEVER", "HYST", "DRIVE"]  # alarm limits NaN; UDF; DRVH
     engine = engine_factory(" ".join([cagateway.__file__, *(f"Q:{n}" for n in names), "Q:ENUMARR"]))
     ours = pva(engine)
     # QSRV serves no enum waveform; the others are served beside it
@@ -168,10 +168,13 @@ def test_the_gateway_serves_the_ioc_records_as_its_qsrv_does(engine_factory, pva
     # a property change (a new EGU) keeps the IOC's alarm, which pcaspy's setParamInfo
     # replaced by its own rules' (an unset LOLO taken for 0: LOLO/MAJOR at 0; no HYST)
     env = dict(os.environ, EPICS_CA_ADDR_LIST=f"127.0.0.1:{ca_port}", EPICS_CA_AUTO_ADDR_LIST="NO")
-    puts = [("Q:HYST", 96), ("Q:HYST", 93.5), ("Q:ONLYHIHI.EGU", "bar"), ("Q:HYST.EGU", "bar")]
+    puts = [("Q:HYST", 96), ("Q:HYST", 93.5), ("Q:ONLYHIHI.EGU", "bar"), ("Q:HYST.EGU", "bar"),
+            ("Q:DRIVE.DRVH", 90)]
     subprocess.run([sys.executable, "-c", f"import epics\nfor n, v in {puts!r}: epics.caput(n, v, wait=True)"],
                    env=env, check=True, timeout=30, stderr=subprocess.DEVNULL)
     for name, alarm in [("Q:ONLYHIHI", (0, "")), ("Q:HYST", (2, "HIHI"))]:  # HYST: held
         wait_for(lambda: ours.get(name).display.units == "bar")
         got = ours.get(name).alarm
         assert (got.severity, got.message) == alarm, name
+    wait_for(lambda: ours.get("Q:DRIVE").control.limitHigh == 90.0)  # DRVH followed
+    assert ours.get("Q:DRIVE").control.todict() == ctx.get("Q:DRIVE").control.todict()

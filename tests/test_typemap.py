@@ -97,6 +97,24 @@ def test_a_chosen_pva_value_type_must_fit(info, message):
         spec(**info)
 
 
+def test_control_limits_other_than_the_display_ones():
+    s = spec(type="float", lolim=0, hilim=100, pva={"control": [5, 80]})
+    V = typemap.initial_value(s, s.meta, 1.0, 0, 0, 0, 0)
+    assert (V.display.limitLow, V.display.limitHigh) == (0.0, 100.0)
+    assert (V.control.limitLow, V.control.limitHigh) == (5.0, 80.0)
+    plain = spec(type="int", lolim=-3, hilim=3)
+    V = typemap.initial_value(plain, plain.meta, 1, 0, 0, 0, 0)
+    assert (V.control.limitLow, V.control.limitHigh) == (-3, 3)  # pcaspy's one pair
+    with pytest.raises(MappingError, match="P:X: 'pva' control must be"):
+        spec(pva={"control": [1]})
+
+    class Info:  # pcaspy's PVInfo after setParamInfo(reason, {'control': ...})
+        control = (1, 2)
+    assert typemap.meta_from_info(Info()).control == (1.0, 2.0)
+    Info.control = "bad"
+    assert typemap.meta_from_info(Info()).control is None
+
+
 def test_numeric_metadata_fields_carry_the_value_type():
     T = typemap.pva_type(spec(type="short"))
     assert dict(T["display"].items())["limitLow"] == "h"
