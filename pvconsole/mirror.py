@@ -219,9 +219,12 @@ class MirroredPV(SimplePV):
         db = self.mirror.param(self.entry)  # (its timestamp made one CA can serve)
         value = capost.get_target(self.info, value)
         try:
-            return super().getValue(value)
+            status = super().getValue(value)
         except Exception:
-            self.mirror.report_error(self.entry, "driver read() raised on a CA get")
+            self.mirror.read_failed(self.entry, "driver read() raised on a CA get")
+        else:
+            self.mirror.read_ok(self.entry)
+            return status
         if db is None:
             return cas.S_casApp_undefined
         try:
@@ -234,22 +237,32 @@ class MirroredPV(SimplePV):
 
     def scan(self) -> None:
         """pcaspy's scan loop (``'scan': s``: read, store, post if changed), going on past
-        a ``read()`` that raises (its error logged once; uncaught, it ended the PV's scan
-        thread) and ending when the engine stops (pcaspy's never ends)."""
+        a ``read()`` that raises (:meth:`PvaMirror.read_failed`; uncaught, it ended the PV's
+        scan thread) and ending when the engine stops (pcaspy's never ends)."""
         info, entry, mirror = self.info, self.entry, self.mirror
         while not mirror.stopped:
             driver = entry.driver
             if driver is not None:
                 try:
-                    driver.setParam(info.reason, driver.read(info.reason))
-                    db = driver.getParamDB(info.reason)
-                    if db.flag:
-                        db.flag = False
-                        self.updateValue(db)
-                        db.mask = 0
+                    value = driver.read(info.reason)
                 except Exception:
-                    mirror.report_error(entry, "driver read() raised in a scan")
+                    mirror.read_failed(entry, "driver read() raised in a scan")
+                else:
+                    mirror.read_ok(entry)
+                    self._store(driver, value)
             time.sleep(info.scan)
+
+    def _store(self, driver: Any, value: Any) -> None:
+        """A scan's read: stored, and posted if it changed (pcaspy's own steps)."""
+        try:
+            driver.setParam(self.info.reason, value)
+            db = driver.getParamDB(self.info.reason)
+            if db.flag:
+                db.flag = False
+                self.updateValue(db)
+                db.mask = 0
+        except Exception:
+            self.mirror.report_error(self.entry, "a scan's read() value could not be stored")
 
     def bestExternalType(self) -> int:
         """A string array is served to CA as fixed strings (DBR_STRING's own form): with
@@ -517,6 +530,7 @@ class PvaMirror:
         self.errors = 0
         self.worst_post = 0.0
         self._error_once: set[str] = set()
+        self._read_failed: dict[str, tuple[int, int]] = {}  # PV -> the alarm READ replaced
         #: puts begun and not yet answered, both protocols (by id of their record)
         self._open_puts: dict[int, PutRecord] = {}
         #: asynchronous puts of both protocols, ended in the order they began
@@ -677,6 +691,38 @@ class PvaMirror:
         lag = time.perf_counter() - entry.written_at
         if lag > self.worst_post:
             self.worst_post = lag
+
+    def read_failed(self, entry: Entry, what: str) -> None:
+        """A driver's ``read()`` raised (on the thread that called it: the driver thread
+        or the PV's scan): logged once, and the PV is INVALID with a READ alarm on both
+        protocols, as a record whose device read fails, until a read succeeds (its value
+        is the last one read, which an operator must not take for a current one)."""
+        self.report_error(entry, what)
+        driver, reason = entry.driver, entry.spec.reason
+        if driver is None or entry.name in self._read_failed:
+            return
+        try:
+            db = driver.getParamDB(reason)
+            self._read_failed[entry.name] = (db.alarm, db.severity)
+            driver.setParamStatus(reason, Alarm.READ_ALARM, Severity.INVALID_ALARM)
+            driver.updatePV(reason)
+        except Exception:
+            log.exception("%s: its READ alarm could not be set", entry.name)
+
+    def read_ok(self, entry: Entry) -> None:
+        """A driver's ``read()`` returned: a READ alarm of an earlier one that raised ends
+        (the alarm it replaced is back, unless the driver set another since)."""
+        if not self._read_failed or entry.name not in self._read_failed:
+            return
+        saved = self._read_failed.pop(entry.name)
+        driver, reason = entry.driver, entry.spec.reason
+        try:
+            db = driver.getParamDB(reason)
+            if (db.alarm, db.severity) == (Alarm.READ_ALARM, Severity.INVALID_ALARM):
+                driver.setParamStatus(reason, *saved)
+                driver.updatePV(reason)
+        except Exception:
+            log.exception("%s: its READ alarm could not be ended", entry.name)
 
     def report_error(self, entry: Entry, what: str, detail: str = "") -> None:
         """Log a failure once per PV and kind ``what`` (a bad driver value would flood

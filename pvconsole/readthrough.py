@@ -147,9 +147,10 @@ class ReadThrough:
         try:
             value = driver.read(entry.spec.reason)
         except Exception:
-            self.mirror.report_error(entry, "driver read() raised")
+            self.mirror.read_failed(entry, "driver read() raised")
             value = None
         else:
+            self.mirror.read_ok(entry)
             if value is None and entry not in self._none:
                 self._none.add(entry)
                 log.warning("%s: driver read() returned None: CA gets of it fail (pcaspy "

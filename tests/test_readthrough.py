@@ -59,7 +59,8 @@ def test_read_once_scanned_and_raising_pvs(engine_factory, pva, caplog):
     ctx.get("RD:COUNT")
     wait_for(lambda: calls["COUNT"] >= n + 3, timeout=5)  # polls ran meanwhile
     assert ctx.get("RD:ONCE").value == 1 and calls["ONCE"] == 1  # read_poll 0: not polled
-    assert ctx.get("RD:BAD").value == 1.0  # read() raised: the stored value is served
+    bad = ctx.get("RD:BAD")  # read() raised: the stored value is served, INVALID/READ
+    assert (bad.value, bad.alarm.severity, bad.alarm.message) == (1.0, 3, "READ")
     wait_for(lambda: ctx.get("RD:SCANNED").value >= 2)  # the scan thread's own reads
     time.sleep(0.5)
     assert caplog.text.count("RD:BAD: driver read() raised") == 1  # once, then counted
@@ -77,8 +78,11 @@ class _Mirror:
         self.published.append(data.value)
         entry.data = (data.value, *entry.data[1:])
 
-    def report_error(self, entry, what) -> None:
+    def read_failed(self, entry, what) -> None:
         raise AssertionError(what)
+
+    def read_ok(self, entry) -> None:
+        pass
 
 
 class _Entry:
@@ -226,6 +230,22 @@ def test_a_read_that_raises_fails_nothing_over_ca(engine_factory, ca, caplog):
     assert client.get("RD:FLAKY")["value"] >= 4  # scanned on past the raises
     assert caplog.text.count("RD:BAD: driver read() raised on a CA get") == 1
     assert caplog.text.count("RD:FLAKY: driver read() raised in a scan") == 1
+    got = client.get("RD:BAD")  # the last value, which an operator must not take for a
+    assert (got["severity"], got["status"]) == (3, 1)  # current one: INVALID/READ
+
+
+def test_a_read_that_raises_is_a_read_alarm_until_one_succeeds(engine_factory, pva, ca):
+    """As a record whose device read fails: INVALID/READ on both protocols, until a read
+    returns; then the alarm it replaced (none here) is back."""
+    engine = engine_factory(COMPUTED, read_poll=0.2)
+    ctx, client = pva(engine), ca(engine)
+    got = client.get("RD:HEALS")  # the first read raises: the stored value, INVALID/READ
+    assert (got["value"], got["severity"], got["status"]) == (1.0, 3, 1)
+    wait_for(lambda: ctx.get("RD:HEALS").value == 3.0)  # polled: raised again, then read
+    v = ctx.get("RD:HEALS")
+    assert (v.alarm.severity, v.alarm.message) == (0, "")  # (its driver set it at start)
+    got = client.get("RD:HEALS")
+    assert (got["value"], got["severity"], got["status"]) == (3.0, 0, 0)
 
 
 def test_scanned_pvs_scan_again_when_the_same_engine_starts_again(engine_factory):

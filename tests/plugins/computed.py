@@ -12,6 +12,7 @@ pvdb = {
     "WAVE": {"count": 4},                                # a computed array
     "PLAIN": {"value": 5.0},                             # read() passes getParam through
     "BAD": {"value": 1.0},                               # read() raises
+    "HEALS": {"value": 1.0},                             # read() raises twice, then returns 3.0
     "ONCE": {"type": "int", "pva": {"read_poll": 0}},    # read for PVA on first connect only
     "SCANNED": {"type": "int", "scan": 0.2},             # the scan thread reads it
     "FLAKY": {"type": "int", "scan": 0.1},               # scanned; every other read() raises
@@ -23,6 +24,7 @@ class ReadDriver(Driver):
     def __init__(self):
         super().__init__()
         self.calls = collections.Counter()
+        self.setParam("HEALS", 1.0)  # (no UDF alarm: the one a READ alarm replaces)
 
     def read(self, reason):
         self.calls[reason] += 1
@@ -33,8 +35,10 @@ class ReadDriver(Driver):
             return n
         if reason == "WAVE":
             return [n, n + 1, n + 2, n + 3]
-        if reason == "BAD" or (reason == "FLAKY" and n % 2):
+        if reason == "BAD" or (reason == "FLAKY" and n % 2) or (reason == "HEALS" and n <= 2):
             raise RuntimeError("sensor unplugged")
+        if reason == "HEALS":
+            return 3.0
         if reason == "FLAKY":
             return n
         if reason == "NONE":
