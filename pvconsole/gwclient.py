@@ -36,6 +36,9 @@ CTRL_FIELDS = ("precision", "units", "enum_strs", "upper_disp_limit", "lower_dis
 FIELDS_WAIT = 1.0
 #: Record types whose value is an array of their ``FTVL``'s type.
 FTVL_RECORDS = frozenset({"waveform", "aai", "aao", "subArray"})
+#: Record types whose string value CA cuts to 40 bytes under the record's name (DBF_STRING)
+#: and carries whole as ``NAME.VAL$`` (a char array), which the gateway follows instead.
+LONG_STRING_RECORDS = frozenset({"lsi", "lso"})
 #: Seconds the PVs that connect after start are gathered for, to be served together.
 LATE_BATCH = 0.5
 #: Longest wait before a late PV that did not answer is asked again.
@@ -79,6 +82,7 @@ class Client:
         self._last_meta: dict[str, dict] = {}
         self.shapes: dict[str, tuple] = {}  # (dbf, count) of each PV when it was first served
         self._late: list[str] = []  # connected after start, not yet told to the gateway
+        self._names: dict[str, str] = {}  # a channel followed in a PV's place -> the PV
 
     def send(self, message: tuple) -> None:
         with self.lock:
@@ -118,7 +122,31 @@ class Client:
         asked = [(n, "FTVL") for n, i in infos.items() if i.get("rtyp") in FTVL_RECORDS]
         for (name, field), text in (self._record_fields(asked) if asked else {}).items():
             infos[name][field.lower()] = text
+        longs = [n for n, i in infos.items() if i["dbf"] == "string" and i.get("rtyp") in LONG_STRING_RECORDS]
+        if longs:
+            infos.update(self._long_strings(longs, infos))
         return infos
+
+    def _long_strings(self, names: list[str], infos: dict[str, dict]) -> dict[str, dict]:
+        """lsi/lso records: followed through ``NAME.VAL$``, the whole string (under its
+        own name CA cuts it to 40 bytes), served under ``NAME`` as QSRV serves it. One
+        whose ``VAL$`` does not connect stays the 40-byte string it is."""
+        dbr = self.epics.dbr
+        pvs = {name: self.epics.PV(f"{name}.VAL$", form="time", connection_timeout=FIELDS_WAIT,
+                                   auto_monitor=dbr.DBE_VALUE | dbr.DBE_ALARM) for name in names}
+        deadline = time.monotonic() + FIELDS_WAIT
+        connected = {name: pv for name, pv in pvs.items()
+                     if pv.wait_for_connection(timeout=max(0.0, deadline - time.monotonic()))}
+        found = channel_infos(self.epics, connected)
+        for name, pv in pvs.items():
+            if name not in found:
+                pv.disconnect()
+                continue
+            found[name].update(rtyp=infos[name]["rtyp"], desc=infos[name].get("desc"))
+            self._names[pv.pvname] = name
+            self.pvs[name].disconnect()
+            self.pvs[name] = pv
+        return found
 
     def _follow(self, infos: dict[str, dict], announce: tuple) -> None:
         """Tell the gateway of these channels (``announce``), then follow their changes
@@ -250,10 +278,11 @@ class Client:
                 posixseconds: Any = 0, nanoseconds: Any = 0, **_: Any) -> None:
         if value is None:
             return
-        self.send(("update", pvname, plain(value), int(severity or 0), int(status or 0),
+        self.send(("update", self._names.get(pvname, pvname), plain(value), int(severity or 0), int(status or 0),
                    int(posixseconds or 0), int(nanoseconds or 0)))
 
     def _meta(self, pvname: str, **kw: Any) -> None:
+        pvname = self._names.get(pvname, pvname)
         ctrl = ctrl_of(kw)
         if ctrl and not same_ctrl(ctrl, self._last_meta.get(pvname)):
             self._last_meta[pvname] = ctrl
@@ -263,6 +292,7 @@ class Client:
         self.send(("access", name, bool(write)))
 
     def _connection(self, pvname: str, conn: bool, pv: Any = None, **_: Any) -> None:
+        pvname = self._names.get(pvname, pvname)
         self.send(("conn", pvname, bool(conn)))
         if conn and pv is not None:  # an IOC restarted with another record there
             ca = self.epics.ca
@@ -301,12 +331,12 @@ def same_ctrl(a: dict[str, Any], b: dict[str, Any] | None) -> bool:
 def asks_rtyp(info: dict[str, Any]) -> bool:
     """Whether the type CA carries a channel in may hide the record's own (pure): an
     lso's text and a waveform's bytes are alike over CA, a waveform's FTVL may be CHAR
-    (signed), USHORT (carried as long), ULONG or 64-bit (as double), and an int64 record
-    is a double without precision."""
+    (signed), USHORT (carried as long), ULONG or 64-bit (as double), an int64 record
+    is a double without precision, and an lsi's string is cut to 40 bytes."""
     dbf, count = info["dbf"], info.get("count", 1)
     if count > 1:
         return dbf in ("char", "long", "double")
-    return dbf == "double" and not (info.get("ctrl") or {}).get("precision")
+    return dbf == "string" or (dbf == "double" and not (info.get("ctrl") or {}).get("precision"))
 
 
 def channel_infos(epics: Any, pvs: dict[str, Any], timeout: float = 2.0) -> dict[str, dict]:

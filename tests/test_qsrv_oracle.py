@@ -144,6 +144,7 @@ def test_the_gateway_serves_the_ioc_records_as_its_qsrv_does(engine_factory, pva
     monkeypatch.setenv("EPICS_CA_AUTO_ADDR_LIST", "NO")
     names = [n for n in PAIRS + CHOSEN_TYPES if n != "CHAR"]  # (a 1-element waveform: an array)
     names += ["ONLYHIHI", "ONLYLOW", "NEVER", "HYST", "DRIVE"]  # alarm limits NaN; UDF; DRVH
+    names += ["LSI", "LSO"]  # long strings
     engine = engine_factory(" ".join([cagateway.__file__, *(f"Q:{n}" for n in names), "Q:ENUMARR"]))
     ours = pva(engine)
     # QSRV serves no enum waveform; the others are served beside it
@@ -161,6 +162,9 @@ def test_the_gateway_serves_the_ioc_records_as_its_qsrv_does(engine_factory, pva
         if a != b:
             differ[name] = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
     assert not differ
+    text = "a long string put over PVA, " * 4  # 112 bytes
+    ours.put("Q:LSO", text)
+    assert ours.get("Q:LSO").value == ctx.get("Q:LSO").value == text
     # a put that shortens an array: the get after it serves the IOC's new length
     for n in range(3):
         ours.put("Q:FARR", [9.0 + n] * (3 - n))
