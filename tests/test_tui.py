@@ -24,6 +24,7 @@ from pvconsole.tui.logbuffer import LogBuffer
 from pvconsole.loopback import loopback_config
 from pvconsole.tui.screens.confirm import ConfirmScreen
 from pvconsole.tui.screens.details import DetailsScreen
+from pvconsole.tui.widgets import pvtable
 from pvconsole.tui.widgets.pvtable import PVTable
 
 PSU = str(Path(__file__).resolve().parent.parent / "ioc_plugins" / "psu.py")
@@ -260,6 +261,23 @@ async def test_pva_put_shows_in_put_log(engine: Engine, pva: Context) -> None:
         await pilot.press("enter")  # the whole put, client and all, whatever the width
         await until(pilot, lambda: any("hello tui" in n.message and "@" in n.message
                                        for n in app._notifications), what="the put in full")
+
+
+@sync
+async def test_sorting_by_a_column_off_screen_scrolls_it_into_view(engine: Engine) -> None:
+    """At 80 cells the plugin and type columns are right of the screen: ``s`` onto one
+    scrolls sideways to it, and back to the left for the next one on screen."""
+    app = make_app(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        t = table(app)
+        await until(pilot, lambda: t.row_count == len(engine.entries), what="rows")
+        seen = {}
+        for _ in range(len(pvtable.SORTABLE)):
+            await pilot.press("s")
+            await pilot.pause()
+            seen[t.sort_key] = t.scroll_x
+        assert seen["name"] == seen["value"] == seen["sev"] == 0
+        assert seen["plugin"] > 0 and seen["pvatype"] >= seen["catype"] >= seen["plugin"]
 
 
 @sync

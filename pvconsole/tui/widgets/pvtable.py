@@ -416,6 +416,23 @@ class PVTable(SteadyDataTable):
         i = SORTABLE.index(self.sort_key) if self.sort_key in SORTABLE else -1
         self.set_sort(SORTABLE[(i + 1) % len(SORTABLE)], reverse=False)
         self.action_first_row()
+        self.show_column(self.sort_key)
+
+    def show_column(self, key: str) -> None:
+        """Scroll sideways until column ``key`` is in view (at 80 cells, the plugin and
+        the types scroll in on the right: sorting by one showed no column sorted by)."""
+        fixed = sum(self.widths.get(k, 0) + 2 * self.cell_padding for k in COLUMN_KEYS[:2])
+        x = 0
+        for k in COLUMN_KEYS:
+            width = self.widths.get(k, 0) + 2 * self.cell_padding
+            if k == key:
+                break
+            x += width
+        view = self.scrollable_content_region.width
+        if x + width > self.scroll_x + view:
+            self.scroll_to(x=x + width - view, animate=False)
+        elif x < self.scroll_x + fixed and key not in COLUMN_KEYS[:2]:
+            self.scroll_to(x=x - fixed, animate=False)
 
     def action_first_row(self) -> None:
         """Home: the first row (DataTable's scrolls sideways only)."""
