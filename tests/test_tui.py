@@ -117,6 +117,22 @@ async def test_toggle_exposure_reaches_pva_clients(engine: Engine, pva: Context)
 
 
 @sync
+async def test_the_question_for_marked_pvs_counts_those_already_off(engine: Engine,
+                                                                    pva: Context) -> None:
+    assert pva.get("PSU:MSG", timeout=5) == "ready"
+    app = make_app(engine)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await until(pilot, lambda: app.states["PSU:MSG"].pva_clients > 0, what="PVA client count")
+        for name in ("PSU:MSG", "PSU:SECRET"):  # PSU:SECRET: off as its pvdb has it
+            await goto(pilot, app, name)
+            await pilot.press("space")
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+        assert "Setting PVA off for 1 PV(s) (1 more marked: already PVA off)" in app.screen.question
+        await pilot.press("n")
+
+
+@sync
 async def test_off_and_on_again_restores_what_the_pvdb_defines(engine: Engine) -> None:
     """`e` twice on a read-only PV leaves it read-only (not writable over PVA); a PV the
     pvdb hides comes on when the operator asks."""

@@ -589,8 +589,10 @@ class PvConsoleApp(App[int]):
         shown = ", ".join(s.name for s in busy[:CONFIRM_NAMES])
         more = f" and {len(busy) - CONFIRM_NAMES} more" if len(busy) > CONFIRM_NAMES else ""
         what = "disconnects them" if mode == "off" else "refuses their puts"
+        already = len(states) - len(targets)  # (of the rows marked: nothing to change)
+        left = f" ({already} more marked: already PVA {mode})" if already else ""
         question = (f"{len(busy)} PV(s) have connected PVA clients: {shown}{more}.\n"
-                    f"Setting PVA {mode} for {len(targets)} PV(s) {what}. Continue?")
+                    f"Setting PVA {mode} for {len(targets)} PV(s){left} {what}. Continue?")
 
         def answered(yes: bool | None) -> None:
             if yes:
