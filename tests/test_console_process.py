@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pty
+import re
 import select
 import signal
 import socket
@@ -286,6 +287,9 @@ def test_pvconsole_in_a_terminal_quits_on_q_and_takes_the_engine_along(tmp_path:
         assert term.wait_exit() == 0
         assert all(gone(pid) for pid in children)
         assert b"CAS:" not in term.screen and b"Traceback" not in term.screen
+        term.read(0.5)  # what is left on the terminal once the screen is gone
+        assert re.search(rb"pvconsole: stopped after \d+s: served \d+ PVs \(CA 127\.0\.0\.1:\d+, "
+                         rb"PVA 127\.0\.0\.1:\d+\); 0 put\(s\) this run, put log in ", term.screen)
     finally:
         term.close()
 

@@ -745,4 +745,14 @@ def run_console(cfg: Config, verbose: int) -> int:
     if apps[-1].return_code:  # the console itself failed (its traceback is above): not a clean stop
         print("pvconsole: the console failed; the servers were stopped", file=sys.stderr)
         return 1
+    print(f"pvconsole: {stopped_summary(source.stats(), cfg)}", file=sys.stderr)
     return 0
+
+
+def stopped_summary(stats: Any, cfg: Config) -> str:
+    """The line left on the terminal after the console quit (its screen is gone): what
+    was served, for how long, and where the put log is."""
+    if stats is None:
+        return "stopped"
+    return (f"stopped after {fmt.duration(stats.uptime)}: served {stats.pvs} PVs (CA {stats.ca}, "
+            f"PVA {stats.pva}); {stats.puts} put(s) this run, put log in {cfg.state_dir}")
