@@ -277,6 +277,9 @@ async def test_pva_put_shows_in_put_log(engine: Engine, pva: Context) -> None:
         await pilot.press("enter")  # the whole put, client and all, whatever the width
         await until(pilot, lambda: any("hello tui" in n.message and "@" in n.message
                                        for n in app._notifications), what="the put in full")
+        await pilot.press("enter", "enter")  # again: one toast of a put, not a stack
+        await pilot.pause()
+        assert sum(n.title.startswith("put to ") for n in app._notifications) == 1
 
 
 @sync

@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Static
 from ...mirror import PVState
 from .. import fmt
 from ..source import client_counts, clients_per_protocol
+from ..toast import show_in_full
 from .steadytable import SteadyDataTable
 from .pane import Pane
 
@@ -230,9 +231,10 @@ class ConnectionsView(Pane):
         channels = [str(ch) for ch in c.get("channels") or []]
         shown = channels[:CHANNELS_SHOWN]
         more = f"\n… and {len(channels) - len(shown)} more" if len(channels) > len(shown) else ""
-        self.app.notify(  # (the app's notify quotes it: no markup, nothing a terminal acts on)
+        show_in_full(  # (the app's notify quotes it: no markup, nothing a terminal acts on)
+            self.app, "client",
             f"{c.get('user', '')}@{c.get('host', '')} ({c.get('peer', '')}), since "
             f"{fmt.clock_time(float(c.get('since') or 0), self.tz)}\n"
             f"{len(channels)} channel(s): {', '.join(shown)}{more}",
-            title=f"{str(c.get('protocol', '')).upper()} client", timeout=20)
+            f"{str(c.get('protocol', '')).upper()} client", 20)
 

@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Input, Static
 from .. import fmt
 from ..focus import focus_now
 from ..settings import PUTLOG_ROWS
+from ..toast import show_in_full
 from .steadytable import SteadyDataTable
 from .line import show_line
 from .pvtable import name_matches
@@ -171,7 +172,7 @@ class PutLogView(Pane):
         seq = str(event.row_key.value)
         record = next((r for r in self.records if str(r.seq) == seq), None)
         if record is not None:
-            self.app.notify(put_text(record, self.tz), title=f"put to {record.pv}", timeout=15)
+            show_in_full(self.app, "put", put_text(record, self.tz), f"put to {record.pv}", 15)
 
     def show_newest(self) -> None:
         """Shown: when following, the newest put is in view (records that arrived while the
