@@ -152,6 +152,13 @@ def text_of(value: Any) -> str:
     return _bytes(value).split(b"\0", 1)[0].decode("latin-1")
 
 
+def takes_update(kind: str, stamp: tuple[int, int], served: tuple[int, int] | None) -> bool:
+    """Whether a value the CA client sends is served (pure): a monitor's always; the
+    one read when its monitor began (``catch-up``) only if newer than the one served (a
+    monitor update may have overtaken it: it must not put an older value back)."""
+    return kind == "update" or (kind == "catch-up" and (served is None or stamp > served))
+
+
 def ca_put_value(value: Any, text: bool, count: int) -> Any:
     """What goes to the IOC for a value ``Driver.write`` got: a char array's bytes as
     numbers (pyepics would encode a str as UTF-8 again, with replacement characters), a
@@ -229,6 +236,7 @@ class GatewayDriver(Driver):
         self.counts: dict[str, int] = {}
         self.text: dict[str, bool] = {}
         self.alarms: dict[str, tuple[int, int]] = {}  # (status, severity) the IOC gave last
+        self.stamps: dict[str, tuple[int, int]] = {}  # the IOC's timestamp of the value served
         self._links = _LinkLog()
         self._take(infos, pvdb)
         self._reader = threading.Thread(target=self._read, name="gateway-ca", daemon=True)
@@ -269,6 +277,7 @@ class GatewayDriver(Driver):
         elif self.counts.get(name, 1) > 1 and not isinstance(value, (list, tuple)):
             value = [value]  # one element of an array: pyepics gives it as a scalar
         self.setParam(name, value, timestamp=ca_time(sec, nsec))
+        self.stamps[name] = (sec, nsec)
         self._set_alarm(name, status, severity)
 
     def _set_alarm(self, name: str, status: int, severity: int) -> None:
@@ -309,7 +318,7 @@ class GatewayDriver(Driver):
         if kind == "late":
             self._serve_late(message[1])
             return
-        if kind == "update":
+        if takes_update(kind, tuple(message[5:7]), self.stamps.get(name)):
             self.connected[name] = True
             self._update(name, *message[2:])
         elif kind == "meta":

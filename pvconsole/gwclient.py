@@ -8,7 +8,8 @@ gateway's CA client runs here and talks to the gateway over one pipe
 - here -> gateway: ``("connected", {name: info})`` (:func:`channel_infos`; names that did
   not connect within ``timeout`` are left out, and come in ``("late", {name: info})``
   when they connect), then ``("update", name, value, severity,
-  status, posix_seconds, nanoseconds)``, ``("meta", name, ctrl)`` for a property change,
+  status, posix_seconds, nanoseconds)`` (``"catch-up"`` for one read when the channel's
+  monitor began: served only if no newer one came), ``("meta", name, ctrl)`` for a property change,
   ``("conn", name, connected)``, ``("access", name, writable)`` and ``("put_done", name,
   ok, message)``, ``("reshaped", name, (dbf, count), (dbf, count))`` when an IOC came
   back with another type or length.
@@ -176,10 +177,11 @@ class Client:
             pv = self.pvs[name]
             stamp = (info["posixseconds"], info["nanoseconds"], info["severity"], info["status"])
             if pv.connected and (pv.posixseconds, pv.nanoseconds, pv.severity, pv.status) != stamp:
-                # what changed while the gateway built its database (not all 10,000 again)
+                # what changed while the gateway built its database (not all 10,000 again);
+                # the monitor may have sent a newer one meanwhile: served only if not
                 self._update(pvname=name, value=pv.value, severity=pv.severity,
                              status=pv.status, posixseconds=pv.posixseconds,
-                             nanoseconds=pv.nanoseconds)
+                             nanoseconds=pv.nanoseconds, kind="catch-up")
 
     def _late_connection(self, pvname: str, conn: bool, **_: Any) -> None:
         """A channel that was not connected at start connects (a CA callback: the work
@@ -275,10 +277,11 @@ class Client:
         return out
 
     def _update(self, pvname: str, value: Any = None, severity: Any = 0, status: Any = 0,
-                posixseconds: Any = 0, nanoseconds: Any = 0, **_: Any) -> None:
+                posixseconds: Any = 0, nanoseconds: Any = 0, kind: str = "update",
+                **_: Any) -> None:
         if value is None:
             return
-        self.send(("update", self._names.get(pvname, pvname), plain(value), int(severity or 0), int(status or 0),
+        self.send((kind, self._names.get(pvname, pvname), plain(value), int(severity or 0), int(status or 0),
                    int(posixseconds or 0), int(nanoseconds or 0)))
 
     def _meta(self, pvname: str, **kw: Any) -> None:

@@ -96,6 +96,15 @@ def test_char_arrays_are_text_by_record_type_else_by_what_they_hold():
     assert cagateway.text_of([1, 104]) == "\x01h"  # a text PV's bytes are kept whatever they are
 
 
+def test_a_catch_up_read_never_serves_an_older_value_than_a_monitor_did():
+    assert cagateway.takes_update("update", (5, 0), (9, 0))  # a monitor's: as it comes
+    assert cagateway.takes_update("catch-up", (9, 1), (9, 0))
+    assert not cagateway.takes_update("catch-up", (9, 0), (9, 0))
+    assert not cagateway.takes_update("catch-up", (8, 0), (9, 0))  # overtaken meanwhile
+    assert cagateway.takes_update("catch-up", (8, 0), None)
+    assert not cagateway.takes_update("meta", (9, 1), (9, 0))
+
+
 def test_what_goes_to_the_ioc_for_a_put():
     assert cagateway.ca_put_value("grüß".encode().decode("latin-1"), True, 16) == \
         [*"grüß".encode(), 0]  # pcaspy's one character per byte -> the bytes, NUL-ended
