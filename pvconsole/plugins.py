@@ -170,6 +170,7 @@ class _Capture:
         self.stop_signal = signal.SIGINT      # what stopped pvconsole, told to the script
         self._told = False                    # the script's loop was told of the stop
         self.main_loops = False               # its loop runs on the thread it was run on
+        self.loop_thread: threading.Thread | None = None  # the thread its loop runs on
         self.joining = False                  # that thread waits in ServerThread.join()
         self._on_died: Callable[[BaseException], None] | None = None
         self._died_lock = threading.Lock()
@@ -197,7 +198,8 @@ class _Capture:
         turns.loop_wait(wait)
         if not self.looping:
             self.looping = True
-            self.main_loops = threading.current_thread() is self.thread
+            self.loop_thread = threading.current_thread()
+            self.main_loops = self.loop_thread is self.thread
             turns.loop_started()
             self.handed_over.set()
         elif self.in_body:
@@ -319,7 +321,9 @@ class _Capture:
         # after start-up, or from a thread of the script's own while it loads (its
         # driver may not exist yet: not before pvconsole serves): served as it comes
         if self.closed or threading.current_thread() is not self.thread:
-            self.register(prefix, pvdb, self.port, True)
+            in_body = self.in_body and threading.current_thread() is self.loop_thread
+            with turns.given_up(self.stopped, self) if in_body else contextlib.nullcontext():
+                self.register(prefix, pvdb, self.port, True)
             self.databases.append((prefix, pvdb))
             return
         self.create_called = True

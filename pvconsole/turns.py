@@ -20,10 +20,12 @@ of every plugin 0.1-0.2 s), and says so once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
+from typing import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +78,11 @@ class LoopTurns:
                 self._bodies.pop(owner, None)
             self._cv.notify_all()
 
-    def begin_body(self, stopped: threading.Event, owner: object = None) -> None:
+    def begin_body(self, stopped: threading.Event, owner: object = None,
+                   began: float | None = None) -> None:
         """Called by a script's ``process()`` before it returns: waits for the driver
-        thread's pass to end (or for ``stopped``). ``owner``: the script's loop."""
+        thread's pass to end (or for ``stopped``). ``owner``: the script's loop;
+        ``began``: when a body that gave its turn away (:meth:`given_up`) began."""
         with self._cv:
             self._waiting += 1
             try:
@@ -86,8 +90,23 @@ class LoopTurns:
                     self._cv.wait(0.05)
             finally:
                 self._waiting -= 1
-            self._bodies[owner] = time.monotonic()
+            self._bodies[owner] = time.monotonic() if began is None else began
             self._cv.notify_all()
+
+    @contextlib.contextmanager
+    def given_up(self, stopped: threading.Event, owner: object = None) -> Iterator[None]:
+        """A script's body waits for the driver thread (a ``createPV`` while serving: the
+        driver thread makes the PVs): it gives its turn up meanwhile, and takes it back
+        after the driver's pass, as a body begins; else each waited for the other
+        (``max_wait``, and a warning that the body ran long)."""
+        with self._cv:
+            began = self._bodies.pop(owner, None)
+            self._cv.notify_all()
+        try:
+            yield
+        finally:
+            if began is not None:
+                self.begin_body(stopped, owner, began)
 
     def end_body(self, owner: object = None) -> None:
         """Called when a script's ``process()`` is entered: its loop body is done."""
