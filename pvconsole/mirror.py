@@ -223,7 +223,10 @@ class MirroredPV(SimplePV):
         except Exception:
             self.mirror.read_failed(self.entry, "driver read() raised on a CA get")
         else:
-            self.mirror.read_ok(self.entry)
+            # (a scanned PV's get calls no read(): its scan's reads say how it is)
+            if self.info.scan <= 0 and self.mirror.read_ok(self.entry):
+                db = self.entry.driver.getParamDB(self.info.reason)
+                value.setStatSevr(db.alarm, db.severity)  # served with the alarm it has now
             return status
         if db is None:
             return cas.S_casApp_undefined
@@ -256,13 +259,21 @@ class MirroredPV(SimplePV):
         """A scan's read: stored, and posted if it changed (pcaspy's own steps)."""
         try:
             driver.setParam(self.info.reason, value)
-            db = driver.getParamDB(self.info.reason)
-            if db.flag:
-                db.flag = False
-                self.updateValue(db)
-                db.mask = 0
+            self.post_changed(driver)
         except Exception:
             self.mirror.report_error(self.entry, "a scan's read() value could not be stored")
+
+    def post_changed(self, driver: Any) -> None:
+        """Post the parameter if it changed (``updatePV``'s steps; pcaspy's ``updatePV``
+        leaves a scanned PV to its scan)."""
+        if self.info.scan <= 0:
+            driver.updatePV(self.info.reason)
+            return
+        db = driver.getParamDB(self.info.reason)
+        if db.flag:
+            db.flag = False
+            self.updateValue(db)
+            db.mask = 0
 
     def bestExternalType(self) -> int:
         """A string array is served to CA as fixed strings (DBR_STRING's own form): with
@@ -375,6 +386,10 @@ class MirroredPV(SimplePV):
         if ended == asyncput.CA or (ended is None and self.hasAsyncWrite()):
             return super().endAsyncWrite(status)
         return None
+
+
+#: (alarm, severity) of a PV whose driver read() raised.
+_READ_FAILED = (Alarm.READ_ALARM, Severity.INVALID_ALARM)
 
 
 class _InlineSharedPV(SharedPV):
@@ -531,6 +546,7 @@ class PvaMirror:
         self.worst_post = 0.0
         self._error_once: set[str] = set()
         self._read_failed: dict[str, tuple[int, int]] = {}  # PV -> the alarm READ replaced
+        self._read_lock = threading.Lock()  # (the driver thread and scan threads)
         #: puts begun and not yet answered, both protocols (by id of their record)
         self._open_puts: dict[int, PutRecord] = {}
         #: asynchronous puts of both protocols, ended in the order they began
@@ -699,30 +715,41 @@ class PvaMirror:
         is the last one read, which an operator must not take for a current one)."""
         self.report_error(entry, what)
         driver, reason = entry.driver, entry.spec.reason
-        if driver is None or entry.name in self._read_failed:
+        if driver is None:
             return
         try:
-            db = driver.getParamDB(reason)
-            self._read_failed[entry.name] = (db.alarm, db.severity)
-            driver.setParamStatus(reason, Alarm.READ_ALARM, Severity.INVALID_ALARM)
-            driver.updatePV(reason)
+            with self._read_lock:
+                db = driver.getParamDB(reason)
+                now = (db.alarm, db.severity)
+                if now == _READ_FAILED:
+                    return
+                # the alarm it replaces (after a setParam, which ended the READ alarm:
+                # the one pcaspy gave that value)
+                self._read_failed[entry.name] = now
+                driver.setParamStatus(reason, *_READ_FAILED)
+            entry.ca_pv.post_changed(driver)
         except Exception:
             log.exception("%s: its READ alarm could not be set", entry.name)
 
-    def read_ok(self, entry: Entry) -> None:
+    def read_ok(self, entry: Entry) -> bool:
         """A driver's ``read()`` returned: a READ alarm of an earlier one that raised ends
-        (the alarm it replaced is back, unless the driver set another since)."""
+        (the alarm it replaced is back, unless the driver set another since). Returns
+        whether it ended one."""
         if not self._read_failed or entry.name not in self._read_failed:
-            return
-        saved = self._read_failed.pop(entry.name)
+            return False
         driver, reason = entry.driver, entry.spec.reason
         try:
-            db = driver.getParamDB(reason)
-            if (db.alarm, db.severity) == (Alarm.READ_ALARM, Severity.INVALID_ALARM):
+            with self._read_lock:
+                saved = self._read_failed.pop(entry.name, None)
+                db = driver.getParamDB(reason)
+                if saved is None or (db.alarm, db.severity) != _READ_FAILED:
+                    return False
                 driver.setParamStatus(reason, *saved)
-                driver.updatePV(reason)
+            entry.ca_pv.post_changed(driver)
         except Exception:
             log.exception("%s: its READ alarm could not be ended", entry.name)
+            return False
+        return True
 
     def report_error(self, entry: Entry, what: str, detail: str = "") -> None:
         """Log a failure once per PV and kind ``what`` (a bad driver value would flood

@@ -239,13 +239,30 @@ def test_a_read_that_raises_is_a_read_alarm_until_one_succeeds(engine_factory, p
     returns; then the alarm it replaced (none here) is back."""
     engine = engine_factory(COMPUTED, read_poll=0.2)
     ctx, client = pva(engine), ca(engine)
-    got = client.get("RD:HEALS")  # the first read raises: the stored value, INVALID/READ
-    assert (got["value"], got["severity"], got["status"]) == (1.0, 3, 1)
+    v = ctx.get("RD:HEALS")  # the first read raises: the stored value, INVALID/READ
+    assert (v.value, v.alarm.severity, v.alarm.message) == (1.0, 3, "READ")
+    assert client.get("RD:BAD")["severity"] == 3  # (over CA too)
     wait_for(lambda: ctx.get("RD:HEALS").value == 3.0)  # polled: raised again, then read
     v = ctx.get("RD:HEALS")
     assert (v.alarm.severity, v.alarm.message) == (0, "")  # (its driver set it at start)
     got = client.get("RD:HEALS")
     assert (got["value"], got["severity"], got["status"]) == (3.0, 0, 0)
+
+
+def test_a_read_alarm_of_a_scan(engine_factory, pva, ca):
+    """A CA get of a scanned PV (which reads nothing) leaves its scan's READ alarm as it
+    is (it ended it, and the next scan set it again); a setParam ends it until the next
+    read that raises."""
+    engine = engine_factory(COMPUTED, read_poll=0)
+    client, ctx = ca(engine), pva(engine)
+    wait_for(lambda: ctx.get("RD:SBAD").alarm.message == "READ")
+    for _ in range(3):
+        assert client.get("RD:SBAD")["severity"] == 3
+    assert ctx.get("RD:SBAD").alarm.severity == 3
+    drv = engine.drivers["computed"]
+    engine.run_on_driver_thread(lambda: (drv.setParam("SBAD", 5.0), drv.updatePVs()))
+    # (a scanned PV is posted by its scan: the next one's read raises, and posts it READ)
+    wait_for(lambda: (ctx.get("RD:SBAD").value, ctx.get("RD:SBAD").alarm.message) == (5.0, "READ"))
 
 
 def test_scanned_pvs_scan_again_when_the_same_engine_starts_again(engine_factory):

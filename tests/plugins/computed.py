@@ -13,6 +13,7 @@ pvdb = {
     "PLAIN": {"value": 5.0},                             # read() passes getParam through
     "BAD": {"value": 1.0},                               # read() raises
     "HEALS": {"value": 1.0},                             # read() raises twice, then returns 3.0
+    "SBAD": {"scan": 0.1, "value": 1.0},                 # scanned; read() raises
     "ONCE": {"type": "int", "pva": {"read_poll": 0}},    # read for PVA on first connect only
     "SCANNED": {"type": "int", "scan": 0.2},             # the scan thread reads it
     "FLAKY": {"type": "int", "scan": 0.1},               # scanned; every other read() raises
@@ -35,7 +36,7 @@ class ReadDriver(Driver):
             return n
         if reason == "WAVE":
             return [n, n + 1, n + 2, n + 3]
-        if reason == "BAD" or (reason == "FLAKY" and n % 2) or (reason == "HEALS" and n <= 2):
+        if reason in ("BAD", "SBAD") or (reason == "FLAKY" and n % 2) or (reason == "HEALS" and n <= 2):
             raise RuntimeError("sensor unplugged")
         if reason == "HEALS":
             return 3.0
