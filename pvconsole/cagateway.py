@@ -132,8 +132,19 @@ def is_text(info: dict[str, Any]) -> bool:
     if rtyp in TEXT_RECORDS:
         return True
     head = _bytes(info.get("value")).split(b"\0", 1)[0]
-    text = not any(b < 32 and b not in (9, 10, 13) for b in head)
-    return text and bool(head) if rtyp else text
+    if not rtyp:
+        return not any(b < 32 and b not in (9, 10, 13) for b in head)
+    return bool(head) and _printable(head)
+
+
+def _printable(raw: bytes) -> bool:
+    """Whether a record's bytes read as text: printable UTF-8 (tabs and line ends too),
+    not data that happens to hold no control byte (an image's pixels)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return text.replace("\t", "").replace("\n", "").replace("\r", "").isprintable()
 
 
 def _bytes(value: Any) -> bytes:

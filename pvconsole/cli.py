@@ -154,14 +154,22 @@ def _exit_now(fds, why: str) -> None:
 def forward_signals(stop: Callable[[int, Any], None]) -> None:
     """SIGHUP, SIGUSR1, SIGUSR2: to the hosted scripts' handlers for them; ``stop`` (this
     process's handler for SIGTERM) where none handles or ignores one: a terminal's hangup
-    stops pvconsole cleanly, where it killed every hosted IOC without a stop."""
-    from .plugins import FORWARDED_SIGNALS, forward_signal
+    stops pvconsole cleanly, where it killed every hosted IOC without a stop. Scripts are
+    told of such a stop as of SIGTERM (:func:`told_signal`)."""
+    from .plugins import FORWARDED_SIGNALS, forward_signal, start_forwarding
 
     def on_signal(signum: int, frame: Any) -> None:
         if not forward_signal(signum):
             stop(signum, frame)
+    start_forwarding()
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, on_signal)
+
+
+def told_signal(signum: int) -> int:
+    """The stop signal scripts are told of when pvconsole stops on ``signum``: SIGTERM
+    for a signal no script handles (SIGHUP: their SIGTERM handlers run)."""
+    return signum if signum in (signal.SIGINT, signal.SIGTERM) else signal.SIGTERM
 
 
 class _StopRequested(BaseException):
@@ -223,7 +231,7 @@ def run_headless(cfg, verbose: int = 0) -> int:
              "exiting without it"))
     watchdog.daemon = True
     watchdog.start()
-    engine.stop(received[0] if received else signal.SIGINT)
+    engine.stop(told_signal(received[0]) if received else signal.SIGINT)
     held = exitguard.held_threads()
     log.info("stopped")
     logging.shutdown()

@@ -370,6 +370,10 @@ class Engine:
             if callable(stop) and name not in told:
                 _run_stop_hook(name, stop)
         _wait_for(scripts, scripts_by)
+        for name in plugin_loader.still_interrupted():  # (blocked: not told after all)
+            stop = getattr(self.drivers.get(name), "stop", None)
+            if callable(stop):
+                _run_stop_hook(name, stop)
         busy = False
         if self.thread is not None:
             self.thread.stop()

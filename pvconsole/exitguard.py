@@ -52,12 +52,14 @@ def install() -> None:
 
 def _child_signals() -> None:
     """A plugin's forked child (a ``multiprocessing`` poller) gets Python's defaults for
-    SIGINT and SIGTERM, as it would forked from the script alone: with pvconsole's
+    SIGINT, SIGTERM and the signals pvconsole forwards, as it would forked from the
+    script alone: with pvconsole's
     handlers, the ``p.terminate()`` of the script's clean-up printed pvconsole's traceback
     from the child and the child went on."""
     try:
         _real_signal(signal.SIGINT, signal.default_int_handler)
-        _real_signal(signal.SIGTERM, signal.SIG_DFL)
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+            _real_signal(signum, signal.SIG_DFL)
     except ValueError:  # forked from a thread Python does not take for the main one
         pass
 

@@ -32,6 +32,7 @@ import importlib.metadata
 import importlib.util
 import logging
 import os
+import queue
 import signal
 import sys
 import threading
@@ -45,7 +46,7 @@ from typing import Any, Callable, Iterator, NoReturn
 import pcaspy
 import pcaspy.driver
 
-from .pluginspec import split_args, with_args
+from .pluginspec import is_file, split_args, with_args
 from .turns import turns
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,8 @@ class _Capture:
         self._told = False                    # the script's loop was told of the stop
         self.main_loops = False               # its loop runs on the thread it was run on
         self.loop_thread: threading.Thread | None = None  # the thread its loop runs on
+        self.interrupted = False              # told of the stop by a KeyboardInterrupt raised
+        # in its thread (:meth:`_interrupt`)
         self.joining = False                  # that thread waits in ServerThread.join()
         self._on_died: Callable[[BaseException], None] | None = None
         self._died_lock = threading.Lock()
@@ -290,16 +293,26 @@ class _Capture:
         time.sleep(1)`` under ``try``/``except KeyboardInterrupt``) with Python's default
         for SIGINT: alone, the signal raised ``KeyboardInterrupt`` wherever its main
         thread was; it is raised there, in the thread that stands for it, at its next
-        bytecode (a thread blocked in a C call, ``signal.pause()`` say, gets it only when
-        the call returns). Returns whether it was raised."""
+        bytecode (a thread blocked in a C call, ``time.sleep(5)`` or ``signal.pause()``
+        say, gets it only when the call returns: if it is still running when its clean-up
+        time is over, its driver's ``stop()`` is called, see :attr:`interrupted`). Not
+        while the thread runs pvconsole's, pcaspy's or p4p's code (in a ``setParam``, say:
+        their state must not be left half-changed): it is waited for out of it, up to
+        ``INTERRUPT_WAIT``. Returns whether it was raised."""
         thread = self.thread
         if (thread is None or not thread.is_alive() or thread.ident is None
                 or self.signal_handlers.get(signal.SIGINT, signal.default_int_handler)
                 is not signal.default_int_handler):
             return False
+        deadline = time.monotonic() + INTERRUPT_WAIT
+        while not _in_script_code(sys._current_frames().get(thread.ident)):
+            if time.monotonic() > deadline or not thread.is_alive():
+                return False
+            time.sleep(0.01)
         raised = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
                                                             ctypes.py_object(KeyboardInterrupt))
-        return raised == 1
+        self.interrupted = raised == 1
+        return self.interrupted
 
     def _leave(self) -> NoReturn:
         """End the script's loop: on the thread pvconsole runs the script on, back to
@@ -605,7 +618,7 @@ def _file_attr(spec: str) -> tuple[str | None, str]:
     base, sep, attr = spec.rpartition(":")
     if sep and base.endswith(".py") and attr.isidentifier():
         return base, attr
-    if spec.endswith(".py") or os.path.sep in spec or Path(spec).is_file():
+    if spec.endswith(".py") or os.path.sep in spec or is_file(spec):
         return spec, ""
     return None, ""
 
@@ -773,10 +786,11 @@ def _new_capture(name: str, register: Register, args: list[str]) -> _Capture:
 
 def forward_signal(signum: int) -> bool:
     """pvconsole got one of :data:`FORWARDED_SIGNALS` (in its signal handler: nothing
-    here logs): the scripts' handlers for it run, each on a thread of its own (alone, on
-    its main thread between two bytecodes). Returns whether any script handles or ignores
-    it; if none does, pvconsole stops on it, cleanly (alone, the script died of it, and
-    a terminal's hangup killed every hosted IOC without a stop)."""
+    here logs, takes a lock or starts a thread): the scripts' handlers for it run on
+    :func:`start_forwarding`'s thread (alone, on the script's main thread between two
+    bytecodes). Returns whether any script handles or ignores it; if none does,
+    pvconsole stops on it, cleanly (alone, the script died of it, and a terminal's hangup
+    killed every hosted IOC without a stop)."""
     handled = False
     for capture in list(_captures):
         handler = capture.signal_handlers.get(signum)
@@ -784,9 +798,20 @@ def forward_signal(signum: int) -> bool:
             handled = True
         elif callable(handler):
             handled = True
-            threading.Thread(target=_run_handler, args=(capture.name, handler, signum),
-                             name=f"signal-{capture.name}", daemon=True).start()
+            _forwarded.put((capture.name, handler, signum))  # (SimpleQueue: reentrant)
     return handled
+
+
+#: Scripts' handlers :func:`forward_signal` hands on, run by :func:`start_forwarding`'s thread.
+_forwarded: queue.SimpleQueue = queue.SimpleQueue()
+
+
+def start_forwarding() -> None:
+    """Start the thread that runs the scripts' handlers for forwarded signals."""
+    def run() -> None:
+        while True:
+            _run_handler(*_forwarded.get())
+    threading.Thread(target=run, name="signal-handlers", daemon=True).start()
 
 
 def _run_handler(name: str, handler: Callable[[int, Any], Any], signum: int) -> None:
@@ -798,23 +823,52 @@ def _run_handler(name: str, handler: Callable[[int, Any], Any], signum: int) -> 
         log.exception("plugin %s: its handler for signal %s raised", name, signal.Signals(signum).name)
 
 
+#: Seconds a script's thread is waited for to leave pvconsole's, pcaspy's or p4p's code
+#: before its KeyboardInterrupt (see :meth:`_Capture._interrupt`).
+INTERRUPT_WAIT = 0.2
+_LIBRARY_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) for m in (pcaspy,))
+
+
+def _in_script_code(frame: Any) -> bool:
+    """Whether a thread's innermost Python frame is not pvconsole's, pcaspy's or p4p's."""
+    if frame is None:
+        return False
+    path = os.path.abspath(frame.f_code.co_filename)
+    return not (path.startswith(_OWN_DIR) or path.startswith(_LIBRARY_DIRS)
+                or f"{os.sep}p4p{os.sep}" in path)
+
+
 def release_scripts(signum: int = signal.SIGINT) -> tuple[list[threading.Thread], set[str]]:
     """pvconsole stops serving (on ``signum``): scripts' loops are told as they would be
     alone (:meth:`_Capture._tell_stop`), scripts waiting on their ``ServerThread`` go on.
     Returns the threads the scripts' code still runs on after being told (their clean-up)
     and the names of the plugins told. (A script's thread that was not, its own ``while
     True:`` beside a ``ServerThread``, goes on until the process exits, as it did before
-    the signal killed it alone.)"""
+    the signal killed it alone.) A script told by a ``KeyboardInterrupt`` in its thread
+    that still runs after its clean-up time is in :func:`still_interrupted`."""
     threads, names = [], set()
+    _interrupted.clear()
     while _captures:
         capture = _captures.pop()
         capture.stop_signal = signum
         capture.stopped.set()
         if capture.tell_stop_elsewhere():
             names.add(capture.name)
+            if capture.interrupted:
+                _interrupted.append(capture)
             if capture.thread is not None and capture.thread.is_alive():
                 threads.append(capture.thread)
     return threads, names
+
+
+_interrupted: list[_Capture] = []
+
+
+def still_interrupted() -> set[str]:
+    """Scripts told of the stop by a ``KeyboardInterrupt`` in their thread whose thread
+    still runs (blocked in a C call: it has not seen it): their drivers' ``stop()`` hooks
+    are called, as for a script that was not told."""
+    return {c.name for c in _interrupted if c.thread is not None and c.thread.is_alive()}
 
 
 def _has_contract(ns: dict) -> bool:

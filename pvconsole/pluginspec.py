@@ -15,7 +15,7 @@ def split_args(spec: str) -> tuple[str, list[str]]:
     follows a plugin's file or module is its script's command line, in shell quoting
     (``sys.argv[1:]`` while its code runs). A spec that names an existing file as a whole
     (a path with spaces) has none."""
-    if not any(c.isspace() for c in spec) or _is_file(spec):
+    if not any(c.isspace() for c in spec) or is_file(spec):
         return spec, []
     try:
         tokens = shlex.split(spec)
@@ -24,7 +24,8 @@ def split_args(spec: str) -> tuple[str, list[str]]:
     return (tokens[0], tokens[1:]) if tokens else (spec, [])
 
 
-def _is_file(spec: str) -> bool:
+def is_file(spec: str) -> bool:
+    """``Path(spec).is_file()``, False for a name no file can have."""
     try:
         return Path(spec).is_file()
     except OSError:  # a name longer than the file system takes (a gateway's PV list)

@@ -623,6 +623,8 @@ def recast(code: str, value: Any, array: bool) -> Any:
     a pvdb's ``'pva': {'type': ...}`` chose: integers keep their low bits, as a C cast
     does (a CA ``char`` 255 is int8 -1, the signed byte it came from); a double into an
     integer type is cut towards zero and held to the type's range (NaN is 0)."""
+    if not array and isinstance(value, (int, float)):  # (the mirror's hot path: no numpy)
+        return _recast_scalar(code, value)
     a = np.asarray(value)
     if a.dtype.kind in "fc" and code in _INT_RANGE:
         lo, hi = _INT_RANGE[code]
@@ -636,6 +638,20 @@ def recast(code: str, value: Any, array: bool) -> Any:
     else:
         out = a.astype(_NUMPY_TYPES[code])  # integer to integer wraps, as in C
     return out.reshape(-1) if array else out.reshape(-1)[0].item()
+
+
+def _recast_scalar(code: str, x: int | float) -> int | float:
+    """:func:`recast` of one Python number, as numpy casts it there."""
+    if code in ("f", "d"):
+        return float(x)
+    lo, hi = _INT_RANGE[code]
+    if isinstance(x, float):
+        if x != x:
+            return 0
+        if math.isinf(x):
+            return hi if x > 0 else lo
+        return max(lo, min(hi, int(x)))  # (int() cuts towards zero)
+    return (int(x) - lo) % (hi - lo + 1) + lo  # low bits, as a C cast keeps them
 
 
 def _metadata(spec: PVSpec, meta: Meta, opening: bool) -> dict[str, Any]:

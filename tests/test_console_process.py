@@ -294,6 +294,34 @@ def test_pvconsole_in_a_terminal_quits_on_q_and_takes_the_engine_along(tmp_path:
         term.close()
 
 
+def test_a_signal_sent_to_the_console_reaches_the_scripts_handlers(tmp_path: Path) -> None:
+    """The engine runs in a session of its own: SIGUSR1 (or an operator's SIGHUP) sent to
+    the console goes on to it, where the hosted script's handler runs; the console stays."""
+    mark = tmp_path / "mark"
+    script = tmp_path / "usr1.py"
+    script.write_text(
+        "import signal\nfrom pcaspy import Driver, SimpleServer\n"
+        f"def dump(signum, frame):\n    open({str(mark)!r}, 'a').write(f'{{signum}} ')\n"
+        "if __name__ == '__main__':\n"
+        "    signal.signal(signal.SIGUSR1, dump)\n    signal.signal(signal.SIGHUP, dump)\n"
+        "    server = SimpleServer()\n    server.createPV('USR:', {'X': {}})\n"
+        "    driver = Driver()\n    while True:\n        server.process(0.05)\n")
+    term = Terminal(tmp_path, str(script))
+    try:
+        term.wait_for(b"USR:X")
+        os.kill(term.proc.pid, signal.SIGUSR1)
+        os.kill(term.proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while not (mark.exists() and len(mark.read_text().split()) == 2):
+            assert time.monotonic() < deadline, "the script's handlers did not run"
+            term.read(0.1)
+        assert term.proc.poll() is None  # the console goes on
+        os.write(term.master, b"q")
+        assert term.wait_exit() == 0
+    finally:
+        term.close()
+
+
 #: The console's theme key fails once, as a bug of the console would.
 FAILS_ONCE = """
 from pvconsole.tui.app import PvConsoleApp

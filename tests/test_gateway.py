@@ -92,6 +92,9 @@ def test_char_arrays_are_text_by_record_type_else_by_what_they_hold():
         assert data["pva"] == {"longstring": False}
         wf = cagateway.pvdb_entry({"dbf": "char", "count": 8, "value": [104, 105, 0, 0], "rtyp": rtyp})
         assert wf["value"] == "hi" and "pva" not in wf
+        pixels = cagateway.pvdb_entry({"dbf": "char", "count": 4, "value": [200, 201, 202, 0],
+                                       "rtyp": rtyp})  # no control byte, and not UTF-8 text
+        assert pixels["pva"] == {"longstring": False}
     assert cagateway.text_of([104, 0, 1]) == "h"  # what follows the NUL is not the text
     assert cagateway.text_of([1, 104]) == "\x01h"  # a text PV's bytes are kept whatever they are
 

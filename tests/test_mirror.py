@@ -1204,6 +1204,18 @@ def test_a_server_thread_script_sleeping_in_its_main_loop_gets_its_keyboard_inte
     assert mark.read_text() == "stop\nclean-up ran\n"
 
 
+def test_a_server_thread_script_blocked_in_a_long_call_gets_its_stop_hook(
+        engine_factory, tmp_path, monkeypatch):
+    """Its KeyboardInterrupt waits for its time.sleep(30): past its clean-up time, its
+    driver's stop() is called, as for a script pvconsole could not tell."""
+    mark = tmp_path / "mark"
+    monkeypatch.setenv("ST_MARK", str(mark))
+    engine = engine_factory(plugin_path("script_thread_blocked"))
+    assert not [p.error for p in engine.plugins if p.error]
+    engine.stop()
+    assert mark.read_text() == "stop\n"
+
+
 @pytest.mark.parametrize("signum, how", [(signal.SIGTERM, "its SIGTERM handler"),
                                          (signal.SIGINT, "KeyboardInterrupt")])
 def test_a_script_cleans_up_as_it_would_alone_when_pvconsole_stops(

@@ -720,6 +720,7 @@ def run_console(cfg: Config, verbose: int) -> int:
         threading.Thread(target=app.call_from_thread, args=(app.exit,), daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    forward_to_engine(source.proc.pid, on_sigterm)
     restarts = Restarts()
     why = ""
     try:
@@ -747,6 +748,33 @@ def run_console(cfg: Config, verbose: int) -> int:
         return 1
     print(f"pvconsole: {stopped_summary(source.stats(), cfg)}", file=sys.stderr)
     return 0
+
+
+def forward_to_engine(pid: int, quit_console: Callable[[int, Any], None]) -> None:
+    """SIGHUP, SIGUSR1 and SIGUSR2 sent to the console go to the engine's process, which
+    runs the hosted scripts' handlers for them or stops on them (it is in a session of its
+    own: a terminal's signals do not reach it). A SIGHUP whose terminal hung up also
+    quits the console (and the engine with it); one an operator sent (``kill -HUP``, a
+    script's configuration reload) leaves it running."""
+    def forward(signum: int, frame: Any) -> None:
+        try:
+            os.kill(pid, signum)
+        except OSError:
+            pass
+        if signum == signal.SIGHUP and not _terminal_alive():
+            quit_console(signum, frame)
+    for signum in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(signum, forward)
+
+
+def _terminal_alive() -> bool:
+    """Whether the console's terminal is still there (a hung-up one has no foreground
+    process group)."""
+    try:
+        os.tcgetpgrp(sys.__stdin__.fileno())
+        return True
+    except (OSError, AttributeError, ValueError):
+        return False
 
 
 def stopped_summary(stats: Any, cfg: Config) -> str:
