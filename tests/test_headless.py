@@ -11,6 +11,8 @@ import sys
 import threading
 import time
 
+from typing import Any, Callable
+
 import pytest
 
 from conftest import ROOT, CAClient, free_port, plugin_path, pva_context, wait_for
@@ -235,12 +237,15 @@ def _plugin(tmp_path, name: str, body: str) -> str:
     return str(path)
 
 
-def serve_and_stop(tmp_path, plugin: str, seconds: float) -> tuple[subprocess.Popen, str]:
-    """Serve ``plugin`` headless, SIGTERM it once serving (it must stop within
-    ``seconds``, exit 0); the process and everything it logged."""
+def serve_and_stop(tmp_path, plugin: str, seconds: float,
+                   ready: Callable[[], Any] | None = None) -> tuple[subprocess.Popen, str]:
+    """Serve ``plugin`` headless, SIGTERM it once serving (and ``ready()``: it must stop
+    within ``seconds``, exit 0); the process and everything it logged."""
     proc, _ = start(tmp_path, "--plugin", plugin)
     try:
         lines = wait_serving(proc)
+        if ready is not None:
+            wait_for(ready)
         stops_within(proc, seconds)
     finally:
         proc.kill()
@@ -465,14 +470,7 @@ def test_a_script_with_a_poller_process_stops_cleanly(tmp_path, stops_poller):
         "    p.start()\n    server = SimpleServer()\n    server.createPV('MP:', {'X': {}})\n"
         "    driver = Driver()\n    try:\n        while True:\n            server.process(0.05)\n"
         f"    except KeyboardInterrupt:\n        {cleanup}\n"))
-    proc, _ = start(tmp_path, "--plugin", script)
-    try:
-        wait_serving(proc)
-        wait_for(lambda: pid_file.exists() and pid_file.read_text())
-        stops_within(proc, 3.0)
-    finally:
-        proc.kill()
-    err = proc.stderr.read()
+    _, err = serve_and_stop(tmp_path, script, 3.0, ready=lambda: pid_file.exists() and pid_file.read_text())
     assert "Traceback" not in err
     assert ("still running after the stop: terminated" in err) is not stops_poller
     child = int(pid_file.read_text())
@@ -535,10 +533,5 @@ def test_a_script_handler_that_chains_to_the_one_it_replaced_stops_cleanly(tmp_p
         "server = SimpleServer()\nserver.createPV('CHAIN:', {'X': {}})\ndriver = Driver()\n"
         "while running:\n    server.process(0.05)\n"
         f"open({str(mark)!r}, 'w').write('clean')\n"))
-    proc, _ = start(tmp_path, "--plugin", script)
-    try:
-        wait_serving(proc)
-        stops_within(proc, 2.0)
-    finally:
-        proc.kill()
+    serve_and_stop(tmp_path, script, 2.0)
     assert mark.read_text() == "clean"

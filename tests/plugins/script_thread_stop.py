@@ -25,8 +25,8 @@ if __name__ == "__main__":
     t = ServerThread(server)
     t.start()
     try:
-        while True:
-            time.sleep(0.1)
+        while True:  # (ST_SLEEP=30: blocked in the call when pvconsole stops)
+            time.sleep(float(os.environ.get("ST_SLEEP", "0.1")))
     except KeyboardInterrupt:
         t.stop()
         t.join()
