@@ -71,8 +71,9 @@ def pvdb_entry(info: dict[str, Any]) -> dict[str, Any]:
         value = text_of(value)
     elif ca_type == "char" and count > 1:
         pva["longstring"] = False
-    if not text and pva_value_type(info) and ca_type != "enum":
-        pva["type"] = pva_value_type(info)
+    chosen = None if text or ca_type == "enum" else pva_value_type(info)
+    if chosen:
+        pva["type"] = chosen
     if value is not None:
         entry["value"] = value
     if info.get("desc"):
