@@ -709,6 +709,7 @@ def run_console(cfg: Config, verbose: int) -> int:
         fds.restore()
         print("pvconsole: interrupted while starting: nothing is served", file=sys.stderr)
         return 130
+    started = time.monotonic()  # (serving since)
     lower_priority(UI_NICE)  # every thread of the console: the servers come first
     apps: list[PvConsoleApp] = []
     terminated = threading.Event()
@@ -746,7 +747,8 @@ def run_console(cfg: Config, verbose: int) -> int:
     if apps[-1].return_code:  # the console itself failed (its traceback is above): not a clean stop
         print("pvconsole: the console failed; the servers were stopped", file=sys.stderr)
         return 1
-    print(f"pvconsole: {stopped_summary(source.stats(), cfg)}", file=sys.stderr)
+    print(f"pvconsole: {stopped_summary(source.stats(), cfg, time.monotonic() - started)}",
+          file=sys.stderr)
     return 0
 
 
@@ -777,10 +779,10 @@ def _terminal_alive() -> bool:
         return False
 
 
-def stopped_summary(stats: Any, cfg: Config) -> str:
+def stopped_summary(stats: Any, cfg: Config, seconds: float) -> str:
     """The line left on the terminal after the console quit (its screen is gone): what
-    was served, for how long, and where the put log is."""
+    was served, for how long (``seconds``), and where the put log is."""
     if stats is None:
         return "stopped"
-    return (f"stopped after {fmt.duration(stats.uptime)}: served {stats.pvs} PVs (CA {stats.ca}, "
+    return (f"stopped after {fmt.duration(seconds)}: served {stats.pvs} PVs (CA {stats.ca}, "
             f"PVA {stats.pva}); {stats.puts} put(s) this run, put log in {cfg.state_dir}")
