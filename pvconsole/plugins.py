@@ -284,8 +284,10 @@ class _Capture:
                 return True
             return self._interrupt()
 
-        threading.Thread(target=_run_handler, args=(self.name, chosen[1], chosen[0]),
-                         name=f"signal-{self.name}", daemon=True).start()
+        def run() -> None:
+            _run_handler(self.name, chosen[1], chosen[0])
+            _wake(self.thread)
+        threading.Thread(target=run, name=f"signal-{self.name}", daemon=True).start()
         return True
 
     def _interrupt(self) -> bool:
@@ -312,6 +314,8 @@ class _Capture:
         raised = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
                                                             ctypes.py_object(KeyboardInterrupt))
         self.interrupted = raised == 1
+        if self.interrupted:
+            _wake(thread)  # (a signal.pause() returns, and the exception comes)
         return self.interrupted
 
     def _leave(self) -> NoReturn:
@@ -807,11 +811,31 @@ _forwarded: queue.SimpleQueue = queue.SimpleQueue()
 
 
 def start_forwarding() -> None:
-    """Start the thread that runs the scripts' handlers for forwarded signals."""
+    """Start the thread that runs the scripts' handlers for forwarded signals, and (on
+    the main thread) catch :data:`WAKE_SIGNAL` for :func:`_wake`."""
+    global _wakes
     def run() -> None:
         while True:
             _run_handler(*_forwarded.get())
     threading.Thread(target=run, name="signal-handlers", daemon=True).start()
+    _real_signal(WAKE_SIGNAL, lambda signum, frame: None)
+    _wakes = True
+
+
+#: Sent to a script's thread after its handler for the stop ran: a thread in
+#: ``signal.pause()`` (woken, alone, by the signal itself) returns, and its code after
+#: the pause (its clean-up) runs. Caught and ignored (its default is ignored too: a
+#: signal nobody catches does not end a pause).
+WAKE_SIGNAL = signal.SIGURG
+_wakes = False
+
+
+def _wake(thread: threading.Thread | None) -> None:
+    if _wakes and thread is not None and thread.is_alive() and thread.ident is not None:
+        try:
+            signal.pthread_kill(thread.ident, WAKE_SIGNAL)
+        except (OSError, ValueError):
+            pass  # ended meanwhile
 
 
 def _run_handler(name: str, handler: Callable[[int, Any], Any], signum: int) -> None:

@@ -520,6 +520,29 @@ def test_sighup_runs_a_script_handler_for_it_or_stops_cleanly(tmp_path):
     assert "signal SIGHUP: stopping" in proc.stderr.read()
 
 
+@pytest.mark.parametrize("handler", [True, False])
+def test_a_script_in_signal_pause_runs_its_clean_up(tmp_path, handler):
+    """ServerThread, the main thread in signal.pause(): with a SIGTERM handler, the
+    handler runs at the stop and the pause returns (alone, the signal itself ended it), so
+    the code after it runs; without, the pause ends in its KeyboardInterrupt at once."""
+    mark = tmp_path / "mark"
+    setup = ("def handler(signum, frame):\n    print('handler', signum, flush=True)\n"
+             if handler else "")
+    install = "    signal.signal(signal.SIGTERM, handler)\n" if handler else ""
+    script = _plugin(tmp_path, "paused", (
+        "import signal\nfrom pcaspy import Driver, SimpleServer\n"
+        f"from pcaspy.tools import ServerThread\n{setup}"
+        f"if __name__ == '__main__':\n{install}"
+        "    server = SimpleServer()\n    server.createPV('PAUSE:', {'X': {}})\n"
+        "    driver = Driver()\n    st = ServerThread(server)\n    st.daemon = True\n"
+        "    st.start()\n    try:\n        signal.pause()\n    except KeyboardInterrupt:\n"
+        "        pass\n"
+        f"    open({str(mark)!r}, 'w').write('clean')\n"))
+    _, err = serve_and_stop(tmp_path, script, 2.0)
+    assert ("handler 15" in err) is handler
+    assert mark.read_text() == "clean"
+
+
 def test_a_script_handler_that_chains_to_the_one_it_replaced_stops_cleanly(tmp_path):
     """``old = signal.signal(SIGTERM, h)`` and ``h`` ending in ``old(signum, frame)``: old
     was pvconsole's own handler, so the script's clean-up counted as a second SIGTERM
