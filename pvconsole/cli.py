@@ -156,20 +156,20 @@ def forward_signals(stop: Callable[[int, Any], None]) -> None:
     process's handler for SIGTERM) where none handles or ignores one: a terminal's hangup
     stops pvconsole cleanly, where it killed every hosted IOC without a stop. Scripts are
     told of such a stop as of SIGTERM (:func:`told_signal`)."""
-    from .plugins import FORWARDED_SIGNALS, forward_signal, start_forwarding
+    from .plugins import forward_signal, start_forwarding
 
     def on_signal(signum: int, frame: Any) -> None:
         if not forward_signal(signum):
             stop(signum, frame)
     start_forwarding()
-    for signum in FORWARDED_SIGNALS:
+    for signum in exitguard.FORWARDED_SIGNALS:
         signal.signal(signum, on_signal)
 
 
 def told_signal(signum: int) -> int:
     """The stop signal scripts are told of when pvconsole stops on ``signum``: SIGTERM
     for a signal no script handles (SIGHUP: their SIGTERM handlers run)."""
-    return signum if signum in (signal.SIGINT, signal.SIGTERM) else signal.SIGTERM
+    return signum if signum in exitguard.STOP_SIGNALS else signal.SIGTERM
 
 
 class _StopRequested(BaseException):

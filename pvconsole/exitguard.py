@@ -34,7 +34,13 @@ real_exec = {"execv": os.execv, "execve": os.execve}
 
 
 #: The real ``signal.signal`` (pvconsole keeps scripts' handlers in its place).
-_real_signal = signal.signal
+real_signal = signal.signal
+#: The signals that stop pvconsole; a script's handlers for them run when it stops.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: Signals whose handlers a script set run when pvconsole gets one (a configuration
+#: reload on SIGHUP, a status dump on SIGUSR1); one no script handles or ignores stops
+#: pvconsole cleanly (alone, the script died of it: see ``plugins.forward_signal``).
+FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 _forks_guarded = False
 
 
@@ -57,9 +63,9 @@ def _child_signals() -> None:
     handlers, the ``p.terminate()`` of the script's clean-up printed pvconsole's traceback
     from the child and the child went on."""
     try:
-        _real_signal(signal.SIGINT, signal.default_int_handler)
-        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
-            _real_signal(signum, signal.SIG_DFL)
+        for signum in (*STOP_SIGNALS, *FORWARDED_SIGNALS):
+            real_signal(signum, signal.default_int_handler if signum == signal.SIGINT
+                        else signal.SIG_DFL)
     except ValueError:  # forked from a thread Python does not take for the main one
         pass
 

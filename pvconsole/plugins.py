@@ -43,10 +43,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, NoReturn
 
+import p4p
 import pcaspy
 import pcaspy.driver
 
 from .pluginspec import is_file, split_args, with_args
+from .exitguard import FORWARDED_SIGNALS, STOP_SIGNALS, real_signal
 from .turns import turns
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,6 @@ def handover_timeout() -> float:
 #: not spin a core now that it serves nothing itself
 MIN_PROCESS_WAIT = 0.001
 
-_real_signal = signal.signal
 
 
 def _signal_on_any_thread(signum: int, handler: Any) -> Any:
@@ -80,15 +81,9 @@ def _signal_on_any_thread(signum: int, handler: Any) -> Any:
         capture = next((c for c in _captures if c.thread is thread), None)
         if capture is not None:
             return capture.keep_signal(signum, handler)
-    return _real_signal(signum, handler)
+    return real_signal(signum, handler)
 
 
-#: the signals that stop pvconsole; a script's handlers for them run when it stops
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-#: signals whose handlers a script set run when pvconsole gets one (a configuration
-#: reload on SIGHUP, a status dump on SIGUSR1); one no script handles or ignores stops
-#: pvconsole cleanly (alone, the script died of it: see :func:`forward_signal`)
-FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 #: ``hook(plugin, filename, macros)``: a script's ``initAccessSecurityFile`` while it loads
 #: (set by the engine that loads it; None: said and not applied)
@@ -338,8 +333,15 @@ class _Capture:
         # after start-up, or from a thread of the script's own while it loads (its
         # driver may not exist yet: not before pvconsole serves): served as it comes
         if self.closed or threading.current_thread() is not self.thread:
-            in_body = self.in_body and threading.current_thread() is self.loop_thread
-            with turns.given_up(self.stopped, self) if in_body else contextlib.nullcontext():
+            if self.in_body and threading.current_thread() is self.loop_thread:
+                try:  # (the driver thread waits for this body: it makes the PVs then)
+                    turns.run_for_body(lambda: self.register(prefix, pvdb, self.port, True),
+                                       BODY_CREATE_TIMEOUT)
+                except TimeoutError:
+                    raise PluginError(f"{self.name}: createPV({prefix!r}): the driver thread "
+                                      f"did not take it within {BODY_CREATE_TIMEOUT:g} s (a "
+                                      "plugin's call holds it): not served") from None
+            else:
                 self.register(prefix, pvdb, self.port, True)
             self.databases.append((prefix, pvdb))
             return
@@ -818,7 +820,7 @@ def start_forwarding() -> None:
         while True:
             _run_handler(*_forwarded.get())
     threading.Thread(target=run, name="signal-handlers", daemon=True).start()
-    _real_signal(WAKE_SIGNAL, lambda signum, frame: None)
+    real_signal(WAKE_SIGNAL, lambda signum, frame: None)
     _wakes = True
 
 
@@ -847,10 +849,12 @@ def _run_handler(name: str, handler: Callable[[int, Any], Any], signum: int) -> 
         log.exception("plugin %s: its handler for signal %s raised", name, signal.Signals(signum).name)
 
 
+#: Seconds a createPV from a script's loop body waits for the driver thread to take it.
+BODY_CREATE_TIMEOUT = 10.0
 #: Seconds a script's thread is waited for to leave pvconsole's, pcaspy's or p4p's code
 #: before its KeyboardInterrupt (see :meth:`_Capture._interrupt`).
 INTERRUPT_WAIT = 0.2
-_LIBRARY_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) for m in (pcaspy,))
+_LIBRARY_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) for m in (pcaspy, p4p))
 
 
 def _in_script_code(frame: Any) -> bool:
@@ -858,8 +862,7 @@ def _in_script_code(frame: Any) -> bool:
     if frame is None:
         return False
     path = os.path.abspath(frame.f_code.co_filename)
-    return not (path.startswith(_OWN_DIR) or path.startswith(_LIBRARY_DIRS)
-                or f"{os.sep}p4p{os.sep}" in path)
+    return not path.startswith((_OWN_DIR, *_LIBRARY_DIRS))
 
 
 def release_scripts(signum: int = signal.SIGINT) -> tuple[list[threading.Thread], set[str]]:

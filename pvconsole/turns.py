@@ -20,12 +20,11 @@ of every plugin 0.1-0.2 s), and says so once.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
 import time
-from typing import Iterator
+from typing import Any, Callable
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +55,7 @@ class LoopTurns:
         self._bodies: dict[object, float] = {}
         self._driver = False
         self._overran = False
+        self._for_bodies: list[_BodyJob] = []  # see run_for_body
 
     # ------------------------------------------------------------------ scripts
 
@@ -78,11 +78,9 @@ class LoopTurns:
                 self._bodies.pop(owner, None)
             self._cv.notify_all()
 
-    def begin_body(self, stopped: threading.Event, owner: object = None,
-                   began: float | None = None) -> None:
+    def begin_body(self, stopped: threading.Event, owner: object = None) -> None:
         """Called by a script's ``process()`` before it returns: waits for the driver
-        thread's pass to end (or for ``stopped``). ``owner``: the script's loop;
-        ``began``: when a body that gave its turn away (:meth:`given_up`) began."""
+        thread's pass to end (or for ``stopped``). ``owner``: the script's loop."""
         with self._cv:
             self._waiting += 1
             try:
@@ -90,23 +88,45 @@ class LoopTurns:
                     self._cv.wait(0.05)
             finally:
                 self._waiting -= 1
-            self._bodies[owner] = time.monotonic() if began is None else began
+            self._bodies[owner] = time.monotonic()
             self._cv.notify_all()
 
-    @contextlib.contextmanager
-    def given_up(self, stopped: threading.Event, owner: object = None) -> Iterator[None]:
-        """A script's body waits for the driver thread (a ``createPV`` while serving: the
-        driver thread makes the PVs): it gives its turn up meanwhile, and takes it back
-        after the driver's pass, as a body begins; else each waited for the other
-        (``max_wait``, and a warning that the body ran long)."""
+    def run_for_body(self, fn: Callable[[], Any], timeout: float) -> Any:
+        """From a script's loop body: ``fn`` run on the driver thread, which waits for the
+        body in :meth:`begin_pass` (a ``createPV`` while serving: the driver thread makes
+        the PVs), and its result. Nothing else of the driver's runs meanwhile: the body
+        keeps its turn, as alone (before, each waited for the other for ``max_wait``).
+
+        Raises:
+            TimeoutError: the driver thread did not take ``fn`` within ``timeout`` (it
+                never runs then); whatever ``fn`` raised.
+        """
+        job = _BodyJob(fn)
         with self._cv:
-            began = self._bodies.pop(owner, None)
+            self._for_bodies.append(job)
             self._cv.notify_all()
-        try:
-            yield
-        finally:
-            if began is not None:
-                self.begin_body(stopped, owner, began)
+        if not job.done.wait(timeout):
+            with self._cv:
+                if job in self._for_bodies:  # not begun: never will be
+                    self._for_bodies.remove(job)
+                    raise TimeoutError("the driver thread did not take it in time")
+            job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _run_body_jobs(self) -> None:
+        """Driver thread, holding ``_cv``: run what bodies waiting on it asked for."""
+        while self._for_bodies:
+            job = self._for_bodies.pop(0)
+            self._cv.release()
+            try:
+                job.result = job.fn()
+            except Exception as e:  # handed back to the body
+                job.error = e
+            finally:
+                self._cv.acquire()
+                job.done.set()
 
     def end_body(self, owner: object = None) -> None:
         """Called when a script's ``process()`` is entered: its loop body is done."""
@@ -123,6 +143,7 @@ class LoopTurns:
         if not self.loops:
             return False
         with self._cv:
+            self._run_body_jobs()
             now = time.monotonic()
             deadline = now + self.max_wait
             while now < deadline:
@@ -130,6 +151,7 @@ class LoopTurns:
                 if not young and not self._waiting:
                     break
                 self._cv.wait(min([deadline, *young]) - now)
+                self._run_body_jobs()
                 now = time.monotonic()
             if not self._overran and any(now - t >= self.max_wait for t in self._bodies.values()):
                 self._overran = True
@@ -143,6 +165,12 @@ class LoopTurns:
         with self._cv:
             self._driver = False
             self._cv.notify_all()
+
+
+class _BodyJob:
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn, self.result, self.error = fn, None, None
+        self.done = threading.Event()
 
 
 #: One per process, like pcaspy's CA server.

@@ -25,7 +25,7 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.widgets import ContentSwitcher, Input
 
-from .. import logsetup
+from .. import exitguard, logsetup
 from ..config import Config
 from ..gcpolicy import QUIET, IdleCollector, loading, settle
 from ..mirror import Exposure, PVState
@@ -765,7 +765,7 @@ def forward_to_engine(pid: int, quit_console: Callable[[int, Any], None]) -> Non
             pass
         if signum == signal.SIGHUP and not _terminal_alive():
             quit_console(signum, frame)
-    for signum in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+    for signum in exitguard.FORWARDED_SIGNALS:
         signal.signal(signum, forward)
 
 

@@ -1,13 +1,15 @@
 """A pcaspy script that does its own work between server.process() calls (a common
 pattern) and checks that its driver's write never runs in the middle of that work, as it
-never did when the script served CA itself."""
+never did when the script served CA itself; on its 20th pass it finds a device and adds
+its PV (a createPV from the loop's body), timing the call."""
 import os
 import time
 
 from pcaspy import Driver, SimpleServer
 
 prefix = "WORK:"
-pvdb = {"N": {"type": "int"}, "SP": {"value": 0.0}, "OVERLAP": {"type": "int"}}
+pvdb = {"N": {"type": "int"}, "SP": {"value": 0.0}, "OVERLAP": {"type": "int"},
+        "TOOK": {"prec": 3}}
 
 busy = [False]
 #: how long the loop talks to the hardware (a slow instrument: seconds)
@@ -33,5 +35,9 @@ if __name__ == "__main__":
         n += 1
         driver.setParam("N", n)
         time.sleep(BODY_SECONDS)  # talking to the hardware
+        if n == 20:  # a device found
+            t0 = time.monotonic()
+            server.createPV(prefix, {"FOUND": {"value": 7.0}})
+            driver.setParam("TOOK", time.monotonic() - t0)
         driver.updatePVs()
         busy[0] = False
