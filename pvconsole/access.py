@@ -133,6 +133,21 @@ class AccessRules:
         self._engine.create(probe, asg or "DEFAULT", user, host, 0)
         return probe.put
 
+    def read_restricted(self, asg: str) -> bool:
+        """Whether the rules may refuse some client READ on ``asg`` (no rule grants READ
+        or WRITE to everybody). PVA cannot apply that: p4p's server serves gets and
+        monitors without asking (only puts reach pvconsole), so such PVs stay off PVA
+        unless the operator turns them on."""
+        if self._engine is None:
+            return False
+        from p4p.asLib import READ
+        try:  # p4p's parsed rules: {asg: ([(mask, level, trap, conditions)], inputs)}
+            rules, _ = self._engine._asg.get(asg or "DEFAULT") or self._engine._asg_DEFAULT
+            return not any(mask & READ and not conditions for mask, _, _, conditions in rules)
+        except (AttributeError, TypeError, ValueError):  # another p4p: as before, not restricted
+            log.debug("ACF rules of %s not readable", asg, exc_info=True)
+            return False
+
     def explain(self, asg: str, user: str, host: str) -> list[Verdict]:
         """What CA and PVA would allow ``user`` on ``host`` (name or address) for ``asg``."""
         addr = _resolve(host)

@@ -455,6 +455,7 @@ class Engine:
         """PVA exposure as the operator chose it (the state file) or else as the pvdb
         says; a PV off is shown so (a late PV turned off earlier showed its default)."""
         assert self.exposure is not None
+        self._hide_unreadable(entries)
         for entry in entries:
             mode = self.exposure.get(entry.name, self._defaults[entry.name])
             if mode != Exposure.OFF:
@@ -462,6 +463,21 @@ class Engine:
             else:
                 entry.exposure = mode
                 self.mirror.touch(entry)
+
+    def _hide_unreadable(self, entries: Any) -> None:
+        """PVs whose ASG refuses READ to some clients are off PVA by default: every PVA
+        client could read them (p4p's server gives gets and monitors no check), where CA
+        refuses them. An operator may still turn one on (that choice is kept)."""
+        hidden: dict[str, int] = {}
+        for entry in entries:
+            asg = entry.spec.asg or "DEFAULT"
+            if self._defaults[entry.name] != Exposure.OFF and self.access.read_restricted(asg):
+                self._defaults[entry.name] = Exposure.OFF
+                hidden[asg] = hidden.get(asg, 0) + 1
+        for asg, n in sorted(hidden.items()):
+            log.warning("ASG %s refuses READ to some clients: its %d PV(s) are not served on "
+                        "PVA, which cannot refuse a get or monitor per client (turn one on to "
+                        "serve it to every PVA client)", asg, n)
 
     def _register_for_plugin(self, prefix: str, pvdb: dict, port: str, late: bool = False) -> None:
         """A plugin's ``createPV``: while it loads, or (``late``) once pvconsole serves."""

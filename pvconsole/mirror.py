@@ -117,13 +117,35 @@ class PVState(NamedTuple):
         return (self.severity, self.condition, self.exposure, self.ca_monitored, self.pva_clients)
 
 
+class CaUpdate:
+    """One change of a PV as both protocols post it, read from the parameter database
+    once (the attributes of pcaspy's ``Data`` that a CA post reads)."""
+
+    __slots__ = ("value", "alarm", "severity", "time", "mask")
+
+    def __init__(self, value: Any, alarm: int, severity: int, time: Any, mask: int) -> None:
+        self.value, self.alarm, self.severity, self.time, self.mask = (
+            value, alarm, severity, time, mask)
+
+
+def _lost_mask(before: tuple, snap: tuple) -> int:
+    """The event mask of a flagged change whose mask another thread cleared: pcaspy's
+    ``updatePV`` clears it after posting, and a change another thread made in between
+    was flagged with its mask lost; CA and PVA monitors missed that change for good,
+    while a get served it."""
+    mask = cas.DBE_VALUE | cas.DBE_LOG
+    if before[1:3] != snap[1:3]:
+        mask |= DBE_ALARM
+    return mask
+
+
 class Entry:
     """Everything the engine knows about one PV; shared by the CA and PVA sides."""
 
     __slots__ = ("spec", "plugin", "meta", "driver", "ca_pv", "pva_pv", "value", "lock",
                  "exposure", "update", "data", "updates", "puts", "pva_clients",
                  "ca_monitored", "last_post", "pva_type_name", "put_busy", "stale",
-                 "on_connect", "unposted", "written_at", "refusal")
+                 "on_connect", "unposted", "written_at", "refusal", "ca_update")
 
     def __init__(self, spec: PVSpec, plugin: str) -> None:
         self.spec = spec
@@ -156,6 +178,8 @@ class Entry:
         self.written_at = 0.0  # time.perf_counter() of that change
         #: why every put is refused, on both protocols (its script's loop died), or None
         self.refusal: str | None = None
+        #: the newest change with a CA event mask (what its CA post posts)
+        self.ca_update: CaUpdate | None = None
 
     @property
     def name(self) -> str:
@@ -203,14 +227,23 @@ class MirroredPV(SimplePV):
             alias._post(dbValue)
 
     def _post(self, dbValue: Any) -> None:
-        self.mirror.publish(self.entry, dbValue)
-        if self.interest:
-            try:
-                capost.post(self, dbValue)
-            except Exception:
-                self.mirror.report_error(self.entry, "CA post failed")
-            else:
+        update = self.mirror.publish(self.entry, dbValue)
+        if update is None or not self.interest:
+            return
+        entry = self.entry
+        try:
+            while True:
+                capost.post(self, update)
                 self.mirror.ca_posts += 1
+                # another thread's newer change may have been posted before this one (the
+                # CA post is outside the lock: the CA server's thread may hold what it
+                # waits for): the last post of a PV is its newest change, as on PVA
+                newest = entry.ca_update
+                if newest is update:
+                    break
+                update = newest
+        except Exception:
+            self.mirror.report_error(entry, "CA post failed")
 
     def getValue(self, value: Any) -> Any:
         """A CA get. A driver ``read()`` that raises gets the parameter database's value
@@ -557,30 +590,41 @@ class PvaMirror:
 
     # ------------------------------------------------------------------ publishing
 
-    def publish(self, entry: Entry, data: Any) -> None:
-        """Called from whichever thread made the change (driver, plugin or scan thread)."""
+    def publish(self, entry: Entry, data: Any) -> CaUpdate | None:
+        """Called from whichever thread made the change (driver, plugin or scan thread);
+        returns what the CA post of this change posts (None: nothing, its mask is empty).
+
+        The parameter is read once, under the PV's lock, for both protocols: plugins'
+        threads call ``updatePVs`` at once, and another thread may change it meanwhile.
+        Read apart, and posted in another order on each protocol, CA and PVA were left
+        on different values for good."""
+        update = None
         try:
-            t = data.time
-            if type(t) is not _STAMP:  # (fixed in place: the CA post reads it next)
-                self.fix_stamp(entry, data)
-                t = data.time
-            snap = (data.value, data.alarm, data.severity, t.secPastEpoch, t.nsec)
-            before, entry.data = entry.data, snap
             entry.updates += 1
             self.updates += 1
             with entry.lock:  # checked under the lock: exposure and clients change concurrently
-                posted = entry.value is not None and entry.pva_clients and data.mask & MONITORED
-                if posted and data.mask & MONITORED == DBE_ALARM and not (
+                t = data.time
+                if type(t) is not _STAMP:
+                    self.fix_stamp(entry, data)
+                    t = data.time
+                mask, value, alarm, severity = data.mask, data.value, data.alarm, data.severity
+                snap = (value, alarm, severity, t.secPastEpoch, t.nsec)
+                before, entry.data = entry.data, snap
+                if not mask:
+                    mask = _lost_mask(before, snap)
+                if mask:
+                    entry.ca_update = update = CaUpdate(value, alarm, severity, t, mask)
+                posted = entry.value is not None and entry.pva_clients and mask & MONITORED
+                if posted and mask & MONITORED == DBE_ALARM and not (
                         typemap.alarm_shown_changed(before[1:3], snap[1:3])):
                     posted = False  # an alarm change PVA does not show: nothing to post
                 elif posted:
-                    mask = data.mask
                     self._post(entry, snap, mask & DBE_PROPERTY,
                                bool(mask & VALUE_OR_ALARM) or not mask & DBE_PROPERTY,
                                defer=True)
                 else:  # nobody sees it (or it is for archivers only): the next first
                     entry.stale = True  # channel brings the PVA value up to date
-                    if data.mask & DBE_PROPERTY:
+                    if mask & DBE_PROPERTY:
                         entry.meta = typemap.meta_from_info(entry.ca_pv.info)
             if posted:
                 self.pva_posts += 1
@@ -588,6 +632,7 @@ class PvaMirror:
             self.report_error(entry, "PVA post failed")
         if self.subscribers:  # headless: not even a call on the hot path
             self.touch(entry)
+        return update
 
     def touch(self, entry: Entry) -> None:
         """Mark a PV changed for every subscriber (UI, control PVs)."""

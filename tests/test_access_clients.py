@@ -155,6 +155,48 @@ def test_unknown_access_level_grants_nothing(engine_factory, pva, tmp_path):
         pva(engine).put("T:INT", 5, wait=True)
 
 
+@pytest.mark.parametrize("rules, restricted", [
+    ("RULE(1, READ)", False),
+    ("RULE(1, WRITE)", False),
+    ("RULE(1, READ) { UAG(ops) }", True),
+    ("RULE(1, WRITE) { HAG(consoles) }", True),
+    ("RULE(1, READ) { CALC(\"A>0\") }", True),
+    ("RULE(1, NONE)", True),
+])
+def test_an_asg_restricts_read_unless_a_rule_grants_it_to_everybody(tmp_path, rules, restricted):
+    from pvconsole.access import AccessRules
+    acf = tmp_path / "rules.acf"
+    acf.write_text("UAG(ops) {alice}\nHAG(consoles) {localhost}\nASG(DEFAULT) {\n    RULE(1, WRITE)\n}\n"
+                   f"ASG(G) {{\n    {rules}\n}}\n")
+    access = AccessRules(acf)
+    assert access.read_restricted("G") is restricted
+    assert access.read_restricted("DEFAULT") is False
+    assert access.read_restricted("UNKNOWN") is False  # DEFAULT's rules
+    assert AccessRules(None).read_restricted("G") is False
+
+
+def test_pvs_whose_asg_refuses_read_are_off_pva_unless_turned_on(engine_factory, pva, ca,
+                                                                  tmp_path, caplog):
+    """CA refuses their gets to clients the rules do not name; PVA cannot (p4p's server
+    serves gets and monitors without asking), so they are not served on PVA, the log says
+    why, and an operator's choice to serve them anyway holds."""
+    plugin = tmp_path / "vault.py"
+    plugin.write_text('prefix = "VAULT:"\npvdb = {"SECRET": {"asg": "NOREAD", "value": 42},\n'
+                      '        "OPEN": {"value": 1}}\n')
+    acf = tmp_path / "rules.acf"
+    acf.write_text("UAG(ops) {nobody_here}\nASG(DEFAULT) {\n    RULE(1, WRITE)\n}\n"
+                   "ASG(NOREAD) {\n    RULE(1, READ) { UAG(ops) }\n}\n")
+    engine = engine_factory(str(plugin), acf=acf)
+    ctx = pva(engine)
+    assert ctx.get("VAULT:OPEN").value == 1
+    with pytest.raises(TimeoutError):
+        ctx.get("VAULT:SECRET", timeout=1.0)
+    assert "ASG NOREAD refuses READ to some clients: its 1 PV(s) are not served on PVA" in caplog.text
+    assert ca(engine).call(op="get", pv="VAULT:SECRET", timeout=2).get("value") is None
+    engine.set_exposure("VAULT:SECRET", "on")
+    assert wait_for(lambda: ctx.get("VAULT:SECRET", timeout=1.0).value == 42, timeout=10)
+
+
 LEVEL_PLUGIN = """
 from pcaspy import Driver
 prefix = "TANK:"

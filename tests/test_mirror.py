@@ -892,6 +892,62 @@ def test_plugin_threads_calling_updatepvs_are_mirrored_consistently(engine_facto
     assert engine.mirror.errors == 0
 
 
+def test_plugin_threads_racing_on_one_pv_leave_both_protocols_on_its_last_value(
+        engine_factory, pva, ca):
+    """Four threads setting one PV and calling updatePVs at once: once they end, CA and
+    PVA gets and monitors all hold the last value. The parameter was read apart for each
+    protocol, and posted in another order on each, and pcaspy's updatePV clears the event
+    mask of a change another thread flagged meanwhile: monitors kept an older value."""
+    engine = engine_factory(plugin_path("racing"))
+    driver = engine.drivers["racing"]
+    ctx = pva(engine)
+    client = ca(engine)
+    client.monitor("RACE:TOTAL")
+    q: queue.Queue = queue.Queue()
+    sub = ctx.monitor("RACE:TOTAL", q.put)
+    ca_last = pva_last = None
+    try:
+        for done in range(1, 7):
+            ctx.put("RACE:RUN", 1)
+            wait_for(lambda: ctx.get("RACE:DONE").value == done, timeout=10)
+            total = driver.total
+
+            def settled():
+                nonlocal ca_last, pva_last
+                ca_last = ([e["value"] for e in client.events()] or [ca_last])[-1]
+                pva_last = ([v.value for v in _drain(q)] or [pva_last])[-1]
+                return ca_last == pva_last == total
+            wait_for(settled, timeout=5)
+            assert client.get("RACE:TOTAL")["value"] == ctx.get("RACE:TOTAL").value == total
+    finally:
+        sub.close()
+    assert engine.mirror.errors == 0
+
+
+def test_a_flagged_change_whose_mask_another_thread_cleared_is_posted(engine, pva, ca):
+    """The moment of that race, made by hand: a flagged change with an empty mask (what
+    pcaspy's updatePV leaves when another thread posted in between) reaches CA and PVA
+    monitors."""
+    ctx = pva(engine)
+    client = ca(engine)
+    client.monitor("T:INT")
+    q: queue.Queue = queue.Queue()
+    sub = ctx.monitor("T:INT", q.put)
+    try:
+        wait_for(lambda: q.qsize() and client.events())
+        driver = driver_of(engine)
+
+        def lose_the_mask():
+            db = driver.getParamDB("INT")
+            db.value, db.flag, db.mask = 1234, True, 0
+            driver.updatePVs()
+        engine.run_on_driver_thread(lose_the_mask)
+        wait_for(lambda: 1234 in [v.value for v in _drain(q)])
+        wait_for(lambda: 1234 in [e["value"] for e in client.events()])
+    finally:
+        sub.close()
+
+
 def test_bad_driver_value_is_contained(engine, pva):
     drv = driver_of(engine)
     ctx = pva(engine)
