@@ -460,7 +460,37 @@ def _captured_pcaspy(capture: _Capture, argv0: str, uses_asyncio: bool = False) 
         (pcaspy.SimpleServer, pcaspy.driver.SimpleServer, pcaspy.tools.ServerThread,
          pcaspy.Driver.port, sys.argv, signal.signal) = saved
         _keep_script_argv(capture)
+        _route_class_process()
         capture.closed = True
+
+
+def _route_class_process() -> None:
+    """``SimpleServer.process`` is a staticmethod: a script may call it through the class
+    (``pcaspy.SimpleServer.process(0.1)``), and once its code is loaded the class is
+    pcaspy's again. Called so, pcaspy's ran the CA server on the script's thread beside
+    pvconsole's loop, without the script's turns or its stop. pvconsole never calls it
+    (its loop calls ``cas.process``): from now on it is the script's ``process()``."""
+    real = pcaspy.driver.SimpleServer
+    if getattr(real.process, "pvconsole", False):
+        return
+
+    def process(delay: float) -> None:
+        capture = _capture_of(threading.current_thread())
+        if capture is None:  # a thread no script's loop ran on: the wait alone
+            time.sleep(max(float(delay or 0), MIN_PROCESS_WAIT))
+            return
+        capture.server_loop(delay)
+    process.pvconsole = True  # type: ignore[attr-defined]
+    real.process = staticmethod(process)  # type: ignore[method-assign, assignment]
+
+
+def _capture_of(thread: threading.Thread) -> _Capture | None:
+    """The script whose loop (or code) runs on ``thread``; the only script, if one."""
+    scripts = [c for c in _captures if c.script]
+    for capture in scripts:
+        if thread is capture.loop_thread or thread is capture.thread:
+            return capture
+    return scripts[0] if len(scripts) == 1 else None
 
 
 def _keep_script_argv(capture: _Capture) -> None:

@@ -1299,6 +1299,22 @@ def test_a_script_cleans_up_as_it_would_alone_when_pvconsole_stops(
         sub.close()
 
 
+def test_a_script_calling_process_through_the_class_waits_and_is_stopped_as_alone(
+        engine_factory, pva, tmp_path, monkeypatch):
+    """``pcaspy.SimpleServer.process(0.1)`` once the script's code is loaded (the class is
+    pcaspy's again by then) ran pcaspy's CA loop on the script's thread beside pvconsole's:
+    its loop spun thousands of times a second and never got its KeyboardInterrupt."""
+    mark = tmp_path / "mark"
+    monkeypatch.setenv("CLEANUP_MARK", str(mark))
+    engine = engine_factory(plugin_path("script_class_process"))
+    ctx = pva(engine)
+    first = wait_for(lambda: ctx.get("CLP:LOOPS").value)
+    time.sleep(1.0)
+    assert ctx.get("CLP:LOOPS").value - first < 30  # ~10 passes a second
+    engine.stop(signal.SIGINT)
+    assert mark.read_text() == "KeyboardInterrupt"
+
+
 def test_a_server_thread_script_gets_its_signal_handler_run_when_pvconsole_stops(engine_factory):
     """Its main loop waits for its SIGINT handler (pcaspy's ServerThread pattern): run at
     the stop, the handler ends the loop, as Ctrl-C did alone."""
