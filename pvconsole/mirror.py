@@ -343,7 +343,8 @@ class MirroredPV(SimplePV):
             if entry.refusal:  # its IOC's loop died: refused as a driver refuses one
                 raise WriteRefused(entry.refusal)
             if entry.spec.kind == "enum":  # (pcaspy's live table: a setParamEnums not yet posted)
-                typemap.checked_enum_index(entry.spec, self.info.enums, int(requested))
+                typemap.checked_enum_index(entry.spec, self.info.enums[:typemap.MAX_ENUM_STATES],
+                                           int(requested))  # (CA serves the first 16)
             ok = super().writeValue(client, gddValue)
         except typemap.PutRejected as e:  # as the same put over PVA is
             log.warning("%s: CA put refused: %s", entry.name, e)

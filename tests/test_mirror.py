@@ -338,6 +338,23 @@ def test_a_ca_put_of_an_enum_index_without_a_state_is_refused(engine, ca, pva):
     assert reply.get("message", "").lower().startswith("normal"), reply
 
 
+def test_an_enum_given_more_than_16_states_takes_the_16_both_protocols_serve(engine, ca, pva):
+    """``setParamEnums`` with 20 states: both protocols serve the first 16 (CA carries no
+    more), and an index past them is refused on CA as on PVA (CA stored it)."""
+    driver = driver_of(engine)
+    engine.run_on_driver_thread(lambda: (
+        driver.setParamEnums("ENUM", [f"S{i}" for i in range(20)]), driver.updatePVs()))
+    ctx = pva(engine)
+    wait_for(lambda: len(ctx.get("T:ENUM").value.choices) == 16)
+    client = ca(engine)
+    assert len(client.get("T:ENUM")["enum_strs"]) == 16
+    reply = client.call(op="put_status", pv="T:ENUM", value=17)
+    assert reply.get("message") == "Channel write request failed", reply
+    assert "enum index 17 out of range 0..15" in engine.putlog.tail(1)[0].reason
+    assert client.call(op="put_status", pv="T:ENUM", value=15).get("message", "").lower().startswith("normal")
+    assert wait_for(lambda: ctx.get("T:ENUM").value.index == 15)
+
+
 def test_ca_sees_the_same_metadata(engine, ca):
     got = ca(engine).get("T:FLOAT")
     assert got["value"] == 12.5 and got["units"] == "V" and got["precision"] == 3
