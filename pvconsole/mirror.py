@@ -18,6 +18,7 @@ driver thread, which is the only thread that calls ``Driver.write``.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import logging
 import os
@@ -126,6 +127,27 @@ class CaUpdate:
     def __init__(self, value: Any, alarm: int, severity: int, time: Any, mask: int) -> None:
         self.value, self.alarm, self.severity, self.time, self.mask = (
             value, alarm, severity, time, mask)
+
+
+def take_meta(entry: Entry) -> None:
+    """The PV's metadata from its pcaspy info after a property change (caller holds
+    entry.lock). An array's ``count`` too: pcaspy's ``setParamInfo`` sets any field, and
+    CA serves the new count at once; PVA cut values and refused puts at the old one. A
+    count to or from 1 would change the PVA type, which stays as it was served."""
+    info = entry.ca_pv.info
+    entry.meta = typemap.meta_from_info(info)
+    spec = entry.spec
+    count = info.count
+    if count == spec.count or type(count) is not int:
+        return
+    if count > 1 and spec.count > 1:
+        entry.spec = spec = dataclasses.replace(spec, count=count)
+        entry.update = typemap.updater(spec)
+        entry.pva_type_name = typemap.pva_type_name(spec)
+    elif not getattr(info, "count_warned", False):
+        info.count_warned = True
+        log.warning("%s: setParamInfo changed count from %d to %d: PVA serves it as the %s "
+                    "it was", spec.name, spec.count, count, entry.pva_type_name)
 
 
 def _lost_mask(before: tuple, snap: tuple) -> int:
@@ -626,7 +648,7 @@ class PvaMirror:
                 else:  # nobody sees it (or it is for archivers only): the next first
                     entry.stale = True  # channel brings the PVA value up to date
                     if mask & DBE_PROPERTY:
-                        entry.meta = typemap.meta_from_info(entry.ca_pv.info)
+                        take_meta(entry)
             if posted:
                 self.pva_posts += 1
         except Exception:
@@ -712,7 +734,7 @@ class PvaMirror:
             self.post_unposted(entry)
         try:
             if meta:
-                entry.meta = typemap.meta_from_info(entry.ca_pv.info)
+                take_meta(entry)
                 typemap.apply_meta(V, entry.spec, entry.meta, opening=False)
             if value:  # a property change alone: QSRV's carries no value, alarm or time
                 try:
@@ -823,7 +845,8 @@ class PvaMirror:
                     change = (entry.name, None)
                 self._fail_pending(entry, "PV removed from PVA")
             elif not was_on:
-                entry.meta = typemap.meta_from_info(entry.ca_pv.info) if entry.ca_pv else entry.meta
+                if entry.ca_pv is not None:
+                    take_meta(entry)
                 V = self._initial(entry)
                 entry.update.reset()
                 pv = _InlineSharedPV(handler=_Handler(entry, self))

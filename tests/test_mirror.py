@@ -355,6 +355,25 @@ def test_an_enum_given_more_than_16_states_takes_the_16_both_protocols_serve(eng
     assert wait_for(lambda: ctx.get("T:ENUM").value.index == 15)
 
 
+def test_an_array_count_set_by_setparaminfo_is_followed_on_pva(engine, ca, pva, caplog):
+    """pcaspy's ``setParamInfo`` sets ``count`` too, and CA serves the new count: PVA
+    takes arrays and puts of that length (it cut them at the old one); a scalar made an
+    array keeps its PVA type, with a warning."""
+    driver = driver_of(engine)
+    engine.run_on_driver_thread(lambda: (
+        driver.setParamInfo("IARR", {"count": 8}), driver.setParam("IARR", list(range(8))),
+        driver.setParamInfo("INT", {"count": 3}), driver.updatePVs()))
+    ctx = pva(engine)
+    wait_for(lambda: list(ctx.get("T:IARR").value) == list(range(8)))
+    assert ca(engine).get("T:IARR")["count"] == 8
+    ctx.put("T:IARR", list(range(10, 16)), wait=True)
+    assert list(ctx.get("T:IARR").value) == list(range(10, 16))
+    with pytest.raises(RemoteError, match="exceeds count 8"):
+        ctx.put("T:IARR", list(range(9)), wait=True)
+    assert "T:INT: setParamInfo changed count from 1 to 3: PVA serves it as the" in caplog.text
+    assert ctx.get("T:INT").type()["value"] == "i"
+
+
 def test_ca_sees_the_same_metadata(engine, ca):
     got = ca(engine).get("T:FLOAT")
     assert got["value"] == 12.5 and got["units"] == "V" and got["precision"] == 3
