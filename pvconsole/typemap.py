@@ -184,8 +184,10 @@ class PVSpec:
 
     @property
     def max_string_bytes(self) -> int:
-        """Longest string (UTF-8 bytes, no NUL) a put may carry."""
-        return (self.count if self.ca_type == "char" else MAX_STRING_SIZE) - 1
+        """Longest string (UTF-8 bytes, no NUL) a put may carry: a ``string`` keeps CA's
+        room for its NUL; a char array takes ``count`` bytes, as a CA put of them and as it
+        serves a value that fills it (a text it served could not be put back)."""
+        return self.count if self.ca_type == "char" else MAX_STRING_SIZE - 1
 
 
 def spec_from_pvdb(prefix: str, reason: str, info: Mapping[str, Any]) -> PVSpec:
@@ -651,7 +653,13 @@ def _recast_scalar(code: str, x: int | float) -> int | float:
         if math.isinf(x):
             return hi if x > 0 else lo
         return max(lo, min(hi, int(x)))  # (int() cuts towards zero)
-    return (int(x) - lo) % (hi - lo + 1) + lo  # low bits, as a C cast keeps them
+    return _low_bits(code, int(x))
+
+
+def _low_bits(code: str, n: int) -> int:
+    """``n`` in the integer type ``code``, keeping the low bits as a C cast does."""
+    lo, hi = _INT_RANGE.get(code, (-(2**63), 2**63 - 1))
+    return (n - lo) % (hi - lo + 1) + lo
 
 
 def _metadata(spec: PVSpec, meta: Meta, opening: bool) -> dict[str, Any]:
@@ -667,7 +675,7 @@ def _metadata(spec: PVSpec, meta: Meta, opening: bool) -> dict[str, Any]:
     """
     code = spec.value_code
     double = code in ("f", "d")
-    cast = float if double else (lambda x: _clamp_int(code, x))
+    cast = float if double else (lambda x: _limit_int(code, x))
     display: dict[str, Any] = {"limitLow": cast(meta.lolim), "limitHigh": cast(meta.hilim),
                                "description": spec.description, "units": meta.unit}
     if double:
@@ -676,8 +684,10 @@ def _metadata(spec: PVSpec, meta: Meta, opening: bool) -> dict[str, Any]:
         display["form"] = {"index": 0, "choices": FORM_CHOICES}
     lo, hi = meta.control or (meta.lolim, meta.hilim)
     out: dict[str, Any] = {"display": display, "control": {"limitLow": cast(lo), "limitHigh": cast(hi)}}
-    valid_minor = _valid_pair(meta.low, meta.high)
-    valid_major = _valid_pair(meta.lolo, meta.hihi)
+    # pcaspy never alarms a char (uint8) PV, scalar or array: its limits explain nothing
+    checked = spec.ca_type != "char"
+    valid_minor = checked and _valid_pair(meta.low, meta.high)
+    valid_major = checked and _valid_pair(meta.lolo, meta.hihi)
     if spec.kind == "scalar":
         unset = math.nan if double else 0
         out["valueAlarm"] = {
@@ -703,11 +713,13 @@ def _valid_pair(lo: float, hi: float) -> bool:
     return lo < hi or (math.isnan(lo) != math.isnan(hi))
 
 
-def _clamp_int(code: str, x: float) -> int:
-    lo, hi = _INT_RANGE.get(code, (-(2**63), 2**63 - 1))
+def _limit_int(code: str, x: float) -> int:
+    """A display/control/alarm limit in an integer value type: cut towards zero, with the
+    low bits kept, as CA's conversion of pcaspy's limit and QSRV's of a record's both do
+    (-3 as a uint8 limit is 253, 40000 as an int16 one -25536); NaN and inf: 0."""
     if isinstance(x, float) and not math.isfinite(x):
         return 0
-    return max(lo, min(hi, int(x)))
+    return _low_bits(code, int(x))
 
 
 def pva_choices(enums: Sequence[str]) -> list[str]:

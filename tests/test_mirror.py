@@ -284,10 +284,10 @@ def test_non_ascii_long_strings_are_the_same_bytes_on_both(engine, pva, ca):
     assert ctx.get("T:LONG").value == text
     got = ca(engine).get("T:LONG")["value"]
     assert bytes(got).split(b"\0", 1)[0] == text.encode("utf-8")
-    ctx.put("T:LONG", "\u00e9" * 127)  # 254 bytes: room for the NUL
-    assert ctx.get("T:LONG").value == "\u00e9" * 127
-    with pytest.raises(RemoteError, match="256 bytes exceeds the limit of 255"):
-        ctx.put("T:LONG", "\u00e9" * 128)
+    ctx.put("T:LONG", "\u00e9" * 128)  # 256 bytes: the whole array, as CA takes them
+    assert ctx.get("T:LONG").value == "\u00e9" * 128
+    with pytest.raises(RemoteError, match="258 bytes exceeds the limit of 256"):
+        ctx.put("T:LONG", "\u00e9" * 129)
 
 
 def test_ca_put_seen_on_pva_monitor(engine, pva, ca):
@@ -396,7 +396,7 @@ def test_enum_put_by_index_and_by_choice_string(engine, pva):
     ("T:ENUM", {"value.index": -1}, "out of range"),
     ("T:FARR", list(range(17)), "exceeds count 16"),
     ("T:STRING", "x" * 60, "exceeds the limit of 39 bytes"),
-    ("T:LONG", "y" * 300, "exceeds the limit of 255 bytes"),
+    ("T:LONG", "y" * 300, "exceeds the limit of 256 bytes"),
     ("T:INT", 13, "driver refused"),
     ("T:INT", 666, "driver error: RuntimeError: driver exploded"),
     ("T:RO", 1.0, "read-only"),

@@ -123,6 +123,29 @@ def test_numeric_metadata_fields_carry_the_value_type():
     assert dict(T["valueAlarm"].items())["hysteresis"] == "d"
 
 
+@pytest.mark.parametrize("pvdb, low, high", [
+    ({"type": "short", "lolim": -40000, "hilim": 40000}, 25536, -25536),
+    ({"type": "char", "lolim": -3, "hilim": 300}, 253, 44),
+    ({"type": "int", "lolim": -3, "hilim": 7.9, "pva": {"type": "uint16"}}, 65533, 7),
+    ({"type": "int", "lolim": -200, "hilim": 200, "pva": {"type": "int8"}}, 56, -56),
+])
+def test_integer_limits_out_of_the_value_types_range_keep_their_low_bits(pvdb, low, high):
+    """As CA serves pcaspy's limits and QSRV a record's: a C conversion, not a clamp."""
+    s = spec(**pvdb)
+    V = typemap.initial_value(s, s.meta, 0, 0, 0, 0, 0)
+    assert (V["display.limitLow"], V["display.limitHigh"]) == (low, high)
+    assert (V["control.limitLow"], V["control.limitHigh"]) == (low, high)
+
+
+@pytest.mark.parametrize("pvdb", [{"type": "char"}, {"type": "char", "count": 4,
+                                                      "pva": {"longstring": False}}])
+def test_char_pvs_serve_no_alarm_limits_as_pcaspy_never_alarms_them(pvdb):
+    s = spec(**pvdb, lolo=1, low=2, high=8, hihi=9)
+    V = typemap.initial_value(s, s.meta, [0] * s.count if s.count > 1 else 0, 0, 0, 0, 0)
+    assert [V[f"valueAlarm.{f}"] for f in ("lowAlarmLimit", "lowWarningLimit",
+                                           "highWarningLimit", "highAlarmLimit")] == [0] * 4
+
+
 def test_string_has_only_description_and_units():
     T = typemap.pva_type(spec(type="string"))
     assert [k for k, _ in T.items()] == ["value", "alarm", "timeStamp", "display"]
@@ -272,7 +295,7 @@ def test_put_conversions_match_what_ca_puts_deliver():
     ({"type": "enum", "enums": ["a", "b"]}, {"value.choices": ["zz"]}, "not one of"),
     ({"type": "float", "count": 2}, {"value": [1, 2, 3]}, "exceeds count 2"),
     ({"type": "string"}, {"value": "x" * 40}, "exceeds the limit of 39"),
-    ({"type": "char", "count": 10}, {"value": "x" * 10}, "exceeds the limit of 9"),
+    ({"type": "char", "count": 10}, {"value": "x" * 11}, "exceeds the limit of 10"),
     ({"type": "string", "count": 2}, {"value": ["a" * 45]}, "exceeds 39"),
 ])
 def test_bad_puts_are_rejected_with_a_clear_message(info, fields, message):
