@@ -507,7 +507,7 @@ class Engine:
             self._apply_rules(own)
         except (AccessError, OSError) as e:
             log.error("plugin %s: its access security file %s is not applied: %s; its PVs are "
-                      "served without it (as pcaspy alone would, or --acf FILE)", plugin, shown, e)
+                      "served without access security (--acf FILE gives them one)", plugin, shown, e)
             return
         self._acf_from = plugin
         others = [p.name for p in self.plugins if not p.error and p.source != "builtin"]

@@ -740,7 +740,8 @@ class PvaMirror:
                 try:
                     entry.update(V, *snap)
                 except Exception:  # not servable: the last good value, flagged INVALID
-                    self.report_error(entry, "driver value not servable over PVA")
+                    self.report_error(entry, "driver value not servable over PVA",
+                                      f"value {snap[0]!r}", trace=False)
                     typemap.mark_unservable(V, snap[0])
                     entry.update.reset()  # the next good value rewrites the alarm
         except Exception:
@@ -819,16 +820,22 @@ class PvaMirror:
             return False
         return True
 
-    def report_error(self, entry: Entry, what: str, detail: str = "") -> None:
+    def report_error(self, entry: Entry, what: str, detail: str = "", trace: bool = True) -> None:
         """Log a failure once per PV and kind ``what`` (a bad driver value would flood
-        the log), with the traceback being handled if any, and ``detail``."""
+        the log), with ``detail`` and the traceback being handled if any (without
+        ``trace``: its last line only, the traceback at debug level)."""
         self.errors += 1
         key = f"{entry.name}:{what}"
-        if key not in self._error_once:
-            self._error_once.add(key)
-            log.error("%s: %s (%s); further errors of this kind are counted, not logged",
-                      entry.name, what, detail or f"value {entry.data[0]!r}",
-                      exc_info=sys.exc_info()[0] is not None)
+        if key in self._error_once:
+            return
+        self._error_once.add(key)
+        error = sys.exc_info()[1]
+        detail = detail or f"value {entry.data[0]!r}"
+        if error is not None and not trace:
+            detail = f"{detail}: {type(error).__name__}: {error}"
+            log.debug("%s: %s", entry.name, what, exc_info=True)
+        log.error("%s: %s (%s); further errors of this kind are counted, not logged",
+                  entry.name, what, detail, exc_info=trace and error is not None)
 
     # ------------------------------------------------------------------ exposure
 
@@ -895,7 +902,8 @@ class PvaMirror:
         try:
             return typemap.initial_value(entry.spec, entry.meta, *current)
         except Exception:
-            self.report_error(entry, "driver value not servable over PVA")
+            self.report_error(entry, "driver value not servable over PVA",
+                              f"value {current[0]!r}", trace=False)
             value, _, _, sec, nsec = current
             return typemap.unservable_value(entry.spec, entry.meta, value, sec, nsec)
 
