@@ -34,7 +34,7 @@ from pcaspy.driver import Data as PcaspyData
 from pcaspy.driver import manager
 
 from . import plugins as plugin_loader
-from . import capost, deadband, exitguard, gcpolicy, retired, typemap
+from . import capost, deadband, exitguard, gcpolicy, paramlock, retired, typemap
 from . import access as access_mod
 from .access import AccessError, AccessRules
 from .clients import ClientInfo, ClientTracker, capture_fd1, per_pv_counts, pva_report
@@ -273,6 +273,7 @@ class Engine:
         """
         if Engine._active is not None:
             raise StartupError("an engine is already running in this process (pcaspy allows one CA server)")
+        paramlock.install()  # before any plugin's driver runs
         self.entries.clear()  # a stopped engine may be started again
         self._stopping = False
         self.mirror.stopped = False  # (its scan threads and waiting asyn puts go on again)

@@ -35,8 +35,9 @@ from pcaspy import cas
 from pcaspy.alarm import Alarm, Severity
 from pcaspy.driver import SimplePV
 
-from . import asyncput, capost, typemap
+from . import asyncput, capost, paramlock, typemap
 from .putlog import PutRecord, PutResult, WriteRefused, write_failed
+from .paramlock import Change
 from .typemap import Meta, PVSpec
 
 log = logging.getLogger(__name__)
@@ -118,47 +119,32 @@ class PVState(NamedTuple):
         return (self.severity, self.condition, self.exposure, self.ca_monitored, self.pva_clients)
 
 
-class CaUpdate:
-    """One change of a PV as both protocols post it, read from the parameter database
-    once (the attributes of pcaspy's ``Data`` that a CA post reads)."""
-
-    __slots__ = ("value", "alarm", "severity", "time", "mask")
-
-    def __init__(self, value: Any, alarm: int, severity: int, time: Any, mask: int) -> None:
-        self.value, self.alarm, self.severity, self.time, self.mask = (
-            value, alarm, severity, time, mask)
-
-
-def take_meta(entry: Entry) -> None:
+def take_meta(entry: Entry) -> bool:
     """The PV's metadata from its pcaspy info after a property change (caller holds
-    entry.lock). An array's ``count`` too: pcaspy's ``setParamInfo`` sets any field, and
-    CA serves the new count at once; PVA cut values and refused puts at the old one. A
+    entry.lock); True when the value must be written again (its array count changed).
+
+    An array's ``count`` is followed: pcaspy's ``setParamInfo`` sets any field, and CA
+    serves the new count at once; PVA cut values and refused puts at the old one. A
     count to or from 1 would change the PVA type, which stays as it was served."""
     info = entry.ca_pv.info
     entry.meta = typemap.meta_from_info(info)
     spec = entry.spec
-    count = info.count
-    if count == spec.count or type(count) is not int:
-        return
+    try:
+        count = int(info.count)
+    except (TypeError, ValueError):
+        return False
+    if count == spec.count:
+        return False
     if count > 1 and spec.count > 1:
         entry.spec = spec = dataclasses.replace(spec, count=count)
         entry.update = typemap.updater(spec)
         entry.pva_type_name = typemap.pva_type_name(spec)
-    elif not getattr(info, "count_warned", False):
+        return True
+    if not getattr(info, "count_warned", False):
         info.count_warned = True
         log.warning("%s: setParamInfo changed count from %d to %d: PVA serves it as the %s "
                     "it was", spec.name, spec.count, count, entry.pva_type_name)
-
-
-def _lost_mask(before: tuple, snap: tuple) -> int:
-    """The event mask of a flagged change whose mask another thread cleared: pcaspy's
-    ``updatePV`` clears it after posting, and a change another thread made in between
-    was flagged with its mask lost; CA and PVA monitors missed that change for good,
-    while a get served it."""
-    mask = cas.DBE_VALUE | cas.DBE_LOG
-    if before[1:3] != snap[1:3]:
-        mask |= DBE_ALARM
-    return mask
+    return False
 
 
 class Entry:
@@ -167,7 +153,8 @@ class Entry:
     __slots__ = ("spec", "plugin", "meta", "driver", "ca_pv", "pva_pv", "value", "lock",
                  "exposure", "update", "data", "updates", "puts", "pva_clients",
                  "ca_monitored", "last_post", "pva_type_name", "put_busy", "stale",
-                 "on_connect", "unposted", "written_at", "refusal", "ca_update")
+                 "on_connect", "unposted", "written_at", "refusal", "seq", "ca_update",
+                 "ca_posted")
 
     def __init__(self, spec: PVSpec, plugin: str) -> None:
         self.spec = spec
@@ -200,8 +187,11 @@ class Entry:
         self.written_at = 0.0  # time.perf_counter() of that change
         #: why every put is refused, on both protocols (its script's loop died), or None
         self.refusal: str | None = None
-        #: the newest change with a CA event mask (what its CA post posts)
-        self.ca_update: CaUpdate | None = None
+        #: number of the newest change published (:class:`paramlock.Change`)
+        self.seq = 0
+        #: the newest change with a CA event mask, and the last one posted to CA
+        self.ca_update: Change | None = None
+        self.ca_posted: Change | None = None
 
     @property
     def name(self) -> str:
@@ -249,20 +239,26 @@ class MirroredPV(SimplePV):
             alias._post(dbValue)
 
     def _post(self, dbValue: Any) -> None:
-        update = self.mirror.publish(self.entry, dbValue)
-        if update is None or not self.interest:
-            return
         entry = self.entry
+        if self.mirror.publish(entry, dbValue) is None:
+            return
+        if not self.interest:  # nobody to post it to: not owed to the next post either
+            entry.ca_posted = entry.ca_update
+            return
+        update = entry.ca_update  # the newest: an older one is not posted after it
+        if update is entry.ca_posted:  # another thread's post of it is done
+            return
         try:
             while True:
                 capost.post(self, update)
                 self.mirror.ca_posts += 1
-                # another thread's newer change may have been posted before this one (the
-                # CA post is outside the lock: the CA server's thread may hold what it
-                # waits for): the last post of a PV is its newest change, as on PVA
+                entry.ca_posted = update
+                # a newer change may have been posted before this one (the CA post is
+                # outside the lock: the CA server's thread may hold what it waits for):
+                # the last CA post of a PV is its newest change, as on PVA
                 newest = entry.ca_update
                 if newest is update:
-                    break
+                    return
                 update = newest
         except Exception:
             self.mirror.report_error(entry, "CA post failed")
@@ -324,11 +320,9 @@ class MirroredPV(SimplePV):
         if self.info.scan <= 0:
             driver.updatePV(self.info.reason)
             return
-        db = driver.getParamDB(self.info.reason)
-        if db.flag:
-            db.flag = False
-            self.updateValue(db)
-            db.mask = 0
+        change = paramlock.take(driver, self.info.reason)
+        if change is not None:
+            self.updateValue(change)
 
     def bestExternalType(self) -> int:
         """A string array is served to CA as fixed strings (DBR_STRING's own form): with
@@ -613,19 +607,24 @@ class PvaMirror:
 
     # ------------------------------------------------------------------ publishing
 
-    def publish(self, entry: Entry, data: Any) -> CaUpdate | None:
+    def publish(self, entry: Entry, data: Any, ca: bool = True) -> Change | None:
         """Called from whichever thread made the change (driver, plugin or scan thread);
-        returns what the CA post of this change posts (None: nothing, its mask is empty).
+        returns the change for CA to post (None: none; not ``ca``: a value for PVA
+        only, a ``read()`` pcaspy does not post).
 
-        The parameter is read once, under the PV's lock, for both protocols: plugins'
-        threads call ``updatePVs`` at once, and another thread may change it meanwhile.
-        Read apart, and posted in another order on each protocol, CA and PVA were left
-        on different values for good."""
+        Numbered changes (:mod:`paramlock`'s hand-over) are taken in their order: one
+        that another thread's newer change overtook is not posted after it (its
+        metadata is), so that both protocols end on the newest change."""
         update = None
         try:
             entry.updates += 1
             self.updates += 1
             with entry.lock:  # checked under the lock: exposure and clients change concurrently
+                seq = getattr(data, "seq", 0)
+                if seq:
+                    if seq < entry.seq:
+                        return self._overtaken(entry, data.mask)
+                    entry.seq = seq
                 t = data.time
                 if type(t) is not _STAMP:
                     self.fix_stamp(entry, data)
@@ -633,21 +632,25 @@ class PvaMirror:
                 mask, value, alarm, severity = data.mask, data.value, data.alarm, data.severity
                 snap = (value, alarm, severity, t.secPastEpoch, t.nsec)
                 before, entry.data = entry.data, snap
-                if not mask:
-                    mask = _lost_mask(before, snap)
-                if mask:
-                    entry.ca_update = update = CaUpdate(value, alarm, severity, t, mask)
-                posted = entry.value is not None and entry.pva_clients and mask & MONITORED
-                if posted and mask & MONITORED == DBE_ALARM and not (
+                if mask and ca:
+                    pending = entry.ca_update
+                    if pending is not None and pending is not entry.ca_posted:
+                        mask |= pending.mask  # not posted yet: its events go with this one
+                    update = data if type(data) is Change and mask == data.mask else (
+                        Change(value, alarm, severity, t, mask, seq))
+                    entry.ca_update = update
+                posted = entry.value is not None and entry.pva_clients and data.mask & MONITORED
+                if posted and data.mask & MONITORED == DBE_ALARM and not (
                         typemap.alarm_shown_changed(before[1:3], snap[1:3])):
                     posted = False  # an alarm change PVA does not show: nothing to post
                 elif posted:
+                    mask = data.mask
                     self._post(entry, snap, mask & DBE_PROPERTY,
                                bool(mask & VALUE_OR_ALARM) or not mask & DBE_PROPERTY,
                                defer=True)
                 else:  # nobody sees it (or it is for archivers only): the next first
                     entry.stale = True  # channel brings the PVA value up to date
-                    if mask & DBE_PROPERTY:
+                    if data.mask & DBE_PROPERTY:
                         take_meta(entry)
             if posted:
                 self.pva_posts += 1
@@ -655,6 +658,24 @@ class PvaMirror:
             self.report_error(entry, "PVA post failed")
         if self.subscribers:  # headless: not even a call on the hot path
             self.touch(entry)
+        return update
+
+    def _overtaken(self, entry: Entry, mask: int) -> Change | None:
+        """A change published after a newer one (caller holds entry.lock): its value is
+        not posted, its metadata is (read from the PV's info, which is newer still), on
+        PVA and with the newest change on CA."""
+        if not mask & DBE_PROPERTY:
+            return None
+        if entry.value is not None and entry.pva_clients:
+            self._post(entry, entry.data, True, value=False)
+        else:
+            entry.stale = True
+            take_meta(entry)
+        newest = entry.ca_update
+        if newest is None:
+            return None
+        entry.ca_update = update = Change(newest.value, newest.alarm, newest.severity,
+                                          newest.time, newest.mask | DBE_PROPERTY, newest.seq)
         return update
 
     def touch(self, entry: Entry) -> None:
@@ -734,7 +755,8 @@ class PvaMirror:
             self.post_unposted(entry)
         try:
             if meta:
-                take_meta(entry)
+                if take_meta(entry):
+                    value = True  # cut (or not) at the new count
                 typemap.apply_meta(V, entry.spec, entry.meta, opening=False)
             if value:  # a property change alone: QSRV's carries no value, alarm or time
                 try:

@@ -485,12 +485,13 @@ def _route_class_process() -> None:
 
 
 def _capture_of(thread: threading.Thread) -> _Capture | None:
-    """The script whose loop (or code) runs on ``thread``; the only script, if one."""
+    """The script whose loop (or code) runs on ``thread``; else the only script, if its
+    loop has not started (this thread is to run it)."""
     scripts = [c for c in _captures if c.script]
     for capture in scripts:
         if thread is capture.loop_thread or thread is capture.thread:
             return capture
-    return scripts[0] if len(scripts) == 1 else None
+    return scripts[0] if len(scripts) == 1 and not scripts[0].looping else None
 
 
 def _keep_script_argv(capture: _Capture) -> None:

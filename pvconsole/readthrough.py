@@ -135,7 +135,8 @@ class ReadThrough:
         one. Returns the seconds the read took."""
         value, cost = self._read(entry)
         if value is not None and not same_value(value, entry.data[0]):
-            self.mirror.publish(entry, _ReadData(value, entry.driver.pvDB[entry.spec.reason]))
+            self.mirror.publish(entry, _ReadData(value, entry.driver.pvDB[entry.spec.reason]),
+                                ca=False)  # (pcaspy posts no read() to CA monitors)
         return cost
 
     def _read(self, entry: Entry) -> tuple[Any, float]:

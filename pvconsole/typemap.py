@@ -716,10 +716,14 @@ def _valid_pair(lo: float, hi: float) -> bool:
 def _limit_int(code: str, x: float) -> int:
     """A display/control/alarm limit in an integer value type: cut towards zero, with the
     low bits kept, as CA's conversion of pcaspy's limit and QSRV's of a record's both do
-    (-3 as a uint8 limit is 253, 40000 as an int16 one -25536); NaN and inf: 0."""
+    (-3 as a uint8 limit is 253, 40000 as an int16 one -25536; beyond int32, types of 32
+    bits or fewer get -2147483648's low bits, as CA serves them); NaN and inf: 0 (unset)."""
     if isinstance(x, float) and not math.isfinite(x):
         return 0
-    return _low_bits(code, int(x))
+    i = int(x)
+    if code not in ("l", "L", "I") and not _INT32_MIN <= i < 2**31:
+        i = _INT32_MIN  # (a double beyond int32, converted to a 32-bit or narrower type)
+    return _low_bits(code, i)
 
 
 def pva_choices(enums: Sequence[str]) -> list[str]:

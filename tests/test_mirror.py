@@ -960,10 +960,11 @@ def test_plugin_threads_racing_on_one_pv_leave_both_protocols_on_its_last_value(
     assert engine.mirror.errors == 0
 
 
-def test_a_flagged_change_whose_mask_another_thread_cleared_is_posted(engine, pva, ca):
-    """The moment of that race, made by hand: a flagged change with an empty mask (what
-    pcaspy's updatePV leaves when another thread posted in between) reaches CA and PVA
-    monitors."""
+def test_a_change_overtaken_by_a_newer_one_is_not_posted_after_it(engine, pva, ca):
+    """Two threads' changes of one PV reach the mirror in the other order than pcaspy's
+    hand-over numbered them: the older one is not posted after the newer one, on either
+    protocol, and the metadata it carried is."""
+    from pvconsole.paramlock import Change
     ctx = pva(engine)
     client = ca(engine)
     client.monitor("T:INT")
@@ -971,15 +972,19 @@ def test_a_flagged_change_whose_mask_another_thread_cleared_is_posted(engine, pv
     sub = ctx.monitor("T:INT", q.put)
     try:
         wait_for(lambda: q.qsize() and client.events())
-        driver = driver_of(engine)
-
-        def lose_the_mask():
-            db = driver.getParamDB("INT")
-            db.value, db.flag, db.mask = 1234, True, 0
-            driver.updatePVs()
-        engine.run_on_driver_thread(lose_the_mask)
-        wait_for(lambda: 1234 in [v.value for v in _drain(q)])
-        wait_for(lambda: 1234 in [e["value"] for e in client.events()])
+        entry = engine.entries["T:INT"]
+        pv, db = entry.ca_pv, driver_of(engine).getParamDB("INT")
+        value_mask = mirror_module.cas.DBE_VALUE | mirror_module.cas.DBE_LOG
+        pv.updateValue(Change(2002, db.alarm, db.severity, db.time, value_mask, seq=10**9 + 2))
+        pv.info.hilim = 777.0
+        pv.updateValue(Change(1001, db.alarm, db.severity, db.time,
+                              value_mask | mirror_module.DBE_PROPERTY, seq=10**9 + 1))
+        wait_for(lambda: ctx.get("T:INT")["display.limitHigh"] == 777)
+        assert ctx.get("T:INT").value == 2002
+        assert 1001 not in [v.value for v in _drain(q)]
+        wait_for(lambda: client.get("T:INT")["upper_disp_limit"] == 777)
+        assert 1001 not in [e["value"] for e in client.events()]
+        assert client.get("T:INT")["value"] == 7  # (the database: these were posts only)
     finally:
         sub.close()
 

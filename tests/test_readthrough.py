@@ -74,7 +74,7 @@ class _Mirror:
     def __init__(self) -> None:
         self.published: list = []
 
-    def publish(self, entry, data) -> None:
+    def publish(self, entry, data, ca=True) -> None:
         self.published.append(data.value)
         entry.data = (data.value, *entry.data[1:])
 

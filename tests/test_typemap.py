@@ -128,6 +128,9 @@ def test_numeric_metadata_fields_carry_the_value_type():
     ({"type": "char", "lolim": -3, "hilim": 300}, 253, 44),
     ({"type": "int", "lolim": -3, "hilim": 7.9, "pva": {"type": "uint16"}}, 65533, 7),
     ({"type": "int", "lolim": -200, "hilim": 200, "pva": {"type": "int8"}}, 56, -56),
+    ({"type": "int", "lolim": -1e10, "hilim": 3e9}, -2**31, -2**31),
+    ({"type": "short", "lolim": 0, "hilim": 1e10}, 0, 0),
+    ({"type": "int", "lolim": -3, "hilim": 3e9, "pva": {"type": "uint32"}}, 2**32 - 3, 3 * 10**9),
 ])
 def test_integer_limits_out_of_the_value_types_range_keep_their_low_bits(pvdb, low, high):
     """As CA serves pcaspy's limits and QSRV a record's: a C conversion, not a clamp."""
