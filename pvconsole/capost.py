@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from pcaspy import _cas, cas
 from pcaspy.driver import Driver, SimplePV, _dbr_d
 
@@ -115,9 +116,49 @@ class TextGdd:
         return getattr(self._gdd, name)
 
 
+class NotServable(ValueError):
+    """A driver value that a CA get or post cannot carry (logged, never posted)."""
+
+
+def array_value(value: Any) -> Any:
+    """A driver value for an array PV, in a form pcaspy's ``gdd.put`` takes.
+
+    Raises:
+        NotServable: anything else (a dict, None, a complex, a numpy datetime): pcaspy's
+            ``gdd.put`` leaves an array gdd without data for it, and the CA server
+            library then crashed the process, every plugin's PVs with it. A numpy
+            scalar (an ``np.float32`` reading) is the number it holds.
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, (int, float, str, bytes, bytearray, list, tuple)):
+        return value
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biufUS":
+        return value
+    raise NotServable(f"{type(value).__name__} is not a value an array PV can serve")
+
+
+class ArrayGdd:
+    """The gdd of an array PV's CA get or post, taking only what it can hold
+    (:func:`array_value`)."""
+
+    __slots__ = ("_gdd",)
+
+    def __init__(self, gdd: Any) -> None:
+        self._gdd = gdd
+
+    def put(self, value: Any) -> None:
+        self._gdd.put(array_value(value))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._gdd, name)
+
+
 def get_target(info: Any, gdd: Any) -> Any:
     """What a CA get or post of a PV with ``info`` puts the driver's value into."""
-    return TextGdd(gdd) if info.type == _STRING and info.count == 1 else gdd
+    if info.count > 1:
+        return ArrayGdd(gdd)
+    return TextGdd(gdd) if info.type == _STRING else gdd
 
 
 def post(pv: Any, db: Any) -> None:
@@ -125,7 +166,7 @@ def post(pv: Any, db: Any) -> None:
     checks ``pv.interest`` first, as pcaspy does."""
     try:
         gdd = ctrl_gdd(pv.info, db)
-    except TypeError:
+    except TypeError:  # (NotServable is not one: pcaspy's would crash on that value)
         SimplePV.updateValue(pv, db)
         return
     _post_event(pv, db.mask, gdd)

@@ -260,6 +260,8 @@ class MirroredPV(SimplePV):
                 if newest is update:
                     return
                 update = newest
+        except capost.NotServable as e:
+            self.mirror.report_error(entry, "driver value not servable over CA", str(e))
         except Exception:
             self.mirror.report_error(entry, "CA post failed")
 
@@ -271,6 +273,9 @@ class MirroredPV(SimplePV):
         value = capost.get_target(self.info, value)
         try:
             status = super().getValue(value)
+        except capost.NotServable as e:
+            self.mirror.report_error(self.entry, "driver value not servable over CA", str(e))
+            return cas.S_casApp_undefined
         except Exception:
             self.mirror.read_failed(self.entry, "driver read() raised on a CA get")
         else:

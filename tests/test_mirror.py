@@ -989,6 +989,26 @@ def test_a_change_overtaken_by_a_newer_one_is_not_posted_after_it(engine, pva, c
         sub.close()
 
 
+@pytest.mark.parametrize("junk", [np.float32(1.5), {}, 1 + 2j, np.datetime64(0, "s")],
+                         ids=["float32", "dict", "complex", "datetime64"])
+def test_a_value_an_array_pv_cannot_hold_kills_nothing(engine, pva, ca, junk):
+    """pcaspy's gdd.put leaves an array gdd without data for these, and the CA server
+    library crashed the process on the next CA get or monitor post (plain pcaspy too).
+    A numpy scalar is served as the number it holds; the others are logged and not
+    served on CA, and the next good value is."""
+    client = ca(engine)
+    client.monitor("T:FARR")
+    driver = driver_of(engine)
+    engine.run_on_driver_thread(lambda: (driver.setParam("FARR", junk), driver.updatePVs()))
+    reply = client.call(op="get", pv="T:FARR")
+    if isinstance(junk, np.floating):
+        assert reply["value"] in (1.5, [1.5])
+    engine.run_on_driver_thread(lambda: (driver.setParam("FARR", [4.0, 5.0]),
+                                         driver.updatePVs()))
+    assert wait_for(lambda: list(client.get("T:FARR")["value"][:2]) == [4.0, 5.0])
+    assert list(pva(engine).get("T:FARR").value[:2]) == [4.0, 5.0]
+
+
 def test_bad_driver_value_is_contained(engine, pva):
     drv = driver_of(engine)
     ctx = pva(engine)
