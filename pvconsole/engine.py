@@ -657,7 +657,11 @@ class Engine:
                 info["asg"] = "DEFAULT"  # as in an IOC: no ASG means DEFAULT
             if info.get("type") == "str":
                 info["type"] = "string"
-            pvinfo = deadband.PVInfo(info)
+            try:
+                pvinfo = deadband.PVInfo(info)
+            except (TypeError, ValueError, OverflowError, MemoryError) as e:  # pcaspy's own checks
+                raise typemap.MappingError(f"{spec.name}: pcaspy refuses its pvdb entry "
+                                           f"({type(e).__name__}: {e})") from None
             pvinfo.reason = spec.reason
             pvinfo.name = spec.name
             pvinfo.control = spec.meta.control  # (pvconsole's: setParamInfo may change it)

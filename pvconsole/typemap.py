@@ -191,7 +191,20 @@ class PVSpec:
 
 
 def spec_from_pvdb(prefix: str, reason: str, info: Mapping[str, Any]) -> PVSpec:
-    """Normalise one pcaspy ``pvdb`` entry, with the checks pcaspy itself does not make."""
+    """Normalise one pcaspy ``pvdb`` entry, with the checks pcaspy itself does not make.
+
+    Raises:
+        MappingError: naming the PV, for any field that is not what pcaspy documents."""
+    try:
+        return _spec_from_pvdb(prefix, reason, info)
+    except (TypeError, ValueError, OverflowError) as e:
+        if isinstance(e, MappingError):
+            raise
+        raise MappingError(f"{prefix}{reason}: pvdb entry not usable "
+                           f"({type(e).__name__}: {e})") from None
+
+
+def _spec_from_pvdb(prefix: str, reason: str, info: Mapping[str, Any]) -> PVSpec:
     name = prefix + reason
     if not isinstance(info, Mapping):
         raise MappingError(f"{name}: pvdb entry must be a dict, not {type(info).__name__}")
@@ -593,8 +606,8 @@ def assign_value(V: Value, spec: PVSpec, value: Any) -> None:
     wraps Python ints to the field's width where CA does not.
     """
     kind = spec.kind
-    if kind == "enum":
-        V.value.index = ca_int("i", value)
+    if kind == "enum":  # CA's DBR_ENUM is 16 bits: -1 is 65535 there, as QSRV's VAL
+        V.value.index = ca_int("H", value)
         return
     code = spec.code
     if spec.pva_code:
@@ -842,7 +855,7 @@ def updater(spec: PVSpec) -> Updater:
             V.value = value
         elif integer and type(value) is int and lo <= value <= hi:
             V.value = value
-        elif enum and type(value) is int:
+        elif enum and type(value) is int and 0 <= value <= ENUM_INDEX_MAX:
             subs[2].index = value
         else:
             assign(V, spec, value)

@@ -749,6 +749,22 @@ def test_broken_plugins_are_reported_and_others_run(engine_factory, pva):
     assert pva(engine).get("T:FLOAT").value == 12.5
 
 
+@pytest.mark.parametrize("entry", ['{"count": "10"}', '{"count": 1.5}', '{"hihi": "abc"}',
+                                   '{"scan": "fast"}', '{"states": "x"}',
+                                   '{"type": "enum", "enums": [1, 2]}'])
+def test_a_pvdb_entry_pcaspy_cannot_take_skips_its_plugin_only(engine_factory, pva, tmp_path,
+                                                              entry):
+    """pcaspy's own checks raised TypeError/ValueError at start-up, which stopped every
+    plugin's start (exit 1, a traceback)."""
+    bad = tmp_path / "sloppy.py"
+    bad.write_text(f'prefix = "SL:"\npvdb = {{"OK": {{}}, "A": {entry}}}\n')
+    engine = engine_factory(str(bad), ALLTYPES)
+    errors = {p.name: p.error for p in engine.plugins if p.error}
+    assert errors["sloppy"].startswith("SL:A: ") and "pvdb entry" in errors["sloppy"], errors
+    assert "SL:OK" not in engine.entries
+    assert pva(engine).get("T:FLOAT").value == 12.5
+
+
 def test_a_script_whose_loop_dies_says_so_on_its_pvs(engine_factory, pva, ca):
     """Alone, the script's process would end and its clients see a disconnect; hosted,
     its PVs stay served, so they turn INVALID with a COMM alarm on both protocols."""

@@ -149,6 +149,17 @@ def test_char_pvs_serve_no_alarm_limits_as_pcaspy_never_alarms_them(pvdb):
                                            "highWarningLimit", "highAlarmLimit")] == [0] * 4
 
 
+@pytest.mark.parametrize("value, index", [(5, 5), (-1, 65535), (70000, 4464),
+                                          (float("nan"), 0), (2.7, 2)])
+def test_a_driver_enum_index_is_the_16_bits_ca_serves(value, index):
+    s = spec(type="enum", enums=["a", "b"])
+    V = typemap.initial_value(s, s.meta, 0, 0, 0, 0, 0)
+    update = typemap.updater(s)
+    update(V, value, 0, 0, 0, 0)
+    assert V["value.index"] == index
+    assert typemap.initial_value(s, s.meta, value, 0, 0, 0, 0)["value.index"] == index
+
+
 def test_string_has_only_description_and_units():
     T = typemap.pva_type(spec(type="string"))
     assert [k for k, _ in T.items()] == ["value", "alarm", "timeStamp", "display"]
