@@ -146,6 +146,7 @@ def _exit_now(fds, why: str) -> None:
     """Leave at once, exit code 1, one line saying why (written straight to the real
     stderr: the log machinery may be what is stuck)."""
     try:
+        os.set_blocking(fds.saved_err, False)  # a stderr nobody reads must not hold the exit
         os.write(fds.saved_err, f"pvconsole: {why}\n".encode())
     finally:
         exitguard.real_exit(1)
@@ -225,12 +226,12 @@ def run_headless(cfg, verbose: int = 0) -> int:
     print(f"pvconsole: {serving_summary(engine)}", file=fds.stderr, flush=True)
     while not stop.wait(0.5):
         pass
-    log.info("signal %s: stopping", received[0].name if received else "?")
     watchdog = threading.Timer(STOP_DEADLINE, _exit_now, args=(
         fds, f"the stop did not finish within {STOP_DEADLINE:g} s (PVCONSOLE_STOP_DEADLINE): "
              "exiting without it"))
     watchdog.daemon = True
-    watchdog.start()
+    watchdog.start()  # first: the log line below blocks while nobody reads stderr
+    log.info("signal %s: stopping", received[0].name if received else "?")
     engine.stop(told_signal(received[0]) if received else signal.SIGINT)
     held = exitguard.held_threads()
     log.info("stopped")

@@ -332,8 +332,9 @@ class Engine:
                 try:
                     self.pva_server = Server(providers=[self.mirror.provider], conf=cfg.pva_conf(), useenv=False)
                 except Exception as e:
-                    raise StartupError(f"PVA server on {cfg.pva_intf or '0.0.0.0'} port "
-                                       f"{cfg.pva_port}: {e}") from None
+                    raise StartupError(f"PVA server on {cfg.pva_intf or '0.0.0.0'} (TCP port "
+                                       f"{cfg.pva_port}, UDP broadcast port "
+                                       f"{cfg.pva_broadcast_port}): {e}") from None
                 self.access.connect_inputs(self._inputs_conf())
                 self._expose_as_chosen(self.entries.values())
                 self.started = time.time()

@@ -368,7 +368,7 @@ class MirroredPV(SimplePV):
                                            int(requested))  # (CA serves the first 16)
             ok = super().writeValue(client, gddValue)
         except typemap.PutRejected as e:  # as the same put over PVA is
-            log.warning("%s: CA put refused: %s", entry.name, e)
+            log.debug("%s: CA put refused: %s", entry.name, e)  # (the put log has it, as for PVA)
             self.mirror.end_put(record, PutResult.REFUSED_TYPE, str(e))
             self._failed = True
             ok = False
