@@ -47,13 +47,35 @@ _forks_guarded = False
 def install() -> None:
     """Guard ``os._exit`` and the ``os.exec*`` family, and give forked children Python's
     own signal handling (idempotent)."""
-    global _forks_guarded
+    global _forks_guarded, _pid
+    _pid = os.getpid()
     os._exit = _guarded_exit
+    os.close = _guarded_close
     os.execv = _guarded_exec("execv")
     os.execve = _guarded_exec("execve")
     if not _forks_guarded:
         os.register_at_fork(after_in_child=_child_signals)
         _forks_guarded = True
+
+
+_real_close = os.close
+_pid = 0
+_close_warned = False
+
+
+def _guarded_close(fd: int) -> None:
+    """``os.close`` that leaves fds 1 and 2 open in pvconsole's process: they are its
+    captured stdout and stderr. A plugin that closed them (as a daemon does) let the
+    next sockets take those numbers, and what the C libraries print went into a PVA
+    client's connection (which then failed). A forked child closes what it likes."""
+    global _close_warned
+    if fd in (1, 2) and os.getpid() == _pid:
+        if not _close_warned:
+            _close_warned = True
+            log.warning("a plugin's os.close(%d) ignored: fds 1 and 2 are pvconsole's log "
+                        "(what the C libraries print)", fd)
+        return
+    _real_close(fd)
 
 
 def _child_signals() -> None:

@@ -765,6 +765,22 @@ def test_a_pvdb_entry_pcaspy_cannot_take_skips_its_plugin_only(engine_factory, p
     assert pva(engine).get("T:FLOAT").value == 12.5
 
 
+def test_a_plugin_closing_fds_1_and_2_leaves_them_to_the_log(engine, caplog):
+    """A plugin's os.close(1/2) (a daemon's habit) let sockets take those numbers, and the
+    C libraries' output went into a PVA client's connection."""
+    import os
+    before = os.fstat(2)
+    os.close(2)
+    os.close(1)
+    assert os.fstat(2).st_ino == before.st_ino
+    assert "a plugin's os.close(2) ignored" in caplog.text
+    r, w = os.pipe()
+    os.close(r)
+    os.close(w)  # other fds close as ever
+    with pytest.raises(OSError):
+        os.fstat(w)
+
+
 def test_a_script_whose_loop_dies_says_so_on_its_pvs(engine_factory, pva, ca):
     """Alone, the script's process would end and its clients see a disconnect; hosted,
     its PVs stay served, so they turn INVALID with a COMM alarm on both protocols."""
