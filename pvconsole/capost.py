@@ -138,17 +138,30 @@ def array_value(value: Any) -> Any:
     raise NotServable(f"{type(value).__name__} is not a value an array PV can serve")
 
 
+def within_count(value: Any, count: int) -> Any:
+    """An array PV's value cut to its ``count`` elements, as an IOC's waveform holds at
+    most NELM. pcaspy's CA side served a longer driver array whole to a client asking
+    for the current length, while PVA served ``count`` elements (an image is counted
+    flat, as it is served)."""
+    if isinstance(value, np.ndarray):
+        return value.ravel()[:count] if value.size > count else value
+    if isinstance(value, (list, tuple, str, bytes, bytearray)) and len(value) > count:
+        return value[:count]
+    return value
+
+
 class ArrayGdd:
     """The gdd of an array PV's CA get or post, taking only what it can hold
-    (:func:`array_value`)."""
+    (:func:`array_value`), and no more than ``count`` elements (:func:`within_count`)."""
 
-    __slots__ = ("_gdd",)
+    __slots__ = ("_gdd", "_count")
 
-    def __init__(self, gdd: Any) -> None:
+    def __init__(self, gdd: Any, count: int) -> None:
         self._gdd = gdd
+        self._count = count
 
     def put(self, value: Any) -> None:
-        self._gdd.put(array_value(value))
+        self._gdd.put(within_count(array_value(value), self._count))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._gdd, name)
@@ -157,7 +170,7 @@ class ArrayGdd:
 def get_target(info: Any, gdd: Any) -> Any:
     """What a CA get or post of a PV with ``info`` puts the driver's value into."""
     if info.count > 1:
-        return ArrayGdd(gdd)
+        return ArrayGdd(gdd, info.count)
     return TextGdd(gdd) if info.type == _STRING else gdd
 
 

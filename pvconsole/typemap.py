@@ -465,7 +465,7 @@ def to_pva_value(spec: PVSpec, value: Any) -> Any:
             return list(value[:spec.count])
         if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
             value = [value]
-        if len(value) > spec.count:  # CA serves the first count elements
+        if len(value) > spec.count:  # as CA serves it (capost.within_count)
             value = value[:spec.count]
         if ca_type == "string":
             return [ca_string(x) for x in value]

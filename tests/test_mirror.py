@@ -1021,8 +1021,11 @@ def test_a_change_overtaken_by_a_newer_one_is_not_posted_after_it(engine, pva, c
         sub.close()
 
 
-@pytest.mark.parametrize("junk", [np.float32(1.5), {}, 1 + 2j, np.datetime64(0, "s")],
-                         ids=["float32", "dict", "complex", "datetime64"])
+@pytest.mark.parametrize("junk", [np.float32(1.5), {}, 1 + 2j, np.datetime64(0, "s"),
+                                  [1.0, "x", 3.0], [1.0, None], [[1.0, 2.0], [3.0]],
+                                  ["a", "b"], np.array([1, None], dtype=object)],
+                         ids=["float32", "dict", "complex", "datetime64", "list-str",
+                              "list-none", "nested", "strings", "object-array"])
 def test_a_value_an_array_pv_cannot_hold_kills_nothing(engine, pva, ca, junk):
     """pcaspy's gdd.put leaves an array gdd without data for these, and the CA server
     library crashed the process on the next CA get or monitor post (plain pcaspy too).
@@ -1655,3 +1658,19 @@ def test_an_array_alarm_comes_with_its_limits_and_no_severity_no_condition(engin
     assert w.valueAlarm.lowWarningLimit == 0.0  # a pair pcaspy ignores: QSRV's waveform zero
     c = ctx.get("AA:C")
     assert (c.alarm.severity, c.alarm.status, c.alarm.message) == (0, 0, "")
+
+
+@pytest.mark.parametrize("long", [[float(i) for i in range(21)], np.arange(21.0),
+                                  np.arange(24.0).reshape(4, 6)], ids=["list", "array", "image"])
+def test_a_driver_array_longer_than_count_is_served_cut_on_both_protocols(engine, pva, ca, long):
+    """An IOC's waveform holds at most NELM elements. pcaspy's CA side served all 21 to a
+    client asking for the current length, PVA the first 16 (FARR's count): both serve 16."""
+    client = ca(engine)
+    client.monitor("T:FARR")
+    driver = driver_of(engine)
+    engine.run_on_driver_thread(lambda: (driver.setParam("FARR", long), driver.updatePVs()))
+    first = [float(i) for i in range(16)]
+    seen: list = []
+    assert wait_for(lambda: seen.extend(e["value"] for e in client.events()) or first in seen)
+    assert client.get("T:FARR")["value"] == first
+    assert list(pva(engine).get("T:FARR").value) == first
