@@ -25,6 +25,10 @@ log = logging.getLogger("epics")
 #: Seconds a line written without its newline and flushed waits for more before it is
 #: logged (a warning is logged a second later; a progress bar once a second, not per dot).
 PARTIAL_WAIT = 1.0
+#: Characters of output logged as one record at most: longer lines (a 10 MB dump printed
+#: without a newline, a dot per update for hours) are logged in pieces of this size, as
+#: journald splits them, so no record or waiting line grows without bound.
+MAX_LINE = 16 * 1024
 
 _quiet = threading.local()
 
@@ -58,8 +62,11 @@ class LogStream(io.TextIOBase):
             return len(text)  # logging itself failed and reports it here: not in a loop
         with self._lock:
             lines = (self._partial + text).split("\n")
-            self._partial = _shown(lines.pop())
-        self._emit([_shown(line) for line in lines])
+            partial = _shown(lines.pop())
+            cut = len(partial) - len(partial) % MAX_LINE
+            self._partial = partial[cut:]
+        self._emit([piece for line in lines for piece in _pieces(_shown(line))]
+                   + _pieces(partial[:cut]))
         return len(text)
 
     def flush(self) -> None:
@@ -104,6 +111,11 @@ class LogStream(io.TextIOBase):
     def buffer(self) -> "LogStream":
         """Code that writes bytes (``sys.stdout.buffer.write``) gets them logged too."""
         return _BytesTo(self)  # type: ignore[return-value]
+
+
+def _pieces(line: str) -> list[str]:
+    """``line`` in pieces of at most :data:`MAX_LINE` characters."""
+    return [line[i:i + MAX_LINE] for i in range(0, len(line), MAX_LINE)] or [line]
 
 
 def _shown(line: str) -> str:
@@ -186,7 +198,7 @@ class FdCapture:
     def _pump(self) -> None:
         repeats = RepeatFilter()
         with os.fdopen(self._read_fd, "rb") as pipe:
-            for raw in pipe:
+            for raw in iter(lambda: pipe.readline(MAX_LINE), b""):
                 line = raw.decode("utf-8", "replace").rstrip()
                 if line:
                     text = repeats.check(line, time.monotonic())

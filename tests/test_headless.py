@@ -438,6 +438,28 @@ def test_partial_lines_are_logged_as_a_terminal_shows_them(monkeypatch):
     assert len(got) == 3
 
 
+def test_output_without_end_is_logged_in_bounded_pieces():
+    """A dot per update for hours, or a 40,000-character dump: logged in records of at
+    most MAX_LINE characters, nothing lost, and no line kept waiting grows past it (it
+    grew without bound, each write copying it)."""
+    import logging
+    from pvconsole import fdcapture
+    got: list[str] = []
+    logger = logging.getLogger("test.long")
+    handler = logging.Handler()
+    handler.emit = lambda record: got.append(record.getMessage())  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    stream = fdcapture.LogStream(logger, logging.INFO, 1)
+    size = fdcapture.MAX_LINE
+    for _ in range(2 * size + 5):
+        stream.write(".")
+    assert got == ["." * size] * 2
+    stream.write("x" * (2 * size + 1) + "\n")
+    assert got[2:] == ["." * 5 + "x" * (size - 5), "x" * size, "x" * 6]
+
+
 @pytest.mark.parametrize("sig, how", [(signal.SIGTERM, "its SIGTERM handler"),
                                       (signal.SIGINT, "KeyboardInterrupt")])
 def test_a_script_is_told_the_signal_that_stops_pvconsole(tmp_path, monkeypatch, sig, how):
