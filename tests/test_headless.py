@@ -413,20 +413,26 @@ def test_a_plugins_logging_setup_loses_and_doubles_nothing(tmp_path, setup):
     assert re.search(r"pvconsole\.engine: plugin configured", err), err  # a child logger
 
 
-def test_partial_lines_are_logged_as_a_terminal_shows_them(monkeypatch):
-    """Dots printed with flush=True: one record, not one per dot; a progress bar redrawn
-    with \\r: its last state; a CRLF line: its text."""
+def _stream_to_list(name: str):
+    """A LogStream whose records' messages are collected in the list returned with it."""
     import logging
     from pvconsole import fdcapture
-    monkeypatch.setattr(fdcapture, "PARTIAL_WAIT", 0.2)
     got: list[str] = []
-    logger = logging.getLogger("test.partial")
+    logger = logging.getLogger(name)
     handler = logging.Handler()
     handler.emit = lambda record: got.append(record.getMessage())  # type: ignore[method-assign]
     logger.addHandler(handler)
     logger.propagate = False
     logger.setLevel(logging.INFO)
-    stream = fdcapture.LogStream(logger, logging.INFO, 1)
+    return fdcapture.LogStream(logger, logging.INFO, 1), got
+
+
+def test_partial_lines_are_logged_as_a_terminal_shows_them(monkeypatch):
+    """Dots printed with flush=True: one record, not one per dot; a progress bar redrawn
+    with \\r: its last state; a CRLF line: its text."""
+    from pvconsole import fdcapture
+    monkeypatch.setattr(fdcapture, "PARTIAL_WAIT", 0.2)
+    stream, got = _stream_to_list("test.partial")
     for _ in range(50):
         stream.write(".")
         stream.flush()
@@ -442,16 +448,8 @@ def test_output_without_end_is_logged_in_bounded_pieces():
     """A dot per update for hours, or a 40,000-character dump: logged in records of at
     most MAX_LINE characters, nothing lost, and no line kept waiting grows past it (it
     grew without bound, each write copying it)."""
-    import logging
     from pvconsole import fdcapture
-    got: list[str] = []
-    logger = logging.getLogger("test.long")
-    handler = logging.Handler()
-    handler.emit = lambda record: got.append(record.getMessage())  # type: ignore[method-assign]
-    logger.addHandler(handler)
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    stream = fdcapture.LogStream(logger, logging.INFO, 1)
+    stream, got = _stream_to_list("test.long")
     size = fdcapture.MAX_LINE
     for _ in range(2 * size + 5):
         stream.write(".")
