@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 from p4p.server import Server
 from pcaspy import SimpleServer, cas
 from pcaspy.alarm import Alarm, Severity
@@ -39,6 +40,7 @@ from . import access as access_mod
 from .access import AccessError, AccessRules
 from .clients import ClientInfo, ClientTracker, capture_fd1, per_pv_counts, pva_report
 from .config import Config, ConfigError, check_port_free, client_addresses, free_port
+from .exitguard import PLUGIN_FAULTS
 from .exposure import ExposureStore, match
 from .mirror import Entry, Exposure, MirroredPV, PVState, PvaMirror
 from .putlog import PutLog
@@ -207,14 +209,14 @@ class DriverThread(threading.Thread):
             try:
                 try:
                     cas.process(poll)
-                except Exception:
+                except PLUGIN_FAULTS:  # (what a driver's call raised through the CA server)
                     log.exception("CA server loop")
                 ran = bool(jobs)
                 while jobs:
                     job = jobs.popleft()
                     try:
                         job()
-                    except Exception:
+                    except PLUGIN_FAULTS:
                         log.exception("driver-thread job failed")
                 now = time.monotonic()
                 mirror.expire_async(now)
@@ -651,8 +653,11 @@ class Engine:
         added: dict[str, Entry] = {}
         defaults: dict[str, str] = {}
         for spec in specs:
-            info = dict(pvdb[spec.reason])
+            info = {k: v.item() if isinstance(v, np.generic) else v  # (SWIG takes no numpy
+                    for k, v in pvdb[spec.reason].items()}  # int: np.prod(shape) as count)
             info.pop("pva", None)
+            if info.get("count") == 0:  # a scalar (pcaspy's own count 0 served one too)
+                info["count"] = 1
             info["port"] = port
             if self.access.active and not info.get("asg"):
                 info["asg"] = "DEFAULT"  # as in an IOC: no ASG means DEFAULT

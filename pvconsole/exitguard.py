@@ -28,6 +28,12 @@ log = logging.getLogger("pvconsole.plugins")
 #: The real ``os._exit``, for pvconsole's own exits.
 real_exit = os._exit
 
+#: What a plugin's call (``write``, ``read``, a job on the driver thread) may raise that
+#: must end neither the call's thread nor the process: ``sys.exit()`` in a write (a
+#: "remote shutdown" PV), or :func:`_guarded_exit`'s ``SystemExit``. Uncaught on the
+#: driver thread, it ended pvconsole's CA server loop, and every IOC's CA with it.
+PLUGIN_FAULTS = (Exception, SystemExit)
+
 
 #: The real ``os.execv``/``os.execve`` (every ``os.exec*`` ends in one of them).
 real_exec = {"execv": os.execv, "execve": os.execve}
@@ -119,8 +125,9 @@ def _guarded_exit(code: int) -> NoReturn:
     if thread is threading.main_thread():
         real_exit(code)
     caller = sys._getframe(1)
-    log.error("os._exit(%s) called on thread %r (%s:%d): only that thread ends, the other "
-              "IOCs go on", code, thread.name, caller.f_code.co_filename, caller.f_lineno)
+    log.error("os._exit(%s) called on thread %r (%s:%d): SystemExit raised there instead "
+              "(a plugin's own thread ends, a driver call such as write() fails), the "
+              "other IOCs go on", code, thread.name, caller.f_code.co_filename, caller.f_lineno)
     raise SystemExit(code)
 
 

@@ -36,7 +36,8 @@ from pcaspy.alarm import Alarm, Severity
 from pcaspy.driver import SimplePV
 
 from . import asyncput, capost, paramlock, typemap
-from .putlog import PutRecord, PutResult, WriteRefused, write_failed
+from .exitguard import PLUGIN_FAULTS
+from .putlog import PutRecord, PutResult, WriteRefused, write_failed, written
 from .paramlock import Change
 from .typemap import Meta, PVSpec
 
@@ -276,7 +277,7 @@ class MirroredPV(SimplePV):
         except capost.NotServable as e:
             self.mirror.report_error(self.entry, "driver value not servable over CA", str(e))
             return cas.S_casApp_undefined
-        except Exception:
+        except PLUGIN_FAULTS:
             self.mirror.read_failed(self.entry, "driver read() raised on a CA get")
         else:
             # (a scanned PV's get calls no read(): its scan's reads say how it is)
@@ -304,7 +305,7 @@ class MirroredPV(SimplePV):
             if driver is not None:
                 try:
                     value = driver.read(info.reason)
-                except Exception:
+                except PLUGIN_FAULTS:
                     mirror.read_failed(entry, "driver read() raised in a scan")
                 else:
                     mirror.read_ok(entry)
@@ -366,13 +367,13 @@ class MirroredPV(SimplePV):
             if entry.spec.kind == "enum":  # (pcaspy's live table: a setParamEnums not yet posted)
                 typemap.checked_enum_index(entry.spec, self.info.enums[:typemap.MAX_ENUM_STATES],
                                            int(requested))  # (CA serves the first 16)
-            ok = super().writeValue(client, gddValue)
+            ok = written(entry.name, super().writeValue(client, gddValue))
         except typemap.PutRejected as e:  # as the same put over PVA is
             log.debug("%s: CA put refused: %s", entry.name, e)  # (the put log has it, as for PVA)
             self.mirror.end_put(record, PutResult.REFUSED_TYPE, str(e))
             self._failed = True
             ok = False
-        except Exception as e:  # a plugin that raises must not take the server down
+        except PLUGIN_FAULTS as e:  # a plugin that raises must not take the server down
             self.mirror.end_put(record, *write_failed(entry.name, e))
             self._failed = True  # the client is told: see _status
             ok = False
@@ -1080,8 +1081,8 @@ class PvaMirror:
         if asyn:  # before write(): a callbackPV from write() itself ends it
             self.asyn.begin(entry, put)
         try:
-            ok = driver.write(reason, value)
-        except Exception as e:
+            ok = written(entry.name, driver.write(reason, value))
+        except PLUGIN_FAULTS as e:
             result, reason = write_failed(entry.name, e)
             self._settle(entry, put, result, f"{entry.name}: {result}: {reason}")
             return

@@ -60,14 +60,35 @@ def fail_put(driver: Any, reason: str, why: str) -> None:
         fail(why)
 
 
-def write_failed(name: str, error: Exception) -> tuple[str, str]:
+def write_failed(name: str, error: BaseException) -> tuple[str, str]:
     """Log a ``write()`` that raised; (its :class:`PutResult`, the reason). Call it in
     the ``except`` block, so that a traceback can be logged."""
     if isinstance(error, WriteRefused):
         log.warning("%s: put refused: %s", name, error)
         return PutResult.REFUSED_DRIVER, str(error)
+    if isinstance(error, SystemExit):  # alone, the IOC would have exited here
+        log.error("%s: driver write() asked to exit (SystemExit %s): the put fails, and "
+                  "pvconsole serves on with every IOC it hosts (stop pvconsole to stop "
+                  "them)", name, error.code)
+        return PutResult.DRIVER_ERROR, "driver write() asked to exit: pvconsole serves on"
     log.exception("%s: driver write raised", name)
     return PutResult.DRIVER_ERROR, f"{type(error).__name__}: {error}"
+
+
+def written(name: str, returned: Any) -> Any:
+    """What a driver's ``write()`` returned, as pcaspy's checks of it (``is False``,
+    ``not``) can take it: a value whose truth cannot be asked (a numpy array) is success,
+    with a warning. pcaspy's ``not`` of one raised inside the CA server library's
+    callback, and the process aborted."""
+    if returned is True or returned is False or returned is None:
+        return returned
+    try:
+        bool(returned)
+    except Exception as e:
+        log.warning("%s: driver write() returned %s, which is neither true nor false "
+                    "(%s): taken as success", name, type(returned).__name__, e)
+        return True
+    return returned
 
 
 @dataclass

@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from pcaspy import Driver, cas
 
+from .exitguard import PLUGIN_FAULTS
 from .mirror import Entry, PvaMirror
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ class ReadThrough:
         t0 = time.perf_counter()
         try:
             value = driver.read(entry.spec.reason)
-        except Exception:
+        except PLUGIN_FAULTS:
             self.mirror.read_failed(entry, "driver read() raised")
             value = None
         else:

@@ -217,8 +217,9 @@ def _spec_from_pvdb(prefix: str, reason: str, info: Mapping[str, Any]) -> PVSpec
         count = int(info.get("count", 1))
     except (TypeError, ValueError):
         raise MappingError(f"{name}: count must be an integer, not {info.get('count')!r}")
-    if count < 1:
-        raise MappingError(f"{name}: count must be >= 1, not {count}")
+    if count < 0:
+        raise MappingError(f"{name}: count must be >= 0, not {count}")
+    count = max(count, 1)  # 0: a scalar, as pcaspy serves it
     pva = info.get("pva", {}) or {}
     if not isinstance(pva, Mapping):
         raise MappingError(f"{name}: 'pva' must be a dict of {sorted(PVA_KEYS)}")

@@ -1674,3 +1674,46 @@ def test_a_driver_array_longer_than_count_is_served_cut_on_both_protocols(engine
     assert wait_for(lambda: seen.extend(e["value"] for e in client.events()) or first in seen)
     assert client.get("T:FARR")["value"] == first
     assert list(pva(engine).get("T:FARR").value) == first
+
+
+@pytest.fixture
+def unruly(engine_factory):
+    return engine_factory(plugin_path("unruly"), asyn_timeout=1.0)
+
+
+@pytest.mark.parametrize("pv", ["UR:SHUTDOWN", "UR:OSEXIT"])
+def test_a_driver_that_exits_in_write_fails_the_put_and_every_ioc_serves_on(unruly, pva, ca, pv):
+    """Alone, the IOC would exit (a supervisor restarts it). Hosted, the SystemExit ended
+    the CA server's thread: every plugin's PVs were gone from CA, PVA puts hung."""
+    client = ca(unruly)
+    reply = client.call(op="put_status", pv=pv, value=1)
+    assert reply.get("message") == "Channel write request failed", reply
+    assert "asked to exit" in unruly.putlog.tail(1)[0].reason
+    with pytest.raises(Exception, match="asked to exit"):
+        pva(unruly).put(pv, 1, timeout=5)
+    assert client.get("UR:OK")["value"] == 1.0  # the CA server loop still runs
+    pva(unruly).put("UR:OK", 4.0, timeout=5)
+    assert wait_for(lambda: client.get("UR:OK")["value"] == 4.0)
+
+
+@pytest.mark.parametrize("pv", ["UR:ARRAY_OK", "UR:ARRAY_OK_ASYN"])
+def test_a_write_returning_an_array_is_success(unruly, pva, ca, pv):
+    """pcaspy's ``not`` of a numpy array raised inside the CA server library's callback:
+    the process aborted (pcaspy alone too)."""
+    client = ca(unruly)
+    reply = client.call(op="put_status", pv=pv, value=5)
+    assert reply.get("message", "").lower().startswith("normal"), reply
+    assert wait_for(lambda: client.get(pv)["value"] == 5)
+    pva(unruly).put(pv, 6, timeout=5)
+    assert client.get(pv)["value"] == 6
+
+
+def test_counts_made_by_numpy_or_zero_are_served(unruly, pva, ca):
+    """A numpy count ended the CA server's thread at the first CA get (SWIG takes no
+    numpy int); a count of 0 is a scalar, as pcaspy serves it (it refused the plugin)."""
+    client = ca(unruly)
+    assert client.get("UR:IMG")["value"] == [0] * 32
+    assert len(pva(unruly).get("UR:IMG").value) == 32
+    assert client.get("UR:ZERO")["value"] == 2.5
+    assert pva(unruly).get("UR:ZERO").value == 2.5
+    assert client.get("UR:OK")["value"] == 1.0

@@ -331,7 +331,7 @@ def test_enum_choice_string_put_is_accepted():
 
 @pytest.mark.parametrize("info, message", [
     ({"type": "double"}, "unknown type"),
-    ({"count": 0}, "count must be >= 1"),
+    ({"count": -1}, "count must be >= 0"),
     ({"count": "many"}, "count must be an integer"),
     ({"pva": {"exposed": True}}, "unknown 'pva' keys"),
 ])
