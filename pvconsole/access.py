@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import acfcalc
+
 log = logging.getLogger(__name__)
 
 _INP = re.compile(r"\bINP[A-L]\s*\(")
@@ -70,12 +72,93 @@ def expand_macros(text: str, macros: dict[str, str]) -> str:
     return _MACRO.sub(sub, text)
 
 
-def parse_acf(text: str, path: Path) -> Any:
-    """p4p's rules engine for ``text``; AccessError (one line naming the file and, where
-    the parser says, the line) for anything it cannot parse."""
-    from p4p.asLib import ACFError, Engine
+#: The access level asLib gives every client of pcaspy's CA server: a rule of level 0
+#: (``RULE(0, WRITE)``) does not apply to them, as to an IOC's ASL1 fields.
+CLIENT_LEVEL = 1
+
+
+def _rules_engine() -> type:
+    """p4p's ACF engine (parser, UAG/HAG groups, INP subscriptions) deciding as the CA
+    server's asLib decides: rules below the client's level skipped, ``CALC`` in EPICS's
+    calc language (:mod:`pvconsole.acfcalc`, applied when it gives 1 and every input it
+    reads is connected). p4p's own took any rule level, and its CALC was Python."""
+    from p4p.asLib import PUT, Engine
+    from p4p.client.thread import Disconnected
+
+    class Rules(Engine):
+        def __init__(self, acf: str, ctxt: Any = None) -> None:
+            self._trees: dict[str, Any] = {}  # CALC text -> tree (None: unusable)
+            self._live: set[tuple[str, str]] = set()  # (ASG, input) with a value
+            quiet = logging.getLogger("p4p.asLib")
+            level, quiet.level = quiet.level, logging.CRITICAL  # (its Python compile of
+            try:  # each CALC logs a traceback for EPICS syntax such as A=1)
+                super().__init__(acf, ctxt=ctxt)
+            finally:
+                quiet.level = level
+
+        def tree(self, text: str) -> Any:
+            if text not in self._trees:
+                try:
+                    self._trees[text] = acfcalc.parse(text)
+                except acfcalc.CalcError as e:
+                    log.error("access security: CALC(%r) not understood (%s): its rule "
+                              "grants nothing over PVA", text, e)
+                    self._trees[text] = None
+            return self._trees[text]
+
+        def _var_update(self, grps: Any, value: Any) -> None:
+            with self._lock:
+                for key in grps:
+                    if isinstance(value, Disconnected):
+                        self._live.discard(key)
+                    else:
+                        self._live.add(key)
+            super()._var_update(grps, value)
+
+        def applies(self, group: str, conds: Any, inputs: dict, uags: set, hags: set) -> bool:
+            for cond in conds:
+                if cond[0] == "UAG":
+                    ok = bool(cond[1] & uags)
+                elif cond[0] == "HAG":
+                    ok = bool(cond[1] & hags)
+                elif cond[0] == "CALC":
+                    tree = self.tree(cond[1])
+                    ok = tree is not None and all(
+                        (group, var) in self._live for var in acfcalc.inputs_used(tree)
+                    ) and acfcalc.grants(tree, inputs)
+                else:
+                    ok = False
+                if not ok:
+                    return False
+            return True
+
+        def create(self, channel: Any, group: str, user: str, host: str, level: int,
+                   roles: Any = ()) -> None:
+            perm = 0
+            with self._lock:
+                uags = set(self._uag.get(user, set()))
+                for role in roles:
+                    uags |= self._uag.get("role/" + role, set())
+                hags = self._hag_addr.get(host, set())
+                known = group in self._asg
+                rules, inputs = self._asg[group] if known else self._asg_DEFAULT
+                for mask, rule_level, _trap, conds in rules:
+                    if level > rule_level:
+                        continue
+                    if self.applies(group if known else "DEFAULT", conds, inputs, uags, hags):
+                        perm |= mask
+                self._anodes[channel] = (group, user, host, level)
+            channel.access(put=bool(perm & PUT))
+
+    return Rules
+
+
+def parse_acf(text: str, path: Path, ctxt: Any = None) -> Any:
+    """The rules engine for ``text`` (:func:`_rules_engine`); AccessError (one line naming
+    the file and, where the parser says, the line) for anything it cannot parse."""
+    from p4p.asLib import ACFError
     try:
-        return Engine(text)
+        return _rules_engine()(text, ctxt)
     except ACFError as e:
         raise AccessError(f"access security file {path}: {e}") from None
     except Exception:  # p4p's parser fails this way at an unexpected end of the file
@@ -104,10 +187,9 @@ class AccessRules:
         that CA's asLib (which reads them over CA) refuses would be allowed."""
         if self._engine is None or not _INP.search(self._text):
             return
-        from p4p.asLib import Engine
         from p4p.client.thread import Context
         self._inputs = Context("pva", conf=conf, useenv=True)  # NT values unwrapped: the engine takes floats
-        self._engine = Engine(self._text, ctxt=self._inputs)
+        self._engine = parse_acf(self._text, self.path, self._inputs)  # type: ignore[arg-type]
 
     def close(self) -> None:
         """Stop reading inputs; the environment as it was before :meth:`start_ca`."""
@@ -130,7 +212,7 @@ class AccessRules:
         if self._engine is None:
             return True
         probe = _Probe()
-        self._engine.create(probe, asg or "DEFAULT", user, host, 0)
+        self._engine.create(probe, asg or "DEFAULT", user, host, CLIENT_LEVEL)
         return probe.put
 
     def read_restricted(self, asg: str) -> bool:
@@ -143,7 +225,8 @@ class AccessRules:
         from p4p.asLib import READ
         try:  # p4p's parsed rules: {asg: ([(mask, level, trap, conditions)], inputs)}
             rules, _ = self._engine._asg.get(asg or "DEFAULT") or self._engine._asg_DEFAULT
-            return not any(mask & READ and not conditions for mask, _, _, conditions in rules)
+            return not any(mask & READ and not conditions and level >= CLIENT_LEVEL
+                           for mask, level, _, conditions in rules)
         except (AttributeError, TypeError, ValueError):  # another p4p: as before, not restricted
             log.debug("ACF rules of %s not readable", asg, exc_info=True)
             return False

@@ -450,3 +450,50 @@ def test_a_busy_driver_thread_does_not_make_the_client_report_look_dear(engine_f
     finally:
         busy.join()
     assert engine.clients_max_age == CLIENTS_MAX_AGE
+
+
+def test_calc_in_epics_syntax_and_rule_levels_decide_alike_on_both_protocols(tmp_path):
+    """``CALC("A#1")`` is EPICS's "A not equal 1" (p4p's engine read it as Python: ``A``,
+    the rest a comment, so PVA granted what CA refused), and a ``RULE(0, WRITE)`` does not
+    apply to pcaspy's clients (level 1): PVA granted it."""
+    from conftest import CAClient
+    from p4p.client.thread import Context
+    plugin = tmp_path / "tank.py"
+    plugin.write_text(LEVEL_PLUGIN.replace(
+        '"FILL": {"type": "float", "asg": "fill"}',
+        '"FILL": {"type": "float", "asg": "fill"}, "LOW": {"type": "float", "asg": "low"}'))
+    acf = tmp_path / "rules.acf"
+    acf.write_text('ASG(DEFAULT) {\n    RULE(1, WRITE)\n}\n'
+                   'ASG(fill) {\n    INPA(TANK:LEVEL)\n    RULE(1, READ)\n'
+                   '    RULE(1, WRITE) {\n        CALC("A#1")\n    }\n}\n'
+                   'ASG(low) {\n    RULE(1, READ)\n    RULE(0, WRITE)\n}\n')
+    ca_port = free_port()
+    proc, env = _headless(tmp_path, "--plugin", str(plugin), "--acf", str(acf), ca_port=ca_port)
+    ca = CAClient(ca_port)
+    ctx = Context("pva", conf=env, useenv=False)
+
+    def pva_put(pv: str, value: float) -> bool:
+        try:
+            ctx.put(pv, value, wait=True, timeout=5)
+        except RemoteError as e:
+            assert "write access denied" in str(e)
+            return False
+        return True
+
+    def ca_put(pv: str, value: float) -> bool:
+        reply = ca.put(pv, value, wait=True)
+        assert reply.get("ok") or "denied" in reply.get("error", ""), reply
+        return bool(reply.get("ok"))
+
+    try:
+        assert ca_put("TANK:LEVEL", 1.0)
+        wait_for(lambda: not ca_put("TANK:FILL", 2.0) and not pva_put("TANK:FILL", 2.0), timeout=10)
+        assert ca_put("TANK:LEVEL", 0.0)
+        wait_for(lambda: ca_put("TANK:FILL", 3.0) and pva_put("TANK:FILL", 4.0), timeout=10)
+        assert not ca_put("TANK:LOW", 1.0)
+        assert not pva_put("TANK:LOW", 1.0)
+    finally:
+        ctx.close()
+        ca.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
