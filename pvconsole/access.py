@@ -72,6 +72,8 @@ def expand_macros(text: str, macros: dict[str, str]) -> str:
     return _MACRO.sub(sub, text)
 
 
+#: The severity from which asLib takes a rule's input as bad (INVALID).
+INVALID = 3
 #: The access level asLib gives every client of pcaspy's CA server: a rule of level 0
 #: (``RULE(0, WRITE)``) does not apply to them, as to an IOC's ASL1 fields.
 CLIENT_LEVEL = 1
@@ -107,9 +109,12 @@ def _rules_engine() -> type:
             return self._trees[text]
 
         def _var_update(self, grps: Any, value: Any) -> None:
+            # asLib takes an input that is disconnected or INVALID (a pcaspy PV never
+            # written is UDF INVALID) as bad: rules whose CALC reads it do not apply
+            bad = isinstance(value, Disconnected) or getattr(value, "severity", 0) >= INVALID
             with self._lock:
                 for key in grps:
-                    if isinstance(value, Disconnected):
+                    if bad:
                         self._live.discard(key)
                     else:
                         self._live.add(key)
@@ -246,7 +251,8 @@ class AccessRules:
         return [Verdict("ca", True, write, why), Verdict("pva", True, write, why)]
 
     def start_ca(self, own: list[str]) -> None:
-        """Hand the file to the CA server's asLib (before any PV is created).
+        """Hand the file to the CA server's asLib (before any PV is created); the rules'
+        ``INP`` PVs are read once :func:`start_inputs` runs.
 
         ``own``: this CA server's ``host:port``. asLib reads the rules' ``INP`` PVs with a
         CA client in this process (an IOC reads them from its database): they are looked
@@ -262,10 +268,19 @@ class AccessRules:
         status = cas.asInitFile(str(self.path), "")
         if status:
             raise AccessError(f"access security file {self.path}: the CA server's asLib refused it (its reason is in the log)")
-        global _ca_started
-        if not _ca_started:  # asCa runs for the process; a second start/stop pair hangs
-            cas.asCaStart()
-            _ca_started = True
+
+
+def start_inputs() -> None:
+    """Start asLib's CA client of the ``INP`` PVs, for the rules loaded last (call once
+    the plugins have loaded: a script's own ``initAccessSecurityFile`` replaces the
+    rules while it loads). asLib's client connects the inputs of the file loaded when it
+    starts; rules loaded after it never saw theirs, and their CALC rules granted nothing
+    on CA. Once per process: a second start/stop pair of it hangs."""
+    global _ca_started
+    if not _ca_started:
+        from pcaspy import cas
+        cas.asCaStart()
+        _ca_started = True
 
 
 _ca_started = False

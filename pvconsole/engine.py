@@ -328,6 +328,7 @@ class Engine:
                 # import (alone, it starts its server after that); pvconsole's own
                 # settings of the CA server win over a plugin's
                 os.environ.update(cfg.ca_env())
+                access_mod.start_inputs()  # (the rules are final now)
                 array_bytes.warn_of(self.entries.values())
                 self.ca_server = _CAServer()
                 self.thread.start()  # CA serves while the PVA side is being built

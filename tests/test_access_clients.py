@@ -497,3 +497,52 @@ def test_calc_in_epics_syntax_and_rule_levels_decide_alike_on_both_protocols(tmp
         ca.close()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
+
+
+def test_a_scripts_own_acf_with_inputs_governs_ca_puts(tmp_path):
+    """A script's ``initAccessSecurityFile`` with INPA + CALC: CA writes follow the input.
+    asLib's CA client of the inputs was started before the script's file replaced the
+    rules, and never read this file's: CA refused the write whatever LOCK held."""
+    from conftest import CAClient
+    acf = tmp_path / "own.acf"
+    acf.write_text('ASG(DEFAULT) {\n    RULE(1, WRITE)\n}\n'
+                   'ASG(LOCK) {\n    INPA("OWN:LOCK")\n    RULE(1, READ)\n'
+                   '    RULE(1, WRITE) {\n        CALC("A=0")\n    }\n}\n')
+    script = tmp_path / "own_acf.py"
+    script.write_text(
+        "from pcaspy import Driver, SimpleServer\n"
+        "pvdb = {'LOCK': {'type': 'int'}, 'GATED': {'asg': 'LOCK'}}\n"
+        "class D(Driver):\n    pass\n"
+        "if __name__ == '__main__':\n"
+        "    server = SimpleServer()\n"
+        f"    server.initAccessSecurityFile({str(acf)!r})\n"
+        "    server.createPV('OWN:', pvdb)\n"
+        "    driver = D()\n"
+        "    while True:\n        server.process(0.1)\n")
+    from p4p.client.thread import Context
+    ca_port = free_port()
+    proc, env = _headless(tmp_path, "--plugin", str(script), ca_port=ca_port)
+    ca = CAClient(ca_port)
+    ctx = Context("pva", conf=env, useenv=False)
+
+    def pva_refused() -> bool:
+        try:
+            ctx.put("OWN:GATED", 5.0, wait=True, timeout=5)
+        except RemoteError as e:
+            return "write access denied" in str(e)
+        return False
+
+    try:  # LOCK is UDF, INVALID: asLib takes it as a bad input, and so does PVA
+        assert "denied" in ca.put("OWN:GATED", 1.0, wait=True).get("error", "")
+        wait_for(pva_refused, timeout=10)
+        assert ca.put("OWN:LOCK", 0, wait=True).get("ok")
+        wait_for(lambda: ca.put("OWN:GATED", 2.0, wait=True).get("ok"), timeout=10)
+        wait_for(lambda: not pva_refused(), timeout=10)
+        assert ca.put("OWN:LOCK", 1, wait=True).get("ok")
+        wait_for(lambda: "denied" in ca.put("OWN:GATED", 3.0, wait=True).get("error", ""), timeout=10)
+        wait_for(pva_refused, timeout=10)
+    finally:
+        ctx.close()
+        ca.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
