@@ -24,6 +24,7 @@ registers it with CA and PVA.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import ctypes
 import importlib
@@ -934,7 +935,25 @@ def _has_contract(ns: dict) -> bool:
 
 
 def _has_main_guard(text: str) -> bool:
-    return "__name__" in text and "__main__" in text
+    """Whether a top-level statement of the source is ``if __name__ == "__main__":``
+    (either way round, or within an ``and``/``or``). The two names anywhere (a comment,
+    ``type(e).__name__``) made a module plugin run as a script."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):  # (its import reports it)
+        return "__name__" in text and "__main__" in text
+    return any(isinstance(node, ast.If) and _tests_main(node.test) for node in tree.body)
+
+
+def _tests_main(test: ast.expr) -> bool:
+    if isinstance(test, ast.BoolOp):
+        return any(_tests_main(v) for v in test.values)
+    if not isinstance(test, ast.Compare) or len(test.ops) != 1:
+        return False
+    sides = [test.left, *test.comparators]
+    names = {n.id for n in sides if isinstance(n, ast.Name)}
+    texts = {n.value for n in sides if isinstance(n, ast.Constant)}
+    return names == {"__name__"} and texts == {"__main__"}
 
 
 def _names_asyncio(origin: str | None) -> bool:

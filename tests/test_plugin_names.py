@@ -76,3 +76,18 @@ def test_a_spec_s_command_line_is_split_as_a_shell_would(tmp_path, monkeypatch):
     assert split_args(f"gw.py {many}") == ("gw.py", many.split())
     assert split_args("'my iocs.py' -P X:") == ("my iocs.py", ["-P", "X:"])
     assert split_args("ioc.py 'unclosed") == ("ioc.py 'unclosed", [])
+
+
+def test_a_module_plugin_naming_main_in_passing_is_not_a_script(engine_factory, pva, tmp_path):
+    """Only a top-level ``if __name__ == '__main__':`` makes a file a script: the two names
+    in a comment and ``type(e).__name__`` ran this module plugin as ``__main__``."""
+    mark = tmp_path / "name.txt"
+    (tmp_path / "modplug.py").write_text(
+        "# not run as __main__\nfrom pcaspy import Driver\n"
+        "prefix = 'MP:'\npvdb = {'X': {'value': 1.5}}\n"
+        "def name_of(e):\n    return type(e).__name__\n"
+        "class D(Driver):\n    pass\n"
+        f"open({str(mark)!r}, 'w').write(__name__)\n")
+    engine = engine_factory(str(tmp_path / "modplug.py"))
+    assert pva(engine).get("MP:X").value == 1.5
+    assert mark.read_text() != "__main__"
