@@ -555,6 +555,19 @@ def bytes_string(value: bytes | bytearray) -> str:
     return _chars_to_str(value, MAX_STRING_SIZE - 1)
 
 
+def ca_put_text(value: Any) -> Any:
+    """The text of a CA put to a ``string`` PV. pcaspy hands over bytes that are not
+    UTF-8 (a Latin-1 ``caf\\xe9``) as a str with surrogate escapes, which neither
+    protocol could serve again (every get of the PV failed): read as a CA client reads
+    such bytes (:func:`bytes_string`, Latin-1 where not UTF-8)."""
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return bytes_string(value.encode("utf-8", "surrogateescape"))
+    return value
+
+
 def _cut(text: str, size: int) -> str:
     """``text`` cut to ``size`` UTF-8 bytes, without half a character at the end."""
     if len(text) <= size and text.isascii():
@@ -582,15 +595,17 @@ def _chars_to_str(value: Any, size: int) -> str:
         raw = bytes(value)
     else:
         raw = bytes(int(x) & 0xFF for x in value)
-    return _bytes_to_text(raw.split(b"\0", 1)[0][:size])
+    raw = raw.split(b"\0", 1)[0]
+    return _bytes_to_text(raw[:size], cut=len(raw) >= size)
 
 
-def _bytes_to_text(raw: bytes) -> str:
-    """UTF-8 (a character cut in half at the end dropped), else Latin-1."""
+def _bytes_to_text(raw: bytes, cut: bool = True) -> str:
+    """UTF-8 (where ``cut``, at the size limit, a character cut in half at the end
+    dropped), else Latin-1 (a short ``caf\\xe9`` is café, not a cut "caf")."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        if e.reason == "unexpected end of data":
+        if cut and e.reason == "unexpected end of data":
             try:
                 return raw[:e.start].decode("utf-8")
             except UnicodeDecodeError:

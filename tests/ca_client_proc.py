@@ -87,6 +87,8 @@ def handle(cmd):
                 "lower_warning_limit": info.get("lower_warning_limit")}
     if op == "put":
         value = cmd["value"]
+        if cmd.get("latin1"):  # the value's bytes in Latin-1, as a client of another locale
+            value = value.encode("latin-1")
         ok = epics.caput(name, value, wait=cmd.get("wait", True), timeout=cmd.get("timeout", 5))
         return {"ok": ok is not None and ok != 0, "result": ok}
     if op == "put_status":

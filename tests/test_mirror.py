@@ -1717,3 +1717,15 @@ def test_counts_made_by_numpy_or_zero_are_served(unruly, pva, ca):
     assert client.get("UR:ZERO")["value"] == 2.5
     assert pva(unruly).get("UR:ZERO").value == 2.5
     assert client.get("UR:OK")["value"] == 1.0
+
+
+def test_a_ca_put_of_latin1_text_to_a_string_pv_is_that_text(engine, pva, ca):
+    """A client in a Latin-1 locale puts b'caf\\xe9'. pcaspy handed the driver a str with a
+    surrogate escape, which neither protocol could serve again: every CA get of the PV
+    failed and PVA kept an older value, INVALID."""
+    client = ca(engine)
+    assert client.put("T:STRING", "café", latin1=True, wait=True).get("ok")
+    assert wait_for(lambda: pva(engine).get("T:STRING").value == "café")
+    assert pva(engine).get("T:STRING").alarm.severity == 0
+    assert client.get("T:STRING")["value"] == "café"  # (served as UTF-8)
+    assert engine.putlog.tail(1)[0].requested == "café"
