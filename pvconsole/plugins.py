@@ -803,10 +803,34 @@ def _run_as_script(capture: _Capture, path: Path) -> dict:
 
 def _main_namespace(path: Path) -> dict:
     """Globals of a script run as ``__main__`` (not installed in ``sys.modules``: the
-    script may keep running after it hands over, pvconsole's own ``__main__`` stays)."""
+    script may keep running after it hands over, pvconsole's own ``__main__`` stays;
+    what it defines is found there by name, :func:`_main_attr`)."""
     module = types.ModuleType("__main__")
     module.__file__ = str(path)
-    return vars(module)
+    namespace = vars(module)
+    _script_namespaces.append(namespace)
+    main = sys.modules.get("__main__")
+    if main is not None and vars(main).get("__getattr__") is not _main_attr:
+        _main_attr.before = vars(main).get("__getattr__")  # type: ignore[attr-defined]
+        vars(main)["__getattr__"] = _main_attr
+    return namespace
+
+
+_script_namespaces: list[dict] = []
+
+
+def _main_attr(name: str) -> Any:
+    """pvconsole's ``__main__``'s attribute lookup (PEP 562) for names it lacks: the
+    scripts' (the newest first). ``pickle`` finds what a script defines as
+    ``__main__.Name`` there, and ``multiprocessing`` (fork) sends its functions: both
+    failed, the names not being pvconsole's."""
+    for namespace in reversed(_script_namespaces):
+        if name in namespace:
+            return namespace[name]
+    before = getattr(_main_attr, "before", None)
+    if before is not None:
+        return before(name)
+    raise AttributeError(f"module '__main__' has no attribute {name!r}")
 
 
 def _exec_as_main(path: Path, namespace: dict) -> None:

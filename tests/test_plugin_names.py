@@ -91,3 +91,15 @@ def test_a_module_plugin_naming_main_in_passing_is_not_a_script(engine_factory, 
     engine = engine_factory(str(tmp_path / "modplug.py"))
     assert pva(engine).get("MP:X").value == 1.5
     assert mark.read_text() != "__main__"
+
+
+def test_what_a_script_defines_can_be_pickled(engine_factory, pva):
+    """pickle looks up ``__main__.Settings``: pvconsole's ``__main__`` finds it among the
+    scripts' names (it failed: 'attribute lookup Settings on __main__ failed')."""
+    from conftest import plugin_path, wait_for
+    engine = engine_factory(plugin_path("script_pickle"))
+    ctx = pva(engine)
+    ctx.put("PK:SP", 21.0)
+    ctx.put("PK:SAVE", 1)
+    assert wait_for(lambda: ctx.get("PK:ERR").value == "ok")
+    assert ctx.get("PK:RES").value == 42.0
