@@ -434,3 +434,65 @@ def test_enter_on_a_client_lists_all_its_channels() -> None:
         first = FIXED_CLIENTS[0]
         assert any(all(ch in m for ch in first["channels"]) for m in shown), shown
     run(check, size=(160, 48))
+
+
+def test_the_palettes_exposure_toggle_off_the_pv_table_changes_nothing_unseen() -> None:
+    """From another view the palette's toggle turned off the table's cursor PV, which the
+    operator could not see, without asking: it now shows the table and says what to do."""
+    async def check(app, pilot) -> None:
+        asked: list = []
+        app.request_exposure = lambda names, mode: asked.append((names, mode))
+        for view_key, expected in (("4", 0), ("1", 1)):
+            await pilot.press(view_key)
+            await pilot.pause()
+            await pilot.press("ctrl+p")
+            await pilot.pause()
+            await pilot.press(*"toggle pva exposure of marked")
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await pilot.pause()
+            assert len(asked) == expected
+            assert app.current_view == "pvs"
+    run(check)
+
+
+def test_q_on_the_details_screen_goes_back() -> None:
+    """q there stopped every IOC (without asking when no client was connected)."""
+    async def check(app, pilot) -> None:
+        await open_details(app, pilot, "PSU:CNT")
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.screen is app.main and app.is_running
+    run(check)
+
+
+def test_enter_on_a_pv_of_the_connections_view_opens_its_details() -> None:
+    """The view opens with the PVs-with-clients table focused, where Enter did nothing."""
+    async def check(app, pilot) -> None:
+        await pilot.press("2")
+        await pilot.pause()
+        table = app.main.query_one("#pv-clients")
+        assert app.focused is table and table.row_count
+        first = str(table.coordinate_to_cell_key((0, 0)).row_key.value)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, DetailsScreen) and app.screen.state.name == first
+    run(check)
+
+
+def test_question_mark_and_f1_show_and_hide_the_keys() -> None:
+    """? and F1 did nothing, and the palette had no "help"."""
+    async def check(app, pilot) -> None:
+        for key in ("question_mark", "f1"):
+            await pilot.press(key)
+            await pilot.pause()
+            assert app.screen.query("HelpPanel")
+            await pilot.press(key)
+            await pilot.pause()
+            assert not app.screen.query("HelpPanel")
+        names = [name for name, _, _ in ConsoleCommands(app.screen)._actions()]
+        assert any(name.lower().startswith("help") for name in names)
+        await pilot.press("slash", "P", "S", "U", "question_mark")  # a glob's ? is typed
+        await pilot.pause()
+        assert app.focused.value == "PSU?" and not app.screen.query("HelpPanel")
+    run(check)

@@ -81,6 +81,7 @@ class PvConsoleApp(App[int]):
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit_now", "Quit", show=False, priority=True),
         Binding("t", "toggle_dark", "Theme", show=False),
+        Binding("question_mark,f1", "toggle_help", "Help", show=False),
     ]
 
     def __init__(self, source: DataSource, *, log_buffer: LogBuffer | None = None, live: bool = True,
@@ -488,6 +489,13 @@ class PvConsoleApp(App[int]):
                        "log": lambda: self.main.query_one(ServerLog)}[view]()
         getattr(widget, method)(*args)
 
+    def action_toggle_help(self) -> None:
+        """? or F1: the keys of the focused view, and what it is; again to hide them."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
     async def action_quit(self) -> None:
         """q (and the palette's Quit): quitting stops every IOC this console hosts, so it
         asks first while clients are connected; ctrl+c quits at once."""
@@ -535,6 +543,12 @@ class PvConsoleApp(App[int]):
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
 
     def action_exposure_selected(self, mode: str) -> None:
+        if self.screen is not self.main or self.current_view != "pvs":
+            # (the palette, from another view: the cursor row is one nobody sees)
+            self.action_view("pvs")
+            self.notify("PV table shown: mark the rows (space) or put the cursor on one, "
+                        "then press e (on/off) or w (read-only)")
+            return
         table = self.pv_view.table
         targets, hidden = table.targets(), table.hidden_marks()
         if hidden and not targets:

@@ -21,6 +21,7 @@ class ConsoleCommands(Provider):
 
     def _actions(self) -> Iterator[tuple[str, str, Callable[[], Any]]]:
         app: Any = self.app
+        yield "Help: keys of this view", "Show or hide the keys and what the view is (? or F1)", app.action_toggle_help
         yield "Show PV table", "Main view: every PV, live (1)", partial(app.action_view, "pvs")
         yield "Show connections", "Clients per protocol and per PV (2)", partial(app.action_view, "connections")
         yield "Show put log", "Every put over CA and PVA (3)", partial(app.action_view, "puts")

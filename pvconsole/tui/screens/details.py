@@ -51,6 +51,9 @@ class DetailsScreen(Screen):
 
     BINDINGS = [
         Binding("escape,backspace", "app.pop_screen", "Back"),
+        # q here is back, as in a pager: it stopped every IOC, without asking when no
+        # client was connected (ctrl+c still quits from anywhere)
+        Binding("q", "app.pop_screen", "Back", show=False),
         Binding("e", "exposure('on/off')", "PVA on/off"),
         Binding("w", "exposure('ro')", "PVA ro"),
         # the views' own keys work here too (back to the main screen, that view)

@@ -220,7 +220,11 @@ class ConnectionsView(Pane):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """Enter on a client: all of it, every channel included (the table shows 30
-        characters of them)."""
+        characters of them). Enter on a PV: its details, with its clients."""
+        if event.data_table.id == "pv-clients":
+            event.stop()
+            self.app.action_details(str(event.row_key.value))  # type: ignore[attr-defined]
+            return
         if event.data_table.id != "clients":
             return
         event.stop()
