@@ -381,7 +381,7 @@ class MirroredPV(SimplePV):
             ok = False
         else:
             self.mirror.end_put(record, PutResult.REFUSED_DRIVER if ok is False else PutResult.ACCEPTED,
-                                "driver returned False" if ok is False else "")
+                                f"driver refused value {requested!r}" if ok is False else "")
         if asyn and not ok and puts.abandon(entry, asyncput.CA):
             self._ends_own_write = True  # pcaspy ends its write next: not the oldest's turn
             self.mirror.start_waiting(entry)
@@ -1205,7 +1205,13 @@ def waits_for_completion(op: Any) -> bool:
 
 
 def _describe(raw: Any) -> Any:
+    """What a PVA put asked for, for the put log: its ``value`` (of an NTEnum, the index
+    or the choice it gave, as a CA put of it logs: not the whole structure)."""
     try:
-        return raw.todict().get("value")
+        value = raw.todict().get("value")
+        if isinstance(value, dict) and "index" in value:
+            choices = value.get("choices") or []
+            return choices[0] if choices and raw.changed("value.choices") else value["index"]
+        return value
     except Exception:
         return None

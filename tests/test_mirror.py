@@ -1729,3 +1729,13 @@ def test_a_ca_put_of_latin1_text_to_a_string_pv_is_that_text(engine, pva, ca):
     assert pva(engine).get("T:STRING").alarm.severity == 0
     assert client.get("T:STRING")["value"] == "café"  # (served as UTF-8)
     assert engine.putlog.tail(1)[0].requested == "café"
+
+
+@pytest.mark.parametrize("value, requested", [(5, 5), ({"value.index": -1}, -1),
+                                              ({"value.choices": ["Nope"]}, "Nope")])
+def test_a_refused_pva_enum_put_logs_what_was_asked(engine, pva, value, requested):
+    """The put log showed the whole NTEnum value structure ({'index': 7, 'choices': …})
+    where a CA put of the same logs the index."""
+    with pytest.raises(RemoteError):
+        pva(engine).put("T:ENUM", value, wait=True)
+    assert engine.putlog.tail(1)[0].requested == requested

@@ -24,6 +24,7 @@ from pvconsole.tui.logbuffer import LogBuffer
 from pvconsole.loopback import loopback_config
 from pvconsole.tui.screens.confirm import ConfirmScreen
 from pvconsole.tui.screens.details import DetailsScreen
+from pvconsole.tui.screens.record import RecordScreen
 from pvconsole.tui.widgets import pvtable
 from pvconsole.tui.widgets.pvtable import PVTable
 
@@ -275,11 +276,13 @@ async def test_pva_put_shows_in_put_log(engine: Engine, pva: Context) -> None:
         await pilot.press("escape", "slash", *"psu:m?g pva", "enter")  # a glob and a word
         await until(pilot, lambda: [r[1] for r in rows()] == ["PSU:MSG"], what="glob filter")
         await pilot.press("enter")  # the whole put, client and all, whatever the width
-        await until(pilot, lambda: any("hello tui" in n.message and "@" in n.message
-                                       for n in app._notifications), what="the put in full")
-        await pilot.press("enter", "enter")  # again: one toast of a put, not a stack
+        await until(pilot, lambda: isinstance(app.screen, RecordScreen), what="the put in full")
+        fields = dict(app.screen.fields)
+        assert "hello tui" in fields["Old → new"] and "@" in fields["Client"]
+        assert fields["Protocol"] == "PVA" and fields["Result"] == "accepted"
+        await pilot.press("escape")  # closes, as Enter and q do
         await pilot.pause()
-        assert sum(n.title.startswith("put to ") for n in app._notifications) == 1
+        assert app.screen is app.main and app.current_view == "puts"
 
 
 @sync

@@ -16,6 +16,7 @@ from pvconsole.tui.commands import ConsoleCommands
 from pvconsole.tui.fixed import FixedSource
 from test_tui_snapshots import fixed_log
 from pvconsole.tui.screens.details import DetailsScreen
+from pvconsole.tui.screens.record import RecordScreen
 from pvconsole.tui.widgets.keybar import KeyBar
 from pvconsole.tui.widgets.pvtable import SORT_KEYS, SORTABLE
 from pvconsole.tui.widgets.serverlog import ServerLog
@@ -430,9 +431,12 @@ def test_enter_on_a_client_lists_all_its_channels() -> None:
         await pilot.pause()
         await pilot.press("enter")
         await pilot.pause()
-        shown = [n.message for n in app._notifications]
-        first = FIXED_CLIENTS[0]
-        assert any(all(ch in m for ch in first["channels"]) for m in shown), shown
+        assert isinstance(app.screen, RecordScreen)
+        channels = next(v for k, v in app.screen.fields if k.startswith("Channels"))
+        assert all(ch in channels for ch in FIXED_CLIENTS[0]["channels"]), channels
+        await pilot.press("q")  # closes it (q is not quit there)
+        await pilot.pause()
+        assert app.screen is app.main and app.is_running
     run(check, size=(160, 48))
 
 

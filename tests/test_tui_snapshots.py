@@ -132,3 +132,8 @@ def test_server_log(snap_compare) -> None:
 def test_confirm_exposure_off(snap_compare) -> None:
     assert snap_compare(make_app(), terminal_size=SMALL,
                         run_before=run_before("j", *"MODE", "enter", "e"))
+
+
+def test_a_put_in_full(snap_compare) -> None:
+    """Enter on a put: every field labelled, the reason whole at 80 columns."""
+    assert snap_compare(make_app(), terminal_size=SMALL, run_before=run_before("3", "enter"))

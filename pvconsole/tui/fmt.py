@@ -238,3 +238,8 @@ def bytes_rate(value: float) -> str:
         if value >= scale:
             return f"{value / scale:.1f}{unit}/s"
     return f"{value:.0f}B/s"
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and the noun, plural when it is not 1 ("1 put", "2 puts")."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"

@@ -118,7 +118,7 @@ class DetailsScreen(Screen):
                                 style=fmt.severity_style(s.severity, dark)))
         t.add_row("Updated", fmt.full_time(s.timestamp, self.tz))
         t.add_row("PVA exposure", fmt.exposure_text(s.exposure, dark))
-        t.add_row("Counts", f"{s.updates} updates, {s.puts} puts since start")
+        t.add_row("Counts", f"{fmt.counted(s.updates, 'update')}, {fmt.counted(s.puts, 'put')} since start")
         return t
 
     def _show_mapping(self, s: PVState) -> None:

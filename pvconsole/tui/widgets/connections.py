@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Static
 from ...mirror import PVState
 from .. import fmt
 from ..source import client_counts, clients_per_protocol
-from ..toast import show_in_full
+from ..screens.record import RecordScreen
 from .steadytable import SteadyDataTable
 from .pane import Pane
 
@@ -234,11 +234,11 @@ class ConnectionsView(Pane):
             return
         channels = [str(ch) for ch in c.get("channels") or []]
         shown = channels[:CHANNELS_SHOWN]
-        more = f"\n… and {len(channels) - len(shown)} more" if len(channels) > len(shown) else ""
-        show_in_full(  # (the app's notify quotes it: no markup, nothing a terminal acts on)
-            self.app, "client",
-            f"{c.get('user', '')}@{c.get('host', '')} ({c.get('peer', '')}), since "
-            f"{fmt.clock_time(float(c.get('since') or 0), self.tz)}\n"
-            f"{len(channels)} channel(s): {', '.join(shown)}{more}",
-            f"{str(c.get('protocol', '')).upper()} client", 20)
+        more = f" … and {len(channels) - len(shown)} more" if len(channels) > len(shown) else ""
+        self.app.push_screen(RecordScreen(
+            f"{str(c.get('protocol', '')).upper()} client {c.get('user', '')}@{c.get('host', '')}",
+            [("User", fmt.visible(str(c.get("user", "")))), ("Host", fmt.visible(str(c.get("host", "")))),
+             ("Peer", fmt.visible(str(c.get("peer", "")))),
+             ("Since", fmt.clock_time(float(c.get("since") or 0), self.tz)),
+             (f"Channels ({len(channels)})", fmt.visible(", ".join(shown)) + more)]))
 

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Input, Static
 from .. import fmt
 from ..focus import focus_now
 from ..settings import PUTLOG_ROWS
-from ..toast import show_in_full
+from ..screens.record import RecordScreen
 from .steadytable import SteadyDataTable
 from .line import show_line
 from .pvtable import name_matches
@@ -67,14 +67,16 @@ def put_matches(r: Any, text: str) -> bool:
     return all(any(name_matches(f, word) for f in fields) for word in text.split())
 
 
-def put_text(r: Any, tz: tzinfo | None) -> str:
-    """A put record in full, one field per line."""
-    lines = [f"{fmt.iso_clock(r.time, tz)}  {r.protocol.upper()}  {fmt.visible(r.client)}",
-             change_text(r, 60),
-             f"{r.result}{f': {fmt.visible(r.reason)}' if r.reason else ''}"]
+def put_fields(r: Any, tz: tzinfo | None) -> list[tuple[str, str]]:
+    """A put record in full, a labelled field per line."""
+    fields = [("Time", fmt.iso_clock(r.time, tz)), ("PV", fmt.visible(r.pv)),
+              ("Protocol", r.protocol.upper()), ("Client", fmt.visible(r.client)),
+              ("Old → new", fmt.visible(change_text(r, 200))), ("Result", r.result)]
+    if r.reason:
+        fields.append(("Why", fmt.visible(r.reason.removeprefix(f"{r.pv}: "))))
     if r.duration_ms:
-        lines.append(f"driver {r.duration_ms:g} ms")
-    return "\n".join(lines)
+        fields.append(("Driver", f"{r.duration_ms:g} ms"))
+    return fields
 
 
 class PutLogView(Pane):
@@ -172,7 +174,7 @@ class PutLogView(Pane):
         seq = str(event.row_key.value)
         record = next((r for r in self.records if str(r.seq) == seq), None)
         if record is not None:
-            show_in_full(self.app, "put", put_text(record, self.tz), f"put to {record.pv}", 15)
+            self.app.push_screen(RecordScreen(f"Put to {record.pv}", put_fields(record, self.tz)))
 
     def show_newest(self) -> None:
         """Shown: when following, the newest put is in view (records that arrived while the
