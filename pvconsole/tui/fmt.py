@@ -25,7 +25,7 @@ SEVERITY_BADGES = ("", "bold #000000 on #ffd700", "bold #ffffff on #d00000",
 
 EXPOSURE_LABELS = {"on": "on", "off": "off", "ro": "ro"}
 EXPOSURE_STYLES_DARK = {"on": "green", "off": "bright_black", "ro": "cyan"}
-EXPOSURE_STYLES_LIGHT = {"on": "green4", "off": "grey50", "ro": "dark_cyan"}
+EXPOSURE_STYLES_LIGHT = {"on": "green4", "off": "grey35", "ro": "dark_cyan"}  # (grey50: hard to read)
 
 
 #: Characters a terminal acts on instead of showing: C0 controls as their Control
