@@ -243,7 +243,7 @@ def test_a_filter_or_a_jump_that_finds_nothing_says_so() -> None:
     async def check(app, pilot) -> None:
         app.pv_view.set_filter("NOPE:*")
         await pilot.pause()
-        assert "no PV matches the filter" in str(app.pv_view.query_one("#pv-info").content)
+        assert "no match (Esc clears)" in str(app.pv_view.query_one("#pv-info").content)
         app.pv_view.set_filter("")
         await pilot.press("j", *"XYZZY", "enter")
         await pilot.pause()

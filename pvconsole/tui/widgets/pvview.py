@@ -71,10 +71,14 @@ class PVView(Pane):
         t = self.table
         sort = dict((k, label) for k, label, _ in COLUMNS)[t.sort_key]
         parts = [f"{len(t.marked)} marked"] if t.marked else []  # first: e and w act on them
-        parts += [f"{t.row_count}/{len(t.states)} PVs", f"plugin {t.plugin or 'all'}",
-                  f"sort {sort} {t.sort_arrow}"]
         if not t.row_count and t.states:
-            parts.insert(0, "no PV matches the filter (Esc clears it)")
+            parts.append("no match (Esc clears)")
+        if t.plugin:  # a plugin chosen is what the operator looks at: before the counts
+            parts.append(f"plugin {t.plugin}")
+        parts.append(f"{t.row_count}/{len(t.states)} PVs")
+        if not t.plugin:
+            parts.append("plugin all")
+        parts.append(f"sort {sort} {t.sort_arrow}")
         show_line(self.query_one("#pv-info", Static), Text("  ".join(parts)))  # (plugin names)
 
     # ------------------------------------------------------------------ filter & plugin
