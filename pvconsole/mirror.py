@@ -240,9 +240,16 @@ class MirroredPV(SimplePV):
             alias._post(dbValue)
 
     def _post(self, dbValue: Any) -> None:
+        if self.mirror.publish(self.entry, dbValue) is not None:
+            later = capost.batched()
+            if later is None:
+                self.post_ca()
+            else:  # within an updatePVs(): after the PVA posts of its other PVs
+                later.append(self)
+
+    def post_ca(self) -> None:
+        """Post the PV's newest change to its CA monitors (published already)."""
         entry = self.entry
-        if self.mirror.publish(entry, dbValue) is None:
-            return
         if not self.interest:  # nobody to post it to: not owed to the next post either
             entry.ca_posted = entry.ca_update
             return

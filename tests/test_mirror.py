@@ -1739,3 +1739,35 @@ def test_a_refused_pva_enum_put_logs_what_was_asked(engine, pva, value, requeste
     with pytest.raises(RemoteError):
         pva(engine).put("T:ENUM", value, wait=True)
     assert engine.putlog.tail(1)[0].requested == requested
+
+
+def test_an_update_pvs_posts_its_pvs_on_pva_before_ca(engine, pva, ca, monkeypatch):
+    """A tick's changes flushed by one updatePVs(): the PVA posts go first, then the CA
+    posts (the tenth PVA post waited for nine CA posts too), and both protocols get all."""
+    import types
+    from pvconsole import capost
+    client = ca(engine)
+    names = ("T:FLOAT", "T:INT")
+    for name in names:
+        client.monitor(name)
+    ctx = pva(engine)
+    subs = [ctx.monitor(name, lambda v: None) for name in names]
+    try:
+        wait_for(lambda: all(engine.entry(n).pva_clients for n in names))
+        wait_for(lambda: all(engine.entry(n).ca_pv.interest for n in names))
+        order: list[str] = []
+        raw_post, ca_post = mirror_module._RawSharedPV.post, capost.post
+        monkeypatch.setattr(mirror_module, "_RawSharedPV", types.SimpleNamespace(
+            post=lambda pv, V: (order.append("pva"), raw_post(pv, V))))
+        monkeypatch.setattr(capost, "post", lambda pv, db: (order.append("ca"), ca_post(pv, db)))
+        driver = driver_of(engine)
+        engine.run_on_driver_thread(lambda: (driver.setParam("FLOAT", 11.5), driver.setParam("INT", 12),
+                                             driver.updatePVs()))
+        assert order == ["pva", "pva", "ca", "ca"]
+        seen: dict = {}
+        assert wait_for(lambda: seen.update((e["pv"], e["value"]) for e in client.events())
+                        or seen == {"T:FLOAT": 11.5, "T:INT": 12})
+        assert [ctx.get(n).value for n in names] == [11.5, 12]
+    finally:
+        for sub in subs:
+            sub.close()
