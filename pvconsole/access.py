@@ -128,9 +128,11 @@ def _rules_engine() -> type:
                     ok = bool(cond[1] & hags)
                 elif cond[0] == "CALC":
                     tree = self.tree(cond[1])
-                    ok = tree is not None and all(
-                        (group, var) in self._live for var in acfcalc.inputs_used(tree)
-                    ) and acfcalc.grants(tree, inputs)
+                    used = acfcalc.inputs_used(tree) if tree is not None else set()
+                    # (asLib computes a CALC when an input it reads changes: one that
+                    # reads none, CALC("1"), is never computed and never applies)
+                    ok = bool(used) and all((group, var) in self._live for var in used) \
+                        and acfcalc.grants(tree, inputs)
                 else:
                     ok = False
                 if not ok:

@@ -546,3 +546,12 @@ def test_a_scripts_own_acf_with_inputs_governs_ca_puts(tmp_path):
         ca.close()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
+
+
+def test_a_calc_that_reads_no_input_never_applies(tmp_path):
+    """asLib computes a rule's CALC when an input it reads changes: CALC("1") is never
+    computed, and CA never granted its rule (checked with a CA client); PVA did."""
+    acf = tmp_path / "calc1.acf"
+    acf.write_text('ASG(DEFAULT) {\n    RULE(1, READ)\n    RULE(1, WRITE) { CALC("1") }\n}\n')
+    from pvconsole.access import AccessRules
+    assert not AccessRules(acf).can_write("DEFAULT", "op", "127.0.0.1")
