@@ -81,13 +81,32 @@ def pvdb() -> dict[str, dict]:
     }
 
 
-def effective_acf(user_acf: Path | None, state_dir: Path) -> Path:
+_DEFAULT_ASG = re.compile(r"\bASG\s*\(\s*DEFAULT\s*\)")
+
+
+def effective_acf(user_acf: Path | None, state_dir: Path, script: str = "") -> Path:
     """The ACF both servers load: the operator's file (checked first, so errors name its
-    lines), plus pvconsole's own groups when it does not define them."""
+    lines), plus pvconsole's own groups when it does not define them.
+
+    ``script``: the plugin whose own ``initAccessSecurityFile`` gave the file. Without an
+    ``ASG(DEFAULT)`` there, its PVs without an ``asg`` stay open to all, as pcaspy alone
+    leaves them out of access security (pvconsole puts them in DEFAULT, which such a
+    file left empty: nobody could read or write them, pcaspy's access_control example
+    among them). In an operator's file (``--acf``) a missing DEFAULT grants nothing, as
+    in an IOC: the log says so."""
     if user_acf is not None:
         text = read_acf(user_acf)
         parse_acf(text, user_acf)
         text = _neutralise_unknown_levels(text, user_acf)
+        if not _DEFAULT_ASG.search(text):
+            if script:
+                log.info("plugin %s: its access security file has no ASG(DEFAULT): its PVs "
+                         "without an asg are open to all, as pcaspy serves them", script)
+                text += ("\n# added by pvconsole: PVs without an asg open to all, as pcaspy "
+                         "alone serves them\nASG(DEFAULT) {\n    RULE(1, WRITE)\n}\n")
+            else:
+                log.warning("access security file %s has no ASG(DEFAULT): PVs without an asg "
+                            "are in DEFAULT, which grants nothing (as in an IOC)", user_acf)
     else:
         text = "ASG(DEFAULT) {\n    RULE(1, WRITE)\n}\n"
     if f"ASG({CTL_ASG})" not in text.replace(" ", ""):

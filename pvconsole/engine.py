@@ -509,7 +509,7 @@ class Engine:
         try:
             own = self.config.state_dir / "plugin.acf"
             own.write_text(access_mod.expand_macros(access_mod.read_acf(path), macros))
-            self._apply_rules(own)
+            self._apply_rules(own, script=plugin)
         except (AccessError, OSError) as e:
             log.error("plugin %s: its access security file %s is not applied: %s; its PVs are "
                       "served without access security (--acf FILE gives them one)", plugin, shown, e)
@@ -520,10 +520,11 @@ class Engine:
                     shown, f", for plugins {', '.join(others)} too (one file for all; --acf FILE "
                     "overrides)" if others else " (--acf FILE overrides)")
 
-    def _apply_rules(self, user_acf: Path | None) -> None:
-        """Both servers' access rules from now on: ``user_acf`` and pvconsole's own groups."""
+    def _apply_rules(self, user_acf: Path | None, script: str = "") -> None:
+        """Both servers' access rules from now on: ``user_acf`` (a ``script``'s own, when
+        named) and pvconsole's own groups."""
         from . import control
-        rules = AccessRules(control.effective_acf(user_acf, self.config.state_dir))
+        rules = AccessRules(control.effective_acf(user_acf, self.config.state_dir, script))
         rules.start_ca(client_addresses(self.config.ca_intf, self.config.ca_port))
         self.access.close()
         self.access = rules

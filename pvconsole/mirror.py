@@ -26,6 +26,7 @@ import queue
 import sys
 import threading
 import time
+from collections import deque
 from typing import Any, Callable, NamedTuple
 
 from p4p._p4p import SharedPV as _RawSharedPV
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 #: pvxs loop per post costs little at that rate). Measured over ``RATE_WINDOW`` seconds.
 DEFER_RATE = float(os.environ.get("PVCONSOLE_PVA_BATCH_RATE", "3000"))
 RATE_WINDOW = 0.05
+#: Seconds after a ``callbackPV`` before the next put waiting for the PV starts.
+NEXT_PUT_DELAY = float(os.environ.get("PVCONSOLE_ASYN_NEXT_DELAY", "0.02"))
 #: CA event mask bit of a metadata change (setParamInfo, setParamEnums).
 DBE_PROPERTY = cas.DBE_PROPERTY
 DBE_ALARM = cas.DBE_ALARM
@@ -632,6 +635,8 @@ class PvaMirror:
         self._open_puts: dict[int, PutRecord] = {}
         #: asynchronous puts of both protocols, ended in the order they began
         self.asyn = asyncput.AsyncPuts(start=self._start_waiting_put)
+        #: (when, PV): a waiting put to start once a callbackPV's thread is done (any thread)
+        self._starts: deque[tuple[float, Entry]] = deque()
         self._poster = _PostThread(self)
         self._window = [time.perf_counter(), 0]  # start, deferrable posts since (any thread)
         self._busy = False  # more than DEFER_RATE posts/s in the last window
@@ -1162,10 +1167,15 @@ class PvaMirror:
             op.done()
         _cleanup.keep(op)
 
-    def start_waiting(self, entry: Entry) -> None:
-        """A put to ``entry`` ended (any thread): the next waiting PVA put may start, on
-        the driver thread (none once stopped: the driver thread is gone)."""
-        if not self.stopped and self.asyn.next_ready(entry):
+    def start_waiting(self, entry: Entry, after: float = 0.0) -> None:
+        """A put to ``entry`` ended (any thread): the next waiting put may start, on the
+        driver thread (none once stopped: the driver thread is gone), ``after`` seconds
+        from now at the earliest."""
+        if self.stopped or not self.asyn.next_ready(entry):
+            return
+        if after:
+            self._starts.append((time.monotonic() + after, entry))
+        else:
             self.submit(lambda: self.asyn.start_next(entry))
 
     def complete_async(self, entry: Entry, error: str = "") -> Any:
@@ -1181,12 +1191,18 @@ class PvaMirror:
         elif isinstance(item, asyncput.TimedOut):
             log.warning("%s: callbackPV came for a PVA put that had timed out (%r)",
                         entry.name, item.put.value)
-        self.start_waiting(entry)
+        # a driver that marks itself idle after its callbackPV (pcaspy's pysh example:
+        # callbackPV, then self.tid = None) refused the next put, started at once on the
+        # driver thread; alone, pcaspy retries it at its server loop's next turn
+        self.start_waiting(entry, after=NEXT_PUT_DELAY)
         return item
 
     def expire_async(self, now: float) -> None:
-        """Driver thread, each loop: fail asyn PVA puts whose callback never came (or that
-        waited that long for one in progress)."""
+        """Driver thread, each loop: start the waiting puts whose time has come; fail asyn
+        PVA puts whose callback never came (or that waited that long for one in progress)."""
+        starts = self._starts
+        while starts and starts[0][0] <= now:
+            self.asyn.start_next(starts.popleft()[1])
         for entry, put in self.asyn.expire(now):
             waited = put.record is None
             msg = (f"{entry.name}: asynchronous put timed out after {self.asyn_timeout:g} s "

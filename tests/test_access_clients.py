@@ -555,3 +555,44 @@ def test_a_calc_that_reads_no_input_never_applies(tmp_path):
     acf.write_text('ASG(DEFAULT) {\n    RULE(1, READ)\n    RULE(1, WRITE) { CALC("1") }\n}\n')
     from pvconsole.access import AccessRules
     assert not AccessRules(acf).can_write("DEFAULT", "op", "127.0.0.1")
+
+
+def test_a_scripts_own_acf_without_default_leaves_pvs_without_an_asg_open(tmp_path):
+    """pcaspy's access_control example: its file has no ASG(DEFAULT), and alone pcaspy
+    leaves PVs without an asg out of access security. They were put in DEFAULT, which
+    that file leaves empty: unreadable and unwritable on CA, off PVA, and the example's
+    rule, which reads LEVEL, never granted FILL either."""
+    from conftest import CAClient
+    from p4p.client.thread import Context
+    acf = tmp_path / "test.as"
+    acf.write_text('ASG(fill) {\n    INPA("AC:LEVEL")\n    RULE(1, READ)\n'
+                   '    RULE(1, WRITE) {\n        CALC("A<3")\n    }\n}\n')
+    script = tmp_path / "access_control.py"
+    script.write_text(
+        "from pcaspy import Driver, SimpleServer\n"
+        "pvdb = {'LEVEL': {'value': 0.0}, 'FILL': {'asg': 'fill'}}\n"
+        "class D(Driver):\n    pass\n"
+        "if __name__ == '__main__':\n"
+        "    server = SimpleServer()\n"
+        f"    server.initAccessSecurityFile({str(acf)!r})\n"
+        "    server.createPV('AC:', pvdb)\n"
+        "    driver = D()\n"
+        "    driver.setParam('LEVEL', 0.0)\n"
+        "    driver.updatePVs()\n"
+        "    while True:\n        server.process(0.1)\n")
+    ca_port = free_port()
+    proc, env = _headless(tmp_path, "--plugin", str(script), ca_port=ca_port)
+    ca = CAClient(ca_port)
+    ctx = Context("pva", conf=env, useenv=False)
+    try:
+        assert ca.put("AC:LEVEL", 1.0, wait=True).get("ok")
+        assert ctx.get("AC:LEVEL", timeout=5) == 1.0  # served on PVA
+        ctx.put("AC:LEVEL", 2.0, wait=True, timeout=5)
+        wait_for(lambda: ca.put("AC:FILL", 5.0, wait=True).get("ok"), timeout=10)
+        assert ca.put("AC:LEVEL", 5.0, wait=True).get("ok")
+        wait_for(lambda: "denied" in ca.put("AC:FILL", 6.0, wait=True).get("error", ""), timeout=10)
+    finally:
+        ctx.close()
+        ca.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)

@@ -205,3 +205,27 @@ def test_a_failed_asynchronous_write_fails_the_put_on_both_protocols(engine_fact
     assert reply.get("message") == "Channel write request failed", reply  # ECA_PUTFAIL
     pva(engine).put("FP:X", 3.0, wait=True, timeout=5)
     assert pva(engine).get("FP:X").value == 3.0
+
+
+def test_a_put_waiting_behind_an_asyn_one_starts_after_the_drivers_callback_is_done(
+        engine_factory, pva):
+    """pcaspy's pysh example: the worker calls callbackPV and then marks the driver idle.
+    The waiting put was handed to the driver at once and refused as busy (4 of 20 over
+    PVA); alone, pcaspy retries it at its loop's next turn."""
+    engine = engine_factory(plugin_path("busy_asyn"), asyn_timeout=5.0)
+    ctx = pva(engine)
+    errors: list = []
+
+    def put(value: str) -> None:
+        try:
+            ctx.put("BA:CMD", value, wait=True, timeout=5)
+        except Exception as e:  # noqa: BLE001 - what the test reads
+            errors.append(e)
+
+    first = threading.Thread(target=put, args=("first",))
+    first.start()
+    time.sleep(0.05)
+    put("second")
+    first.join()
+    assert not errors
+    assert wait_for(lambda: ctx.get("BA:DONE").value == 2)
