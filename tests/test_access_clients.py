@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -452,12 +453,65 @@ def test_a_busy_driver_thread_does_not_make_the_client_report_look_dear(engine_f
     assert engine.clients_max_age == CLIENTS_MAX_AGE
 
 
+@contextlib.contextmanager
+def _both_clients(tmp_path, *args):
+    """A headless pvconsole with ``args`` (asLib's input client starts once per process),
+    and a CA and a PVA client of it."""
+    from conftest import CAClient
+    from p4p.client.thread import Context
+    ca_port = free_port()
+    proc, env = _headless(tmp_path, *args, ca_port=ca_port)
+    ca = CAClient(ca_port)
+    ctx = Context("pva", conf=env, useenv=False)
+    try:
+        yield ca, ctx
+    finally:
+        ctx.close()
+        ca.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+def _pva_put(ctx, pv: str, value: float) -> bool:
+    """Whether a PVA put was allowed (a refusal must be the ACF's)."""
+    try:
+        ctx.put(pv, value, wait=True, timeout=5)
+    except RemoteError as e:
+        assert "write access denied" in str(e)
+        return False
+    return True
+
+
+def _ca_put(ca, pv: str, value: float) -> bool:
+    """Whether a CA put was allowed (a refusal must be the ACF's)."""
+    reply = ca.put(pv, value, wait=True)
+    assert reply.get("ok") or "denied" in reply.get("error", ""), reply
+    return bool(reply.get("ok"))
+
+
+def _script_with_own_acf(tmp_path, acf_text: str, pvdb: str, prefix: str, start: str = "") -> str:
+    """A pcaspy script that loads its own access security file, as pcaspy's example."""
+    acf = tmp_path / "own.acf"
+    acf.write_text(acf_text)
+    script = tmp_path / "own_acf.py"
+    script.write_text(
+        "from pcaspy import Driver, SimpleServer\n"
+        f"pvdb = {pvdb}\n"
+        "class D(Driver):\n    pass\n"
+        "if __name__ == '__main__':\n"
+        "    server = SimpleServer()\n"
+        f"    server.initAccessSecurityFile({str(acf)!r})\n"
+        f"    server.createPV({prefix!r}, pvdb)\n"
+        "    driver = D()\n"
+        f"{start}"
+        "    while True:\n        server.process(0.1)\n")
+    return str(script)
+
+
 def test_calc_in_epics_syntax_and_rule_levels_decide_alike_on_both_protocols(tmp_path):
     """``CALC("A#1")`` is EPICS's "A not equal 1" (p4p's engine read it as Python: ``A``,
     the rest a comment, so PVA granted what CA refused), and a ``RULE(0, WRITE)`` does not
     apply to pcaspy's clients (level 1): PVA granted it."""
-    from conftest import CAClient
-    from p4p.client.thread import Context
     plugin = tmp_path / "tank.py"
     plugin.write_text(LEVEL_PLUGIN.replace(
         '"FILL": {"type": "float", "asg": "fill"}',
@@ -467,93 +521,43 @@ def test_calc_in_epics_syntax_and_rule_levels_decide_alike_on_both_protocols(tmp
                    'ASG(fill) {\n    INPA(TANK:LEVEL)\n    RULE(1, READ)\n'
                    '    RULE(1, WRITE) {\n        CALC("A#1")\n    }\n}\n'
                    'ASG(low) {\n    RULE(1, READ)\n    RULE(0, WRITE)\n}\n')
-    ca_port = free_port()
-    proc, env = _headless(tmp_path, "--plugin", str(plugin), "--acf", str(acf), ca_port=ca_port)
-    ca = CAClient(ca_port)
-    ctx = Context("pva", conf=env, useenv=False)
-
-    def pva_put(pv: str, value: float) -> bool:
-        try:
-            ctx.put(pv, value, wait=True, timeout=5)
-        except RemoteError as e:
-            assert "write access denied" in str(e)
-            return False
-        return True
-
-    def ca_put(pv: str, value: float) -> bool:
-        reply = ca.put(pv, value, wait=True)
-        assert reply.get("ok") or "denied" in reply.get("error", ""), reply
-        return bool(reply.get("ok"))
-
-    try:
-        assert ca_put("TANK:LEVEL", 1.0)
-        wait_for(lambda: not ca_put("TANK:FILL", 2.0) and not pva_put("TANK:FILL", 2.0), timeout=10)
-        assert ca_put("TANK:LEVEL", 0.0)
-        wait_for(lambda: ca_put("TANK:FILL", 3.0) and pva_put("TANK:FILL", 4.0), timeout=10)
-        assert not ca_put("TANK:LOW", 1.0)
-        assert not pva_put("TANK:LOW", 1.0)
-    finally:
-        ctx.close()
-        ca.close()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
+    with _both_clients(tmp_path, "--plugin", str(plugin), "--acf", str(acf)) as (ca, ctx):
+        assert _ca_put(ca, "TANK:LEVEL", 1.0)
+        wait_for(lambda: not _ca_put(ca, "TANK:FILL", 2.0) and not _pva_put(ctx, "TANK:FILL", 2.0),
+                 timeout=10)
+        assert _ca_put(ca, "TANK:LEVEL", 0.0)
+        wait_for(lambda: _ca_put(ca, "TANK:FILL", 3.0) and _pva_put(ctx, "TANK:FILL", 4.0), timeout=10)
+        assert not _ca_put(ca, "TANK:LOW", 1.0)
+        assert not _pva_put(ctx, "TANK:LOW", 1.0)
 
 
 def test_a_scripts_own_acf_with_inputs_governs_ca_puts(tmp_path):
     """A script's ``initAccessSecurityFile`` with INPA + CALC: CA writes follow the input.
     asLib's CA client of the inputs was started before the script's file replaced the
     rules, and never read this file's: CA refused the write whatever LOCK held."""
-    from conftest import CAClient
-    acf = tmp_path / "own.acf"
-    acf.write_text('ASG(DEFAULT) {\n    RULE(1, WRITE)\n}\n'
-                   'ASG(LOCK) {\n    INPA("OWN:LOCK")\n    RULE(1, READ)\n'
-                   '    RULE(1, WRITE) {\n        CALC("A=0")\n    }\n}\n')
-    script = tmp_path / "own_acf.py"
-    script.write_text(
-        "from pcaspy import Driver, SimpleServer\n"
-        "pvdb = {'LOCK': {'type': 'int'}, 'GATED': {'asg': 'LOCK'}}\n"
-        "class D(Driver):\n    pass\n"
-        "if __name__ == '__main__':\n"
-        "    server = SimpleServer()\n"
-        f"    server.initAccessSecurityFile({str(acf)!r})\n"
-        "    server.createPV('OWN:', pvdb)\n"
-        "    driver = D()\n"
-        "    while True:\n        server.process(0.1)\n")
-    from p4p.client.thread import Context
-    ca_port = free_port()
-    proc, env = _headless(tmp_path, "--plugin", str(script), ca_port=ca_port)
-    ca = CAClient(ca_port)
-    ctx = Context("pva", conf=env, useenv=False)
-
-    def pva_refused() -> bool:
-        try:
-            ctx.put("OWN:GATED", 5.0, wait=True, timeout=5)
-        except RemoteError as e:
-            return "write access denied" in str(e)
-        return False
-
-    try:  # LOCK is UDF, INVALID: asLib takes it as a bad input, and so does PVA
-        assert "denied" in ca.put("OWN:GATED", 1.0, wait=True).get("error", "")
-        wait_for(pva_refused, timeout=10)
-        assert ca.put("OWN:LOCK", 0, wait=True).get("ok")
-        wait_for(lambda: ca.put("OWN:GATED", 2.0, wait=True).get("ok"), timeout=10)
-        wait_for(lambda: not pva_refused(), timeout=10)
-        assert ca.put("OWN:LOCK", 1, wait=True).get("ok")
-        wait_for(lambda: "denied" in ca.put("OWN:GATED", 3.0, wait=True).get("error", ""), timeout=10)
-        wait_for(pva_refused, timeout=10)
-    finally:
-        ctx.close()
-        ca.close()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
+    script = _script_with_own_acf(
+        tmp_path, 'ASG(DEFAULT) {\n    RULE(1, WRITE)\n}\n'
+                  'ASG(LOCK) {\n    INPA("OWN:LOCK")\n    RULE(1, READ)\n'
+                  '    RULE(1, WRITE) {\n        CALC("A=0")\n    }\n}\n',
+        "{'LOCK': {'type': 'int'}, 'GATED': {'asg': 'LOCK'}}", "OWN:")
+    with _both_clients(tmp_path, "--plugin", script) as (ca, ctx):
+        # LOCK is UDF, INVALID: asLib takes it as a bad input, and so does PVA
+        assert not _ca_put(ca, "OWN:GATED", 1.0)
+        wait_for(lambda: not _pva_put(ctx, "OWN:GATED", 5.0), timeout=10)
+        assert _ca_put(ca, "OWN:LOCK", 0)
+        wait_for(lambda: _ca_put(ca, "OWN:GATED", 2.0), timeout=10)
+        wait_for(lambda: _pva_put(ctx, "OWN:GATED", 5.0), timeout=10)
+        assert _ca_put(ca, "OWN:LOCK", 1)
+        wait_for(lambda: not _ca_put(ca, "OWN:GATED", 3.0), timeout=10)
+        wait_for(lambda: not _pva_put(ctx, "OWN:GATED", 5.0), timeout=10)
 
 
 def test_a_calc_that_reads_no_input_never_applies(tmp_path):
     """asLib computes a rule's CALC when an input it reads changes: CALC("1") is never
     computed, and CA never granted its rule (checked with a CA client); PVA did."""
+    from pvconsole.access import AccessRules
     acf = tmp_path / "calc1.acf"
     acf.write_text('ASG(DEFAULT) {\n    RULE(1, READ)\n    RULE(1, WRITE) { CALC("1") }\n}\n')
-    from pvconsole.access import AccessRules
     assert not AccessRules(acf).can_write("DEFAULT", "op", "127.0.0.1")
 
 
@@ -562,37 +566,15 @@ def test_a_scripts_own_acf_without_default_leaves_pvs_without_an_asg_open(tmp_pa
     leaves PVs without an asg out of access security. They were put in DEFAULT, which
     that file leaves empty: unreadable and unwritable on CA, off PVA, and the example's
     rule, which reads LEVEL, never granted FILL either."""
-    from conftest import CAClient
-    from p4p.client.thread import Context
-    acf = tmp_path / "test.as"
-    acf.write_text('ASG(fill) {\n    INPA("AC:LEVEL")\n    RULE(1, READ)\n'
-                   '    RULE(1, WRITE) {\n        CALC("A<3")\n    }\n}\n')
-    script = tmp_path / "access_control.py"
-    script.write_text(
-        "from pcaspy import Driver, SimpleServer\n"
-        "pvdb = {'LEVEL': {'value': 0.0}, 'FILL': {'asg': 'fill'}}\n"
-        "class D(Driver):\n    pass\n"
-        "if __name__ == '__main__':\n"
-        "    server = SimpleServer()\n"
-        f"    server.initAccessSecurityFile({str(acf)!r})\n"
-        "    server.createPV('AC:', pvdb)\n"
-        "    driver = D()\n"
-        "    driver.setParam('LEVEL', 0.0)\n"
-        "    driver.updatePVs()\n"
-        "    while True:\n        server.process(0.1)\n")
-    ca_port = free_port()
-    proc, env = _headless(tmp_path, "--plugin", str(script), ca_port=ca_port)
-    ca = CAClient(ca_port)
-    ctx = Context("pva", conf=env, useenv=False)
-    try:
-        assert ca.put("AC:LEVEL", 1.0, wait=True).get("ok")
+    script = _script_with_own_acf(
+        tmp_path, 'ASG(fill) {\n    INPA("AC:LEVEL")\n    RULE(1, READ)\n'
+                  '    RULE(1, WRITE) {\n        CALC("A<3")\n    }\n}\n',
+        "{'LEVEL': {'value': 0.0}, 'FILL': {'asg': 'fill'}}", "AC:",
+        start="    driver.setParam('LEVEL', 0.0)\n    driver.updatePVs()\n")
+    with _both_clients(tmp_path, "--plugin", script) as (ca, ctx):
+        assert _ca_put(ca, "AC:LEVEL", 1.0)
         assert ctx.get("AC:LEVEL", timeout=5) == 1.0  # served on PVA
-        ctx.put("AC:LEVEL", 2.0, wait=True, timeout=5)
-        wait_for(lambda: ca.put("AC:FILL", 5.0, wait=True).get("ok"), timeout=10)
-        assert ca.put("AC:LEVEL", 5.0, wait=True).get("ok")
-        wait_for(lambda: "denied" in ca.put("AC:FILL", 6.0, wait=True).get("error", ""), timeout=10)
-    finally:
-        ctx.close()
-        ca.close()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
+        assert _pva_put(ctx, "AC:LEVEL", 2.0)
+        wait_for(lambda: _ca_put(ca, "AC:FILL", 5.0), timeout=10)
+        assert _ca_put(ca, "AC:LEVEL", 5.0)
+        wait_for(lambda: not _ca_put(ca, "AC:FILL", 6.0), timeout=10)
