@@ -330,6 +330,11 @@ class Engine:
                 os.environ.update(cfg.ca_env())
                 access_mod.start_inputs()  # (the rules are final now)
                 array_bytes.warn_of(self.entries.values())
+                try:  # checked again: the CA server library takes a random port if it is taken
+                    check_port_free("CA", cfg.ca_intf, cfg.ca_port)
+                except ConfigError as e:
+                    raise StartupError(f"{e}: taken while the plugins loaded (one that runs a "
+                                       "CA server of its own, a bare cas.caServer?)") from None
                 self.ca_server = _CAServer()
                 self.thread.start()  # CA serves while the PVA side is being built
                 try:

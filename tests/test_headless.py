@@ -578,3 +578,22 @@ def test_a_script_handler_that_chains_to_the_one_it_replaced_stops_cleanly(tmp_p
         f"open({str(mark)!r}, 'w').write('clean')\n"))
     serve_and_stop(tmp_path, script, 2.0)
     assert mark.read_text() == "clean"
+
+
+def test_a_plugin_holding_the_ca_port_stops_start_up_with_the_port_named(tmp_path):
+    """A script that runs a CA server of its own (pcaspy's casnooper example) took the
+    port while loading: pvconsole's CA server then served on a random port, and the log
+    named the configured one, which no client could reach it on."""
+    plugin = _plugin(tmp_path, "holder", (
+        "import os, socket\n"
+        "held = socket.socket()\n"
+        "held.bind(('127.0.0.1', int(os.environ['EPICS_CAS_SERVER_PORT'])))\n"
+        "held.listen()\n"
+        "prefix = 'HOLD:'\npvdb = {'X': {}}\n"))
+    proc, _ = start(tmp_path, "--plugin", plugin)
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 2, err
+    assert "taken while the plugins loaded" in err and "CA port" in err
