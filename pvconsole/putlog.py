@@ -82,6 +82,10 @@ def written(name: str, returned: Any) -> Any:
     callback, and the process aborted."""
     if returned is True or returned is False or returned is None:
         return returned
+    if getattr(returned, "shape", None) == () and hasattr(returned, "item"):
+        returned = returned.item()  # a numpy bool: np.False_ is not False to pcaspy's check
+        if returned is True or returned is False:
+            return returned
     try:
         bool(returned)
     except Exception as e:

@@ -17,6 +17,7 @@ pvdb = {
     "IMG": {"type": "int", "count": np.prod((4, 8))},
     "ZERO": {"type": "float", "count": 0, "value": 2.5},
     "OK": {"type": "float", "value": 1.0},
+    "NP_REFUSES": {"type": "int"},
 }
 
 
@@ -26,6 +27,8 @@ class UnrulyDriver(Driver):
             sys.exit(0)
         if reason == "OSEXIT":
             os._exit(3)
+        if reason == "NP_REFUSES":
+            return np.bool_(False)  # a refusal computed with numpy
         self.setParam(reason, value)
         if reason.startswith("ARRAY_OK"):
             if reason.endswith("ASYN"):
