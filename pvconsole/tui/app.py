@@ -311,9 +311,10 @@ class PvConsoleApp(App[int]):
             return
         stats = self.source.stats()
         self.status.sample(stats, self.clock())
-        puts = self.main.query_one(PutLogView)
-        if not puts.started and getattr(stats, "uptime", 0):  # (earlier runs' puts: dimmed)
-            puts.set_started(getattr(self.source, "now", time.time)() - stats.uptime)
+        with _unless_shutting_down("stats"):  # (a quit under load: CI saw it fail a test)
+            puts = self.main.query_one(PutLogView)
+            if not puts.started and getattr(stats, "uptime", 0):  # (earlier runs' puts: dimmed)
+                puts.set_started(getattr(self.source, "now", time.time)() - stats.uptime)
         gone = getattr(self.source, "gone", "")
         if gone and not self._gone_told:  # the engine process died (a plugin crashed it)
             self._gone_told = True
