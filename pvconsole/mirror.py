@@ -379,7 +379,9 @@ class MirroredPV(SimplePV):
             if entry.spec.kind == "enum":  # (pcaspy's live table: a setParamEnums not yet posted)
                 typemap.checked_enum_index(entry.spec, self.info.enums[:typemap.MAX_ENUM_STATES],
                                            int(requested))  # (CA serves the first 16)
-            ok = written(entry.name, super().writeValue(client, gddValue))
+            if entry.driver is None:
+                raise WriteRefused(f"{entry.name}: plugin has no driver")
+            ok = driver_write(entry, entry.driver, requested)
         except typemap.PutRejected as e:  # as the same put over PVA is
             log.debug("%s: CA put refused: %s", entry.name, e)  # (the put log has it, as for PVA)
             self.mirror.end_put(record, PutResult.REFUSED_TYPE, str(e))
@@ -1102,7 +1104,6 @@ class PvaMirror:
         value = put.value
         put.record = self.begin_put(entry, "pva", put.client, value)
         driver = entry.driver
-        reason = entry.spec.reason
         if driver is None:
             self._answer(entry, put, PutResult.DRIVER_ERROR,
                          f"{entry.name}: plugin has no driver")
@@ -1111,17 +1112,11 @@ class PvaMirror:
         if asyn:  # before write(): a callbackPV from write() itself ends it
             self.asyn.begin(entry, put)
         try:
-            ok = written(entry.name, driver.write(reason, value))
+            ok = driver_write(entry, driver, value)
         except PLUGIN_FAULTS as e:
             result, reason = write_failed(entry.name, e)
             self._settle(entry, put, result, f"{entry.name}: {result}: {reason}")
             return
-        try:
-            if ok is False:  # pcaspy flags a refused CA write with WRITE/INVALID: same here
-                driver.setParamStatus(reason, Alarm.WRITE_ALARM, Severity.INVALID_ALARM)
-            driver.updatePV(reason)
-        except Exception:
-            log.exception("%s: update after put failed", entry.name)
         if ok is False:
             self._settle(entry, put, PutResult.REFUSED_DRIVER,
                          f"{entry.name}: driver refused value {value!r}")
@@ -1215,6 +1210,22 @@ class PvaMirror:
         for put in self.asyn.drop(entry):  # (under the PV's lock: see expose)
             self._answer(entry, put, PutResult.DRIVER_ERROR, f"{entry.name}: {why}", settled=False)
         self.start_waiting(entry)  # a CA put that waited for them goes on
+
+
+def driver_write(entry: Entry, driver: Any, value: Any) -> Any:
+    """A put's driver call, as pcaspy's ``SimplePV.writeValue`` makes it, for both
+    protocols: ``write()``, a refusal (False, numpy's too: :func:`written`) flagged
+    WRITE/INVALID, then ``updatePV``. Returns what the write returned; what ``write()``
+    raises propagates (pcaspy's own ``writeValue`` took numpy's False for success)."""
+    reason = entry.spec.reason
+    ok = written(entry.name, driver.write(reason, value))
+    try:
+        if ok is False:
+            driver.setParamStatus(reason, Alarm.WRITE_ALARM, Severity.INVALID_ALARM)
+        driver.updatePV(reason)
+    except Exception:
+        log.exception("%s: update after put failed", entry.name)
+    return ok
 
 
 def waits_for_completion(op: Any) -> bool:

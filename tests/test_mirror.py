@@ -1775,8 +1775,11 @@ def test_an_update_pvs_posts_its_pvs_on_pva_before_ca(engine, pva, ca, monkeypat
 
 def test_a_numpy_false_from_write_is_a_refusal(unruly, pva, ca):
     """pcaspy checks ``is False``: np.False_ was taken as success."""
-    ca(unruly).call(op="put_status", pv="UR:NP_REFUSES", value=3)
+    client = ca(unruly)
+    client.call(op="put_status", pv="UR:NP_REFUSES", value=3)
     assert unruly.putlog.tail(1)[0].result == "refused: driver"
+    assert (client.get("UR:NP_REFUSES")["severity"], pva(unruly).get("UR:NP_REFUSES").alarm.message) \
+        == (3, "WRITE")  # flagged as for False, on both protocols
     with pytest.raises(RemoteError, match="driver refused"):
         pva(unruly).put("UR:NP_REFUSES", 4, timeout=5)
 
