@@ -102,20 +102,27 @@ def _put_value(child: Any, value: Any) -> None:
         _put_dd(child, value)
 
 
-class TextGdd:
-    """The gdd of a scalar ``string`` PV's CA get or post, taking ``bytes`` as their text
-    (:func:`bytes_string`); pcaspy's ``gdd.put`` made the server's scalar an array."""
+class GddView:
+    """A gdd seen through a conversion: what pcaspy reads or writes of it goes through the
+    subclass's ``get``/``put``, everything else to the gdd."""
 
     __slots__ = ("_gdd",)
 
     def __init__(self, gdd: Any) -> None:
         self._gdd = gdd
 
-    def put(self, value: Any) -> None:
-        self._gdd.put(bytes_string(value) if isinstance(value, (bytes, bytearray)) else value)
-
     def __getattr__(self, name: str) -> Any:
         return getattr(self._gdd, name)
+
+
+class TextGdd(GddView):
+    """The gdd of a scalar ``string`` PV's CA get or post, taking ``bytes`` as their text
+    (:func:`bytes_string`); pcaspy's ``gdd.put`` made the server's scalar an array."""
+
+    __slots__ = ()
+
+    def put(self, value: Any) -> None:
+        self._gdd.put(bytes_string(value) if isinstance(value, (bytes, bytearray)) else value)
 
 
 class NotServable(ValueError):
@@ -152,21 +159,18 @@ def within_count(value: Any, count: int) -> Any:
     return value
 
 
-class ArrayGdd:
+class ArrayGdd(GddView):
     """The gdd of an array PV's CA get or post, taking only what it can hold
     (:func:`array_value`), and no more than ``count`` elements (:func:`within_count`)."""
 
-    __slots__ = ("_gdd", "_count")
+    __slots__ = ("_count",)
 
     def __init__(self, gdd: Any, count: int) -> None:
-        self._gdd = gdd
+        super().__init__(gdd)
         self._count = count
 
     def put(self, value: Any) -> None:
         self._gdd.put(within_count(array_value(value), self._count))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._gdd, name)
 
 
 def get_target(info: Any, gdd: Any) -> Any:

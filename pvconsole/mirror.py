@@ -363,9 +363,9 @@ class MirroredPV(SimplePV):
         """A CA put: the driver call pcaspy makes, plus the put log and error containment.
         An asynchronous one (pcaspy started it before this call) is in progress from now
         until the ``callbackPV`` that ends it (:mod:`pvconsole.asyncput`)."""
-        if self.info.type == cas.aitEnumString and self.info.count == 1:
-            gddValue = _TextPut(gddValue)
         requested = gddValue.get()
+        if self.info.type == cas.aitEnumString and self.info.count == 1:
+            requested = typemap.ca_put_text(requested)  # (for the driver and the put log)
         host = getattr(client, "host", "") or ""
         user = getattr(client, "user", "") or ""
         entry, puts = self.entry, self.mirror.asyn
@@ -460,22 +460,6 @@ class MirroredPV(SimplePV):
 
 #: (alarm, severity) of a PV whose driver read() raised.
 _READ_FAILED = (Alarm.READ_ALARM, Severity.INVALID_ALARM)
-
-
-class _TextPut:
-    """A CA put's gdd to a ``string`` PV, whose value is its text
-    (:func:`typemap.ca_put_text`) for pcaspy's ``writeValue`` and the put log alike."""
-
-    __slots__ = ("_gdd",)
-
-    def __init__(self, gdd: Any) -> None:
-        self._gdd = gdd
-
-    def get(self) -> Any:
-        return typemap.ca_put_text(self._gdd.get())
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._gdd, name)
 
 
 class _InlineSharedPV(SharedPV):
