@@ -811,12 +811,15 @@ def _main_namespace(path: Path) -> dict:
     _script_namespaces.append(namespace)
     main = sys.modules.get("__main__")
     if main is not None and vars(main).get("__getattr__") is not _main_attr:
-        _main_attr.before = vars(main).get("__getattr__")  # type: ignore[attr-defined]
+        global _main_getattr
+        _main_getattr = vars(main).get("__getattr__")
         vars(main)["__getattr__"] = _main_attr
     return namespace
 
 
 _script_namespaces: list[dict] = []
+#: The ``__getattr__`` pvconsole's ``__main__`` had before :func:`_main_attr` (if any).
+_main_getattr: Callable[[str], Any] | None = None
 
 
 def _main_attr(name: str) -> Any:
@@ -827,9 +830,8 @@ def _main_attr(name: str) -> Any:
     for namespace in reversed(_script_namespaces):
         if name in namespace:
             return namespace[name]
-    before = getattr(_main_attr, "before", None)
-    if before is not None:
-        return before(name)
+    if _main_getattr is not None:
+        return _main_getattr(name)
     raise AttributeError(f"module '__main__' has no attribute {name!r}")
 
 
