@@ -45,6 +45,16 @@ async def open_details(app: PvConsoleApp, pilot, name: str) -> DetailsScreen:
     return app.screen
 
 
+async def run_command(pilot, command: str) -> None:
+    """Type ``command`` into the command palette and run the best match, as an operator."""
+    await pilot.press("ctrl+p")
+    await pilot.pause()
+    await pilot.press(*command)
+    await pilot.pause(0.3)
+    await pilot.press("enter")
+    await pilot.pause()
+
+
 def shown_text(widget) -> str:
     width, height = widget.size
     return "\n".join(strip.text for strip in widget.render_lines(Region(0, 0, width, height)))
@@ -85,12 +95,7 @@ def test_the_palette_offers_the_keys_of_every_view() -> None:
     """Sorting, marks, the put-log filter, the server-log follow and the details of the
     cursor PV were keys only."""
     async def check(app, pilot) -> None:
-        await pilot.press("ctrl+p")
-        await pilot.pause()
-        await pilot.press(*"sort by alarm")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
-        await pilot.pause()
+        await run_command(pilot, "sort by alarm")
         assert app.pv_view.table.sort_key == "sev"
         commands = {name: run for name, _, run in ConsoleCommands(app.screen)._actions()}
         commands["Mark every shown PV"]()
@@ -449,12 +454,7 @@ def test_the_palettes_exposure_toggle_off_the_pv_table_changes_nothing_unseen() 
         for view_key, expected in (("4", 0), ("1", 1)):
             await pilot.press(view_key)
             await pilot.pause()
-            await pilot.press("ctrl+p")
-            await pilot.pause()
-            await pilot.press(*"toggle pva exposure of marked")
-            await pilot.pause(0.3)
-            await pilot.press("enter")
-            await pilot.pause()
+            await run_command(pilot, "toggle pva exposure of marked")
             assert len(asked) == expected
             assert app.current_view == "pvs"
     run(check)
